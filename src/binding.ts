@@ -1,0 +1,77 @@
+// The one place that loads the native addon and declares its interface.
+import { createRequire } from 'node:module'
+import { fileURLToPath } from 'node:url'
+
+/** Mirrors src/native/platform.h. */
+export const METHOD_CLONE = 0
+export const METHOD_COPY = 1
+export const Flag = {
+  NoFollow: 0x001,
+  Owner: 0x002,
+  Acl: 0x004,
+  Xattr: 0x008,
+  Mode: 0x010,
+  Times: 0x020,
+  SetId: 0x040,
+  Overwrite: 0x080,
+  Direct: 0x100,
+} as const
+
+export interface FsInfo {
+  /** statfs f_type on Linux; a hash of the type name on macOS; 0 on Windows */
+  type: number
+  name: string
+  blockSize: number
+  dev: number
+  mountId: number
+  /** 1 yes, 0 no, -1 unknown: from the filesystem type or its capability flags */
+  canClone: number
+}
+
+export type NativePath = string | Buffer
+
+export interface Binding {
+  cloneFile(src: NativePath | number, dst: NativePath, method: number, flags: number, async: false): number
+  cloneFile(src: NativePath | number, dst: NativePath, method: number, flags: number, async: true): Promise<number>
+  cloneRange(srcFd: number, dstFd: number, srcOffset: number, dstOffset: number, length: number, method: number, async: false): number
+  cloneRange(srcFd: number, dstFd: number, srcOffset: number, dstOffset: number, length: number, method: number, async: true): Promise<number>
+  dedupeRange(srcFd: number, dstFd: number, srcOffset: number, dstOffset: number, length: number): number
+  fsInfo(path: NativePath): FsInfo
+  /** [logical, physical, length, flags] for each extent */
+  extents(path: NativePath): Float64Array
+}
+
+let loaded: Binding | null | undefined
+let loadError: unknown
+
+/** The addon, or undefined when it is not built or hidden with CLONEFILE_NATIVE=0. */
+export function native(): Binding | undefined {
+  if (loaded === undefined) {
+    loaded = null
+    if (process.env.CLONEFILE_NATIVE !== '0') {
+      try {
+        const require = createRequire(import.meta.url)
+        const load = require('node-gyp-build') as (dir: string) => Binding
+        loaded = load(fileURLToPath(new URL('../..', import.meta.url)))
+      } catch (e) {
+        loadError = e
+      }
+    }
+  }
+  return loaded ?? undefined
+}
+
+/** The addon, or an error with code ERR_CLONEFILE_NATIVE_MISSING naming what needs it. */
+export function requireNative(feature: string): Binding {
+  const binding = native()
+  if (binding !== undefined) return binding
+  const why = process.env.CLONEFILE_NATIVE === '0'
+    ? 'it is disabled by CLONEFILE_NATIVE=0'
+    : `it is not built (${loadError instanceof Error ? loadError.message.split('\n')[0] : 'not found'})`
+  const err = new Error(
+    `${feature} needs clonefile's native addon, but ${why}. ` +
+      'Install a C toolchain (python3, make, a C compiler) and run `npm rebuild clonefile`.',
+  ) as Error & { code: string }
+  err.code = 'ERR_CLONEFILE_NATIVE_MISSING'
+  throw err
+}

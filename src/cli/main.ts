@@ -1,0 +1,42 @@
+import { cp } from './cp.js'
+import { demo } from './demo.js'
+import { probeCommand } from './probe.js'
+import { UsageError, errorLine } from './output.js'
+
+const HELP = `Usage: clonefile COMMAND [OPTION]... ARG...
+
+Space-saving copy-on-write clones of files, with an honest fallback to copying.
+
+Commands:
+  cp [--reflink=auto|always|never] [-f] [-n] [-v] [--json] SRC DST
+                      clone SRC to DST (copy where the filesystem cannot clone)
+  probe [--json] PATH [OTHER]
+                      can files be cloned within PATH's filesystem, or from PATH to OTHER?
+  demo [DIR]          time a copy and a clone of a 1 GiB file in DIR and show the space each takes
+
+Run 'clonefile COMMAND --help' for a command's options.
+Exit status: 0 success, 1 the operation failed, 2 bad usage.
+`
+
+const commands: Record<string, (args: string[]) => Promise<number>> = { cp, probe: probeCommand, demo }
+
+/** Runs the CLI and returns the exit code; only bin/clonefile.js calls process.exit. */
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...args] = argv
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(HELP)
+    return name === undefined ? 2 : 0
+  }
+  const command = commands[name]
+  if (command === undefined) {
+    process.stderr.write(`clonefile: unknown command '${name}'\n${HELP}`)
+    return 2
+  }
+  try {
+    return await command(args)
+  } catch (e) {
+    process.stderr.write(`clonefile ${name}: ${errorLine(e)}\n`)
+    const usage = e instanceof UsageError || (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')
+    return usage ? 2 : 1
+  }
+}

@@ -1,0 +1,142 @@
+// clone() without the addon: Node's fs.copyFile with COPYFILE_FICLONE_FORCE clones on Linux
+// (and returns ENOSYS on macOS and Windows). What is lost is said in README: xattrs and ACLs,
+// and times are kept to Node's utimes precision (microseconds), not the nanosecond.
+import * as fs from 'node:fs'
+import { pipeline } from 'node:stream/promises'
+import { fsError } from './errors.js'
+import { fallbackFor } from './fallback.js'
+import type { CloneJob, CloneResult } from './clone.js'
+import { tempSibling } from './temp.js'
+
+const { COPYFILE_EXCL, COPYFILE_FICLONE_FORCE } = fs.constants
+
+/** Errors of Node's own calls on the temporary carry its name; the caller knows only dst. */
+function renamed(e: unknown, tmp: string, dst: string): unknown {
+  const err = e as NodeJS.ErrnoException & { dest?: string }
+  if (err instanceof Error && typeof err.message === 'string') {
+    err.message = err.message.replaceAll(tmp, dst)
+    if (err.path === tmp) err.path = dst
+    if (err.dest === tmp) err.dest = dst
+  }
+  return e
+}
+
+function copyBytesSync(src: string, dst: string): void {
+  // read/write, not fs.copyFile: libuv's copyfile uses copy_file_range, which reflinks on XFS/btrfs.
+  const buf = Buffer.allocUnsafe(1 << 20)
+  const from = fs.openSync(src, 'r')
+  try {
+    const to = fs.openSync(dst, 'wx')
+    try {
+      for (let n; (n = fs.readSync(from, buf, 0, buf.length, null)) > 0;) {
+        for (let w = 0; w < n;) w += fs.writeSync(to, buf, w, n - w)
+      }
+    } finally {
+      fs.closeSync(to)
+    }
+  } finally {
+    fs.closeSync(from)
+  }
+}
+
+function metaSync(tmp: string, st: fs.BigIntStats, job: CloneJob): void {
+  if (job.options.preserveOwner && process.getuid?.() === 0) fs.chownSync(tmp, Number(st.uid), Number(st.gid))
+  fs.chmodSync(tmp, Number(st.mode) & 0o1777)
+  fs.utimesSync(tmp, Number(st.atimeNs) / 1e9, Number(st.mtimeNs) / 1e9)
+}
+
+function publishSync(tmp: string, dst: string, overwrite: boolean): void {
+  if (overwrite) return fs.renameSync(tmp, dst)
+  fs.linkSync(tmp, dst) // link(2) refuses to clobber: EEXIST
+  fs.unlinkSync(tmp)
+}
+
+function dataSync(job: CloneJob, src: string, tmp: string): CloneResult {
+  const size = fs.statSync(src).size
+  if (job.options.mode === 'never') {
+    copyBytesSync(src, tmp)
+    return { method: 'copy', size }
+  }
+  try {
+    fs.copyFileSync(src, tmp, COPYFILE_EXCL | COPYFILE_FICLONE_FORCE)
+    return { method: 'clone', size }
+  } catch (e) {
+    const fallback = job.options.mode === 'auto' ? fallbackFor(e) : undefined
+    if (fallback === undefined) throw e
+    fs.rmSync(tmp, { force: true })
+    copyBytesSync(src, tmp)
+    return { method: 'copy', size, fallback }
+  }
+}
+
+function symlinkSync(src: string, dst: string, job: CloneJob): CloneResult {
+  const tmp = tempSibling(dst)
+  const st = fs.lstatSync(src, { bigint: true })
+  fs.symlinkSync(fs.readlinkSync(src), tmp)
+  try {
+    fs.lutimesSync(tmp, Number(st.atimeNs) / 1e9, Number(st.mtimeNs) / 1e9)
+    publishSync(tmp, dst, job.options.overwrite)
+  } catch (e) {
+    fs.rmSync(tmp, { force: true })
+    throw renamed(e, tmp, dst)
+  }
+  return { method: 'clone', size: 0 }
+}
+
+export function cloneWithNodeSync(job: CloneJob): CloneResult {
+  const src = job.src.label
+  const dst = job.dst.label
+  if (!job.options.followSymlinks && fs.lstatSync(src).isSymbolicLink()) return symlinkSync(src, dst, job)
+  const st = fs.statSync(src, { bigint: true })
+  if (st.isDirectory()) throw fsError('EISDIR', 21, 'copyfile', src, dst)
+  const tmp = tempSibling(dst)
+  try {
+    const result = dataSync(job, src, tmp)
+    metaSync(tmp, st, job)
+    publishSync(tmp, dst, job.options.overwrite)
+    return result
+  } catch (e) {
+    fs.rmSync(tmp, { force: true })
+    throw renamed(e, tmp, dst)
+  }
+}
+
+async function copyBytes(src: string, dst: string): Promise<void> {
+  await pipeline(fs.createReadStream(src), fs.createWriteStream(dst, { flags: 'wx' }))
+}
+
+async function data(job: CloneJob, src: string, tmp: string): Promise<CloneResult> {
+  const size = (await fs.promises.stat(src)).size
+  if (job.options.mode === 'never') {
+    await copyBytes(src, tmp)
+    return { method: 'copy', size }
+  }
+  try {
+    await fs.promises.copyFile(src, tmp, COPYFILE_EXCL | COPYFILE_FICLONE_FORCE)
+    return { method: 'clone', size }
+  } catch (e) {
+    const fallback = job.options.mode === 'auto' ? fallbackFor(e) : undefined
+    if (fallback === undefined) throw e
+    await fs.promises.rm(tmp, { force: true })
+    await copyBytes(src, tmp)
+    return { method: 'copy', size, fallback }
+  }
+}
+
+export async function cloneWithNode(job: CloneJob): Promise<CloneResult> {
+  const src = job.src.label
+  const dst = job.dst.label
+  if (!job.options.followSymlinks && (await fs.promises.lstat(src)).isSymbolicLink()) return symlinkSync(src, dst, job)
+  const st = await fs.promises.stat(src, { bigint: true })
+  if (st.isDirectory()) throw fsError('EISDIR', 21, 'copyfile', src, dst)
+  const tmp = tempSibling(dst)
+  try {
+    const result = await data(job, src, tmp)
+    metaSync(tmp, st, job)
+    publishSync(tmp, dst, job.options.overwrite)
+    return result
+  } catch (e) {
+    await fs.promises.rm(tmp, { force: true })
+    throw renamed(e, tmp, dst)
+  }
+}

@@ -1,0 +1,168 @@
+import * as fs from 'node:fs'
+import { METHOD_CLONE, METHOD_COPY, requireNative } from './binding.js'
+import type { Binding } from './binding.js'
+import { fromNative, fsError, invalidArgType, outOfRange } from './errors.js'
+import type { CloneError } from './errors.js'
+import { fallbackFor } from './fallback.js'
+import { oneOf, toTarget, withDefaults } from './args.js'
+import type { FileLike, Target } from './args.js'
+import { modes } from './clone.js'
+import type { CloneMode, CloneResult } from './clone.js'
+
+export interface CloneRange {
+  /** @default 0 */
+  srcOffset?: number
+  /** @default 0 */
+  dstOffset?: number
+  /** bytes; 0 means to the end of the source @default 0 */
+  length?: number
+}
+
+export interface CloneRangeOptions {
+  /** as for clone(); 'auto' copies a range that cannot be cloned (misaligned, other fs) @default 'auto' */
+  mode?: CloneMode
+}
+
+const rangeDefaults: Required<CloneRange> = { srcOffset: 0, dstOffset: 0, length: 0 }
+const optionDefaults: Required<CloneRangeOptions> = { mode: 'auto' }
+
+interface RangeJob {
+  src: Target
+  dst: Target
+  range: Required<CloneRange>
+  mode: CloneMode
+}
+
+function rangeJob(src: unknown, dst: unknown, range: unknown, options: unknown): RangeJob {
+  if (typeof range !== 'object' || range === null) throw invalidArgType('range', 'of type object', range)
+  const r = withDefaults<CloneRange>('range', range, rangeDefaults)
+  for (const [key, value] of Object.entries(r)) {
+    if (!Number.isSafeInteger(value) || value < 0) throw outOfRange(`range.${key}`, 'an integer >= 0', value)
+  }
+  const o = withDefaults<CloneRangeOptions>('options', options, optionDefaults)
+  return { src: toTarget('src', src), dst: toTarget('dst', dst), range: r, mode: oneOf('options.mode', o.mode, modes) }
+}
+
+interface Opened {
+  srcFd: number
+  dstFd: number
+  /** the destination did not exist and was created here: removed again on failure */
+  created: boolean
+}
+
+function openSync(job: RangeJob): Opened {
+  const srcFd = job.src.fd ?? fs.openSync(job.src.native as string, 'r')
+  if (job.dst.fd !== undefined) return { srcFd, dstFd: job.dst.fd, created: false }
+  try {
+    return { srcFd, dstFd: fs.openSync(job.dst.native as string, 'r+'), created: false }
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e
+  }
+  try {
+    const mode = fs.fstatSync(srcFd).mode & 0o777
+    return { srcFd, dstFd: fs.openSync(job.dst.native as string, 'wx+', mode), created: true }
+  } catch (e) {
+    if (job.src.fd === undefined) fs.closeSync(srcFd)
+    throw e
+  }
+}
+
+function closeSync(job: RangeJob, o: Opened, failed: boolean): void {
+  if (job.src.fd === undefined) fs.closeSync(o.srcFd)
+  if (job.dst.fd === undefined) fs.closeSync(o.dstFd)
+  if (failed && o.created) fs.rmSync(job.dst.native as string, { force: true })
+}
+
+/**
+ * FICLONERANGE's EINVAL says nothing about why. Where the range is not aligned to the filesystem
+ * block, say so and name the nearest aligned offsets.
+ */
+function explainMisaligned(binding: Binding, err: CloneError, job: RangeJob, o: Opened): CloneError {
+  if (err.code !== 'EINVAL' || process.platform !== 'linux') return err
+  let block: number
+  try {
+    block = binding.fsInfo(`/proc/self/fd/${o.dstFd}`).blockSize
+  } catch {
+    return err
+  }
+  const { srcOffset, dstOffset, length } = job.range
+  const bad = ([['srcOffset', srcOffset], ['dstOffset', dstOffset], ['length', length]] as const)
+    .filter(([, v]) => v % block !== 0)
+  if (bad.length === 0) return err
+  const near = bad.map(([k, v]) => `${k} ${v} -> ${Math.floor(v / block) * block} or ${Math.ceil(v / block) * block}`)
+  const detail = `range not aligned to the filesystem block size ${block} (${near.join('; ')}; ` +
+    'a length may be unaligned only when the range ends at the end of the source)'
+  return fsError('EINVAL', 22, err.syscall, err.path, err.dest, detail)
+}
+
+function settle(binding: Binding, job: RangeJob, o: Opened, e: unknown): CloneError {
+  const err = fromNative(e, job.src.label, job.dst.label) as CloneError
+  return job.mode === 'always' ? explainMisaligned(binding, err, job, o) : err
+}
+
+/**
+ * Shares `range.length` bytes of `src` (from srcOffset) into `dst` (at dstOffset): FICLONERANGE
+ * on Linux, duplicate extents on Windows; macOS has none ('always' throws ENOTSUP). A `dst` path
+ * that does not exist is created, and removed again if the clone fails.
+ */
+export function cloneRangeSync(src: FileLike, dst: FileLike, range: CloneRange, options?: CloneRangeOptions): CloneResult {
+  const job = rangeJob(src, dst, range, options)
+  const binding = requireNative('cloneRange')
+  const o = openSync(job)
+  const { srcOffset, dstOffset, length } = job.range
+  const run = (method: number) => binding.cloneRange(o.srcFd, o.dstFd, srcOffset, dstOffset, length, method, false)
+  let failed = true
+  try {
+    let result: CloneResult
+    if (job.mode === 'never') {
+      result = { method: 'copy', size: run(METHOD_COPY) }
+    } else {
+      try {
+        result = { method: 'clone', size: run(METHOD_CLONE) }
+      } catch (e) {
+        const err = settle(binding, job, o, e)
+        const fallback = job.mode === 'auto' ? fallbackFor(err) : undefined
+        if (fallback === undefined) throw err
+        result = { method: 'copy', size: run(METHOD_COPY), fallback }
+      }
+    }
+    failed = false
+    return result
+  } catch (e) {
+    throw fromNative(e, job.src.label, job.dst.label)
+  } finally {
+    closeSync(job, o, failed)
+  }
+}
+
+/** The asynchronous twin of {@link cloneRangeSync}. */
+export async function cloneRange(src: FileLike, dst: FileLike, range: CloneRange, options?: CloneRangeOptions): Promise<CloneResult> {
+  const job = rangeJob(src, dst, range, options)
+  const binding = requireNative('cloneRange')
+  // Opening is quick and local; the clone or copy itself runs on the thread pool.
+  const o = openSync(job)
+  const { srcOffset, dstOffset, length } = job.range
+  const run = (method: number) => binding.cloneRange(o.srcFd, o.dstFd, srcOffset, dstOffset, length, method, true)
+  let failed = true
+  try {
+    let result: CloneResult
+    if (job.mode === 'never') {
+      result = { method: 'copy', size: await run(METHOD_COPY) }
+    } else {
+      try {
+        result = { method: 'clone', size: await run(METHOD_CLONE) }
+      } catch (e) {
+        const err = settle(binding, job, o, e)
+        const fallback = job.mode === 'auto' ? fallbackFor(err) : undefined
+        if (fallback === undefined) throw err
+        result = { method: 'copy', size: await run(METHOD_COPY), fallback }
+      }
+    }
+    failed = false
+    return result
+  } catch (e) {
+    throw fromNative(e, job.src.label, job.dst.label)
+  } finally {
+    closeSync(job, o, failed)
+  }
+}

@@ -1,0 +1,121 @@
+import { Flag, METHOD_CLONE, METHOD_COPY, native, requireNative } from './binding.js'
+import type { Binding, NativePath } from './binding.js'
+import { fromNative } from './errors.js'
+import { fallbackFor } from './fallback.js'
+import type { Fallback } from './fallback.js'
+import { toPath, toTarget, withDefaults, oneOf } from './args.js'
+import type { FileLike, PathLike, Target } from './args.js'
+import { cloneWithNode, cloneWithNodeSync } from './clone-node.js'
+
+export type CloneMode = 'auto' | 'always' | 'never'
+
+export interface CloneOptions {
+  /**
+   * 'auto': clone, or copy where this pair of files cannot be cloned; 'always': clone or throw
+   * (cp --reflink=always); 'never': a physical copy that shares no blocks.
+   * @default 'auto'
+   */
+  mode?: CloneMode
+  /** Replace an existing destination atomically; otherwise it is EEXIST. @default false */
+  overwrite?: boolean
+  /** false: a symlink source is cloned as a symlink (CLONE_NOFOLLOW). @default true */
+  followSymlinks?: boolean
+  /** Give the clone the source's owner, where the process may (root). @default true */
+  preserveOwner?: boolean
+  /** Copy ACLs (CLONE_ACL on macOS, POSIX ACL xattrs on Linux). @default false */
+  preserveAcl?: boolean
+}
+
+export interface CloneResult {
+  /** what really happened: blocks shared, or bytes copied */
+  method: 'clone' | 'copy'
+  /** bytes of file data */
+  size: number
+  /** why an 'auto' clone became a copy */
+  fallback?: Fallback
+}
+
+const defaults: Required<CloneOptions> = {
+  mode: 'auto',
+  overwrite: false,
+  followSymlinks: true,
+  preserveOwner: true,
+  preserveAcl: false,
+}
+
+export const modes: readonly CloneMode[] = ['auto', 'always', 'never']
+
+export interface CloneJob {
+  src: Target
+  dst: { native: NativePath; label: string }
+  options: Required<CloneOptions>
+  flags: number
+}
+
+export function cloneJob(src: unknown, dst: unknown, options: unknown): CloneJob {
+  const o = withDefaults<CloneOptions>('options', options, defaults)
+  oneOf('options.mode', o.mode, modes)
+  const dstPath = toPath('dst', dst)
+  const flags = Flag.Mode | Flag.Times | Flag.Xattr |
+    (o.overwrite ? Flag.Overwrite : 0) |
+    (o.followSymlinks ? 0 : Flag.NoFollow) |
+    (o.preserveOwner ? Flag.Owner : 0) |
+    (o.preserveAcl ? Flag.Acl : 0)
+  return { src: toTarget('src', src), dst: { native: dstPath, label: dstPath.toString() }, options: o, flags }
+}
+
+function nativeFor(job: CloneJob): Binding | undefined {
+  const binding = native()
+  if (binding === undefined && job.src.fd !== undefined) return requireNative('Cloning from an open file')
+  return binding
+}
+
+const fail = (job: CloneJob, e: unknown) => fromNative(e, job.src.label, job.dst.label)
+
+/**
+ * Clones the file `src` to the new file `dst`: the two share their data blocks until one is
+ * written. With mode 'auto' a pair that cannot be cloned is copied, and the result says why.
+ * On failure nothing is left at `dst`.
+ */
+export async function clone(src: FileLike, dst: PathLike, options?: CloneOptions): Promise<CloneResult> {
+  const job = cloneJob(src, dst, options)
+  const binding = nativeFor(job)
+  if (binding === undefined) return cloneWithNode(job)
+  const run = async (method: number) => {
+    try {
+      return await binding.cloneFile(job.src.native, job.dst.native, method, job.flags, true)
+    } catch (e) {
+      throw fail(job, e)
+    }
+  }
+  if (job.options.mode === 'never') return { method: 'copy', size: await run(METHOD_COPY) }
+  try {
+    return { method: 'clone', size: await run(METHOD_CLONE) }
+  } catch (e) {
+    const fallback = job.options.mode === 'auto' ? fallbackFor(e) : undefined
+    if (fallback === undefined) throw e
+    return { method: 'copy', size: await run(METHOD_COPY), fallback }
+  }
+}
+
+/** The synchronous twin of {@link clone}. */
+export function cloneSync(src: FileLike, dst: PathLike, options?: CloneOptions): CloneResult {
+  const job = cloneJob(src, dst, options)
+  const binding = nativeFor(job)
+  if (binding === undefined) return cloneWithNodeSync(job)
+  const run = (method: number) => {
+    try {
+      return binding.cloneFile(job.src.native, job.dst.native, method, job.flags, false)
+    } catch (e) {
+      throw fail(job, e)
+    }
+  }
+  if (job.options.mode === 'never') return { method: 'copy', size: run(METHOD_COPY) }
+  try {
+    return { method: 'clone', size: run(METHOD_CLONE) }
+  } catch (e) {
+    const fallback = job.options.mode === 'auto' ? fallbackFor(e) : undefined
+    if (fallback === undefined) throw e
+    return { method: 'copy', size: run(METHOD_COPY), fallback }
+  }
+}

@@ -1,0 +1,285 @@
+/*
+ * N-API glue: converts arguments, runs the platform functions (on the libuv
+ * thread pool for the async forms) and turns a failure into a thrown object
+ * { errno, syscall, onDest } that src/binding.ts makes into a Node-style error.
+ */
+#include <node_api.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "platform.h"
+
+#define CHECK(call)                                   \
+  do {                                                \
+    if ((call) != napi_ok) return throw_internal(env); \
+  } while (0)
+
+static napi_value throw_internal(napi_env env) {
+  const napi_extended_error_info *info = NULL;
+  napi_get_last_error_info(env, &info);
+  bool pending = false;
+  napi_is_exception_pending(env, &pending);
+  if (!pending) napi_throw_error(env, "ERR_CLONEFILE_NATIVE", info && info->error_message ? info->error_message : "N-API call failed");
+  return NULL;
+}
+
+static napi_value make_error(napi_env env, const cf_error *err) {
+  napi_value obj, msg, v;
+  napi_create_string_utf8(env, err->syscall, NAPI_AUTO_LENGTH, &msg);
+  napi_create_error(env, NULL, msg, &obj);
+  napi_create_int32(env, err->errnum, &v);
+  napi_set_named_property(env, obj, "errno", v);
+  napi_create_string_utf8(env, err->syscall, NAPI_AUTO_LENGTH, &v);
+  napi_set_named_property(env, obj, "syscall", v);
+  napi_get_boolean(env, err->on_dest != 0, &v);
+  napi_set_named_property(env, obj, "onDest", v);
+  return obj;
+}
+
+/* A path from a string or a Buffer (bytes as they are, for names that are not UTF-8). */
+static char *get_path(napi_env env, napi_value value) {
+  napi_valuetype type;
+  if (napi_typeof(env, value, &type) != napi_ok) return NULL;
+  if (type == napi_string) {
+    size_t len = 0;
+    if (napi_get_value_string_utf8(env, value, NULL, 0, &len) != napi_ok) return NULL;
+    char *s = malloc(len + 1);
+    if (s != NULL) napi_get_value_string_utf8(env, value, s, len + 1, &len);
+    return s;
+  }
+  bool is_buffer = false;
+  napi_is_buffer(env, value, &is_buffer);
+  if (!is_buffer) return NULL;
+  void *data;
+  size_t len;
+  if (napi_get_buffer_info(env, value, &data, &len) != napi_ok) return NULL;
+  char *s = malloc(len + 1);
+  if (s != NULL) {
+    memcpy(s, data, len);
+    s[len] = '\0';
+  }
+  return s;
+}
+
+static double get_number(napi_env env, napi_value value) {
+  double d = 0;
+  napi_get_value_double(env, value, &d);
+  return d;
+}
+
+/* ---- one job type for every async call ---- */
+
+typedef enum { JOB_CLONE_FILE, JOB_CLONE_RANGE } job_kind;
+
+typedef struct {
+  napi_async_work work;
+  napi_deferred deferred;
+  job_kind kind;
+  cf_file src;
+  char *src_path, *dst;
+  int method, dst_fd;
+  uint32_t flags;
+  uint64_t src_offset, dst_offset, length;
+  int64_t result;
+  cf_error err;
+} job_t;
+
+static void job_free(job_t *job) {
+  free(job->src_path);
+  free(job->dst);
+  free(job);
+}
+
+static void job_run(job_t *job) {
+  if (job->kind == JOB_CLONE_FILE) {
+    cf_clone_out out;
+    int rc = cf_clone_file(&job->src, job->dst, job->method, job->flags, &out, &job->err);
+    job->result = rc < 0 ? rc : (int64_t)out.size;
+  } else {
+    job->result = cf_clone_range(job->src.fd, job->dst_fd, job->src_offset, job->dst_offset,
+                                 job->length, job->method, &job->err);
+  }
+}
+
+static void job_execute(napi_env env, void *data) {
+  (void)env;
+  job_run(data);
+}
+
+static void job_complete(napi_env env, napi_status status, void *data) {
+  job_t *job = data;
+  napi_value value;
+  if (status != napi_ok) {
+    cf_error e = {.errnum = 125 /* ECANCELED */, .syscall = "uv_queue_work", .on_dest = 0};
+    napi_reject_deferred(env, job->deferred, make_error(env, &e));
+  } else if (job->result < 0) {
+    napi_reject_deferred(env, job->deferred, make_error(env, &job->err));
+  } else {
+    napi_create_double(env, (double)job->result, &value);
+    napi_resolve_deferred(env, job->deferred, value);
+  }
+  napi_delete_async_work(env, job->work);
+  job_free(job);
+}
+
+/* Sync: run here and return the count or throw. Async: queue and return a promise. */
+static napi_value job_finish(napi_env env, job_t *job, bool async) {
+  napi_value result;
+  if (async) {
+    napi_value name;
+    CHECK(napi_create_promise(env, &job->deferred, &result));
+    CHECK(napi_create_string_utf8(env, "clonefile", NAPI_AUTO_LENGTH, &name));
+    CHECK(napi_create_async_work(env, NULL, name, job_execute, job_complete, job, &job->work));
+    CHECK(napi_queue_async_work(env, job->work));
+    return result;
+  }
+  job_run(job);
+  if (job->result < 0) {
+    napi_throw(env, make_error(env, &job->err));
+    job_free(job);
+    return NULL;
+  }
+  napi_create_double(env, (double)job->result, &result);
+  job_free(job);
+  return result;
+}
+
+/* cloneFile(src: string | Buffer | fd, dst: string | Buffer, method, flags, async) */
+static napi_value clone_file(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  job_t *job = calloc(1, sizeof *job);
+  if (job == NULL) return throw_internal(env);
+  job->kind = JOB_CLONE_FILE;
+  napi_valuetype type;
+  napi_typeof(env, argv[0], &type);
+  job->src.fd = type == napi_number ? (int)get_number(env, argv[0]) : -1;
+  job->src_path = type == napi_number ? NULL : get_path(env, argv[0]);
+  job->src.path = job->src_path;
+  job->dst = get_path(env, argv[1]);
+  job->method = (int)get_number(env, argv[2]);
+  job->flags = (uint32_t)get_number(env, argv[3]);
+  bool async = false;
+  napi_get_value_bool(env, argv[4], &async);
+  if (job->dst == NULL || (job->src.fd < 0 && job->src_path == NULL)) {
+    job_free(job);
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "cloneFile: bad path arguments");
+    return NULL;
+  }
+  return job_finish(env, job, async);
+}
+
+/* cloneRange(srcFd, dstFd, srcOffset, dstOffset, length, method, async) */
+static napi_value clone_range(napi_env env, napi_callback_info info) {
+  size_t argc = 7;
+  napi_value argv[7];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  job_t *job = calloc(1, sizeof *job);
+  if (job == NULL) return throw_internal(env);
+  job->kind = JOB_CLONE_RANGE;
+  job->src.fd = (int)get_number(env, argv[0]);
+  job->dst_fd = (int)get_number(env, argv[1]);
+  job->src_offset = (uint64_t)get_number(env, argv[2]);
+  job->dst_offset = (uint64_t)get_number(env, argv[3]);
+  job->length = (uint64_t)get_number(env, argv[4]);
+  job->method = (int)get_number(env, argv[5]);
+  bool async = false;
+  napi_get_value_bool(env, argv[6], &async);
+  return job_finish(env, job, async);
+}
+
+/* dedupeRange(srcFd, dstFd, srcOffset, dstOffset, length) */
+static napi_value dedupe_range(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5], result;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  cf_error err;
+  int64_t n = cf_dedupe_range((int)get_number(env, argv[0]), (int)get_number(env, argv[1]),
+                              (uint64_t)get_number(env, argv[2]), (uint64_t)get_number(env, argv[3]),
+                              (uint64_t)get_number(env, argv[4]), &err);
+  if (n < 0) {
+    napi_throw(env, make_error(env, &err));
+    return NULL;
+  }
+  CHECK(napi_create_double(env, (double)n, &result));
+  return result;
+}
+
+static void set_number(napi_env env, napi_value obj, const char *key, double n) {
+  napi_value v;
+  napi_create_double(env, n, &v);
+  napi_set_named_property(env, obj, key, v);
+}
+
+/* fsInfo(path) -> { type, name, blockSize, dev, mountId, canClone } */
+static napi_value fs_info(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], obj, v;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char *path = get_path(env, argv[0]);
+  if (path == NULL) return throw_internal(env);
+  cf_fs_info fi;
+  cf_error err;
+  int rc = cf_fs_info_get(path, &fi, &err);
+  free(path);
+  if (rc < 0) {
+    napi_throw(env, make_error(env, &err));
+    return NULL;
+  }
+  CHECK(napi_create_object(env, &obj));
+  set_number(env, obj, "type", (double)fi.type);
+  set_number(env, obj, "blockSize", (double)fi.block_size);
+  set_number(env, obj, "dev", (double)fi.dev);
+  set_number(env, obj, "mountId", (double)fi.mount_id);
+  set_number(env, obj, "canClone", fi.can_clone);
+  CHECK(napi_create_string_utf8(env, fi.name, NAPI_AUTO_LENGTH, &v));
+  CHECK(napi_set_named_property(env, obj, "name", v));
+  return obj;
+}
+
+/* extents(path) -> Float64Array of [logical, physical, length, flags] * n */
+static napi_value extents(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], array, result;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char *path = get_path(env, argv[0]);
+  if (path == NULL) return throw_internal(env);
+  cf_extent *ext = NULL;
+  uint32_t count = 0;
+  cf_error err;
+  int rc = cf_extents(path, &ext, &count, &err);
+  free(path);
+  if (rc < 0) {
+    napi_throw(env, make_error(env, &err));
+    return NULL;
+  }
+  double *data;
+  napi_status st = napi_create_arraybuffer(env, (size_t)count * 4 * sizeof(double), (void **)&data, &array);
+  if (st == napi_ok) {
+    for (uint32_t i = 0; i < count; i++) {
+      data[i * 4] = (double)ext[i].logical;
+      data[i * 4 + 1] = (double)ext[i].physical;
+      data[i * 4 + 2] = (double)ext[i].length;
+      data[i * 4 + 3] = (double)ext[i].flags;
+    }
+  }
+  free(ext);
+  CHECK(st);
+  CHECK(napi_create_typedarray(env, napi_float64_array, (size_t)count * 4, array, 0, &result));
+  return result;
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"cloneFile", NULL, clone_file, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"cloneRange", NULL, clone_range, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"dedupeRange", NULL, dedupe_range, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"fsInfo", NULL, fs_info, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"extents", NULL, extents, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

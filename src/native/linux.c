@@ -1,0 +1,470 @@
+/*
+ * Linux: FICLONE / FICLONERANGE / FIDEDUPERANGE / FIEMAP, and a physical copy
+ * that never shares blocks (sendfile, not copy_file_range: copy_file_range
+ * reflinks on XFS and btrfs).
+ */
+#define _GNU_SOURCE
+#include "platform.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fiemap.h>
+#include <linux/fs.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/sendfile.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#ifndef STATX_MNT_ID
+#define STATX_MNT_ID 0x00001000U
+#endif
+#ifndef RENAME_NOREPLACE
+#define RENAME_NOREPLACE (1 << 0)
+#endif
+
+static int fail(cf_error *err, const char *syscall, int errnum, int on_dest) {
+  err->errnum = errnum;
+  err->syscall = syscall;
+  err->on_dest = on_dest;
+  return -errnum;
+}
+
+/* ---- creating the destination without ever exposing a half-made file ---- */
+
+typedef struct {
+  int fd;
+  int tmpfile;      /* 1: O_TMPFILE, nameless until linked */
+  char *named_tmp;  /* a named temporary sibling (O_TMPFILE unsupported, or a symlink) */
+} dest_t;
+
+static char *dir_of(const char *path) {
+  const char *slash = strrchr(path, '/');
+  if (slash == NULL) return strdup(".");
+  if (slash == path) return strdup("/");
+  return strndup(path, (size_t)(slash - path));
+}
+
+static char *temp_sibling(const char *dst) {
+  static unsigned counter;
+  size_t n = strlen(dst) + 48;
+  char *tmp = malloc(n);
+  if (tmp == NULL) return NULL;
+  const char *slash = strrchr(dst, '/');
+  int dirlen = slash ? (int)(slash - dst + 1) : 0;
+  /* The prefix lets later runs recognise and remove leftovers of a killed process. */
+  snprintf(tmp, n, "%.*s.clonefile-tmp-%d-%u-%s", dirlen, dst, (int)getpid(),
+           __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED), slash ? slash + 1 : dst);
+  return tmp;
+}
+
+static int dest_open(const char *dst, mode_t mode, uint32_t flags, dest_t *d, cf_error *err) {
+  d->fd = -1;
+  d->tmpfile = 0;
+  d->named_tmp = NULL;
+  if (flags & CF_DIRECT) {
+    d->fd = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+    return d->fd < 0 ? fail(err, "open", errno, 1) : 0;
+  }
+  char *dir = dir_of(dst);
+  if (dir == NULL) return fail(err, "malloc", ENOMEM, 1);
+  d->fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, mode);
+  int e = errno;
+  free(dir);
+  if (d->fd >= 0) {
+    d->tmpfile = 1;
+    return 0;
+  }
+  /* O_TMPFILE is refused by filesystems that lack it (EOPNOTSUPP, EISDIR on old kernels). */
+  if (e != EOPNOTSUPP && e != EISDIR && e != EINVAL) return fail(err, "open", e, 1);
+  d->named_tmp = temp_sibling(dst);
+  if (d->named_tmp == NULL) return fail(err, "malloc", ENOMEM, 1);
+  d->fd = open(d->named_tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+  return d->fd < 0 ? fail(err, "open", errno, 1) : 0;
+}
+
+/* Gives the finished file its name. Without CF_OVERWRITE an existing dst is EEXIST. */
+static int dest_publish(const char *dst, uint32_t flags, dest_t *d, cf_error *err) {
+  if (flags & CF_DIRECT) return 0;
+  if (d->tmpfile) {
+    char proc[64];
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", d->fd);
+    if (!(flags & CF_OVERWRITE)) {
+      if (linkat(AT_FDCWD, proc, AT_FDCWD, dst, AT_SYMLINK_FOLLOW) == 0) return 0;
+      return fail(err, "link", errno, 1);
+    }
+    /* Replacing: link under a temporary name, then rename over dst (atomic). */
+    d->named_tmp = temp_sibling(dst);
+    if (d->named_tmp == NULL) return fail(err, "malloc", ENOMEM, 1);
+    if (linkat(AT_FDCWD, proc, AT_FDCWD, d->named_tmp, AT_SYMLINK_FOLLOW) != 0)
+      return fail(err, "link", errno, 1);
+  }
+  if (flags & CF_OVERWRITE) {
+    if (rename(d->named_tmp, dst) != 0) return fail(err, "rename", errno, 1);
+  } else if (syscall(SYS_renameat2, AT_FDCWD, d->named_tmp, AT_FDCWD, dst, RENAME_NOREPLACE) != 0) {
+    int e = errno;
+    if (e != EINVAL && e != ENOSYS) return fail(err, "rename", e, 1);
+    /* No RENAME_NOREPLACE on this filesystem: link(2) refuses to clobber too. */
+    if (link(d->named_tmp, dst) != 0) return fail(err, "link", errno, 1);
+    unlink(d->named_tmp);
+  }
+  free(d->named_tmp);
+  d->named_tmp = NULL;
+  return 0;
+}
+
+static void dest_discard(const char *dst, uint32_t flags, dest_t *d) {
+  if (d->fd >= 0) close(d->fd);
+  if (flags & CF_DIRECT) {
+    if (d->fd >= 0) unlink(dst);
+  } else if (d->named_tmp != NULL) {
+    unlink(d->named_tmp);
+  }
+  free(d->named_tmp);
+}
+
+/* ---- data ---- */
+
+static int copy_bytes(int sfd, int dfd, off_t off, off_t end, cf_error *err) {
+  while (off < end) {
+    if (lseek(dfd, off, SEEK_SET) < 0) return fail(err, "lseek", errno, 1);
+    size_t want = (size_t)(end - off) > (1u << 30) ? (1u << 30) : (size_t)(end - off);
+    ssize_t n = sendfile(dfd, sfd, &off, want);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return fail(err, "sendfile", errno, 0);
+    }
+    if (n == 0) break; /* the source shrank under us */
+  }
+  return 0;
+}
+
+/* A physical copy that keeps holes, as cp does (SEEK_DATA/SEEK_HOLE). */
+static int copy_data(int sfd, int dfd, off_t size, cf_error *err) {
+  off_t pos = 0;
+  while (pos < size) {
+    off_t data = lseek(sfd, pos, SEEK_DATA);
+    if (data < 0) {
+      /* ENXIO: only a hole remains. Otherwise no SEEK_DATA here: copy everything. */
+      if (errno != ENXIO && copy_bytes(sfd, dfd, pos, size, err) < 0) return -err->errnum;
+      break;
+    }
+    off_t hole = lseek(sfd, data, SEEK_HOLE);
+    if (hole < 0) hole = size;
+    if (copy_bytes(sfd, dfd, data, hole, err) < 0) return -err->errnum;
+    pos = hole;
+  }
+  if (ftruncate(dfd, size) != 0) return fail(err, "ftruncate", errno, 1);
+  return 0;
+}
+
+/* ---- metadata ---- */
+
+static int is_acl_name(const char *name) {
+  return strcmp(name, "system.posix_acl_access") == 0 || strcmp(name, "system.posix_acl_default") == 0;
+}
+
+static int copy_xattrs(int sfd, int dfd, uint32_t flags, cf_error *err) {
+  char stackbuf[4096];
+  char *names = stackbuf;
+  ssize_t len = flistxattr(sfd, names, sizeof stackbuf);
+  if (len < 0 && errno == ERANGE) {
+    len = flistxattr(sfd, NULL, 0);
+    names = len > 0 ? malloc((size_t)len) : NULL;
+    if (names == NULL) return fail(err, "malloc", ENOMEM, 0);
+    len = flistxattr(sfd, names, (size_t)len);
+  }
+  if (len < 0) {
+    int e = errno;
+    if (names != stackbuf) free(names);
+    return (e == ENOTSUP) ? 0 : fail(err, "flistxattr", e, 0);
+  }
+  int rc = 0;
+  char *value = NULL;
+  for (char *name = names; name < names + len && rc == 0; name += strlen(name) + 1) {
+    int acl = is_acl_name(name);
+    if (acl && !(flags & CF_ACL)) continue;
+    if (value == NULL && (value = malloc(65536)) == NULL) {
+      rc = fail(err, "malloc", ENOMEM, 0);
+      break;
+    }
+    ssize_t vlen = fgetxattr(sfd, name, value, 65536);
+    if (vlen < 0) {
+      if (errno == ENODATA) continue; /* removed since the listing */
+      rc = fail(err, "fgetxattr", errno, 0);
+      break;
+    }
+    if (fsetxattr(dfd, name, value, (size_t)vlen, 0) != 0) {
+      /* Namespaces an unprivileged process may not write (trusted.*, security.*) and
+       * a destination that stores no such attribute are skipped, as cp -a does. */
+      int e = errno;
+      if ((e == EPERM || e == ENOTSUP) && strncmp(name, "user.", 5) != 0 && !acl) continue;
+      rc = fail(err, "fsetxattr", e, 1);
+    }
+  }
+  free(value);
+  if (names != stackbuf) free(names);
+  return rc;
+}
+
+static int copy_meta(int sfd, int dfd, const struct stat *st, uint32_t flags, cf_error *err) {
+  /* Owner first: fchown(2) clears setuid/setgid and security.capability. */
+  if ((flags & CF_OWNER) && fchown(dfd, st->st_uid, st->st_gid) != 0 && errno != EPERM)
+    return fail(err, "fchown", errno, 1);
+  if ((flags & (CF_XATTR | CF_ACL)) && copy_xattrs(sfd, dfd, flags, err) < 0) return -err->errnum;
+  if (flags & CF_MODE) {
+    mode_t mode = st->st_mode & ((flags & CF_SETID) ? 07777 : 01777);
+    if (fchmod(dfd, mode) != 0) return fail(err, "fchmod", errno, 1);
+  }
+  if (flags & CF_TIMES) {
+    struct timespec ts[2] = {st->st_atim, st->st_mtim};
+    if (futimens(dfd, ts) != 0) return fail(err, "futimens", errno, 1);
+  }
+  return 0;
+}
+
+/* ---- symlinks (CF_NOFOLLOW): recreated, like clonefile(2) with CLONE_NOFOLLOW ---- */
+
+static int clone_symlink(const char *src, const char *dst, uint32_t flags, cf_clone_out *out,
+                         cf_error *err) {
+  struct stat st;
+  if (lstat(src, &st) != 0) return fail(err, "lstat", errno, 0);
+  char *target = malloc((size_t)st.st_size + 1);
+  if (target == NULL) return fail(err, "malloc", ENOMEM, 0);
+  ssize_t n = readlink(src, target, (size_t)st.st_size + 1);
+  if (n < 0 || n > st.st_size) {
+    free(target);
+    return fail(err, "readlink", n < 0 ? errno : ENAMETOOLONG, 0);
+  }
+  target[n] = '\0';
+  char *tmp = (flags & CF_OVERWRITE) ? temp_sibling(dst) : NULL;
+  const char *name = tmp ? tmp : dst;
+  int rc = 0;
+  if (symlink(target, name) != 0) {
+    rc = fail(err, "symlink", errno, 1);
+  } else {
+    struct timespec ts[2] = {st.st_atim, st.st_mtim};
+    if ((flags & CF_OWNER) && lchown(name, st.st_uid, st.st_gid) != 0 && errno != EPERM)
+      rc = fail(err, "lchown", errno, 1);
+    else if ((flags & CF_TIMES) && utimensat(AT_FDCWD, name, ts, AT_SYMLINK_NOFOLLOW) != 0)
+      rc = fail(err, "utimensat", errno, 1);
+    else if (tmp && rename(tmp, dst) != 0)
+      rc = fail(err, "rename", errno, 1);
+    if (rc < 0) unlink(name);
+  }
+  free(tmp);
+  free(target);
+  out->size = 0;
+  out->symlink = 1;
+  return rc;
+}
+
+/* ---- whole file ---- */
+
+int cf_clone_file(const cf_file *src, const char *dst, int method, uint32_t flags, cf_clone_out *out,
+                  cf_error *err) {
+  out->size = 0;
+  out->symlink = 0;
+  int sfd = src->fd;
+  if (sfd < 0) {
+    /* O_NONBLOCK: opening a FIFO must not hang; it is refused below. */
+    int oflags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | ((flags & CF_NOFOLLOW) ? O_NOFOLLOW : 0);
+    sfd = open(src->path, oflags);
+    if (sfd < 0) {
+      int e = errno;
+      struct stat lst;
+      if (e == ELOOP && (flags & CF_NOFOLLOW) && lstat(src->path, &lst) == 0 && S_ISLNK(lst.st_mode))
+        return clone_symlink(src->path, dst, flags, out, err);
+      return fail(err, "open", e, 0);
+    }
+  }
+  struct stat st;
+  int rc = 0;
+  dest_t d = {.fd = -1, .tmpfile = 0, .named_tmp = NULL};
+  if (fstat(sfd, &st) != 0) {
+    rc = fail(err, "fstat", errno, 0);
+    goto done;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    rc = fail(err, method == CF_METHOD_CLONE ? "ioctl_ficlone" : "copyfile",
+              S_ISDIR(st.st_mode) ? EISDIR : EINVAL, 0);
+    goto done;
+  }
+  if ((rc = dest_open(dst, st.st_mode & 0777, flags, &d, err)) < 0) goto done;
+  if (method == CF_METHOD_CLONE) {
+    if (ioctl(d.fd, FICLONE, sfd) != 0) rc = fail(err, "ioctl_ficlone", errno, 0);
+  } else {
+    rc = copy_data(sfd, d.fd, st.st_size, err);
+  }
+  if (rc == 0) rc = copy_meta(sfd, d.fd, &st, flags, err);
+  if (rc == 0) rc = dest_publish(dst, flags, &d, err);
+  if (rc == 0) {
+    out->size = (uint64_t)st.st_size;
+    close(d.fd);
+    d.fd = -1;
+  }
+done:
+  if (rc < 0) dest_discard(dst, flags, &d);
+  if (src->fd < 0) close(sfd);
+  return rc;
+}
+
+/* ---- ranges ---- */
+
+static int64_t source_end(int fd, uint64_t offset, uint64_t length, cf_error *err) {
+  if (length != 0) return (int64_t)(offset + length);
+  struct stat st;
+  if (fstat(fd, &st) != 0) return fail(err, "fstat", errno, 0);
+  return st.st_size;
+}
+
+int64_t cf_clone_range(int src_fd, int dst_fd, uint64_t src_offset, uint64_t dst_offset,
+                       uint64_t length, int method, cf_error *err) {
+  int64_t end = source_end(src_fd, src_offset, length, err);
+  if (end < 0) return end;
+  int64_t n = end > (int64_t)src_offset ? end - (int64_t)src_offset : 0;
+  if (method == CF_METHOD_CLONE) {
+    struct file_clone_range r = {
+        .src_fd = src_fd, .src_offset = src_offset, .src_length = length, .dest_offset = dst_offset};
+    if (ioctl(dst_fd, FICLONERANGE, &r) != 0) return fail(err, "ioctl_ficlonerange", errno, 0);
+    return n;
+  }
+  char *buf = malloc(1 << 20);
+  if (buf == NULL) return fail(err, "malloc", ENOMEM, 0);
+  int64_t done = 0;
+  while (done < n) {
+    size_t want = (size_t)(n - done) < (1u << 20) ? (size_t)(n - done) : (1u << 20);
+    ssize_t r = pread(src_fd, buf, want, (off_t)(src_offset + (uint64_t)done));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) {
+      if (r < 0) done = fail(err, "read", errno, 0);
+      break; /* EOF before the range's end: copy what exists, as FICLONERANGE would refuse */
+    }
+    for (ssize_t w = 0; w < r;) {
+      ssize_t k = pwrite(dst_fd, buf + w, (size_t)(r - w), (off_t)(dst_offset + (uint64_t)done + (uint64_t)w));
+      if (k < 0 && errno == EINTR) continue;
+      if (k < 0) {
+        free(buf);
+        return fail(err, "write", errno, 1);
+      }
+      w += k;
+    }
+    done += r;
+  }
+  free(buf);
+  return done;
+}
+
+int64_t cf_dedupe_range(int src_fd, int dst_fd, uint64_t src_offset, uint64_t dst_offset,
+                        uint64_t length, cf_error *err) {
+  struct {
+    struct file_dedupe_range head;
+    struct file_dedupe_range_info info;
+  } r;
+  memset(&r, 0, sizeof r);
+  int64_t total = 0;
+  /* The kernel caps one call (1 GiB, 16 MiB on btrfs): loop on bytes_deduped. */
+  while ((uint64_t)total < length) {
+    r.head.src_offset = src_offset + (uint64_t)total;
+    r.head.src_length = length - (uint64_t)total;
+    r.head.dest_count = 1;
+    r.info.dest_fd = dst_fd;
+    r.info.dest_offset = dst_offset + (uint64_t)total;
+    r.info.bytes_deduped = 0;
+    r.info.status = 0;
+    if (ioctl(src_fd, FIDEDUPERANGE, &r) != 0) return fail(err, "ioctl_fideduperange", errno, 0);
+    if (r.info.status == FILE_DEDUPE_RANGE_DIFFERS) return fail(err, "ioctl_fideduperange", EBADE, 1);
+    if (r.info.status < 0) return fail(err, "ioctl_fideduperange", -r.info.status, 1);
+    if (r.info.bytes_deduped == 0) break;
+    total += (int64_t)r.info.bytes_deduped;
+  }
+  return total;
+}
+
+/* ---- filesystem facts ---- */
+
+static const struct {
+  uint64_t magic;
+  const char *name;
+  int can_clone;
+} fs_types[] = {
+    {0x9123683E, "btrfs", 1}, {0x58465342, "xfs", -1},    {0xEF53, "ext4", 0},
+    {0x01021994, "tmpfs", 0}, {0x794C7630, "overlay", -1}, {0x6969, "nfs", -1},
+    {0x2FC12FC1, "zfs", -1},  {0xCA451A4E, "bcachefs", 1}, {0xFE534D42, "smb2", -1},
+    {0xFF534D42, "cifs", -1}, {0x7461636F, "ocfs2", 1},    {0x65735546, "fuse", -1},
+    {0xF2F52010, "f2fs", 0},  {0x4D44, "vfat", 0},         {0x5346544E, "ntfs", 0},
+    {0x2011BAB0, "exfat", 0}, {0x9FA0, "proc", 0},         {0x62656572, "sysfs", 0},
+};
+
+int cf_fs_info_get(const char *path, cf_fs_info *info, cf_error *err) {
+  struct statfs sf;
+  if (statfs(path, &sf) != 0) return fail(err, "statfs", errno, 0);
+  memset(info, 0, sizeof *info);
+  info->type = (uint64_t)(unsigned long)sf.f_type;
+  info->block_size = (uint64_t)sf.f_bsize;
+  info->can_clone = -1; /* XFS may be formatted without reflink; decided by a real clone */
+  for (size_t i = 0; i < sizeof fs_types / sizeof fs_types[0]; i++) {
+    if (fs_types[i].magic == info->type) {
+      snprintf(info->name, sizeof info->name, "%s", fs_types[i].name);
+      info->can_clone = fs_types[i].can_clone;
+    }
+  }
+  struct statx stx;
+  if (statx(AT_FDCWD, path, 0, STATX_MNT_ID, &stx) != 0) return fail(err, "statx", errno, 0);
+  info->dev = ((uint64_t)stx.stx_dev_major << 32) | stx.stx_dev_minor;
+  info->mount_id = (stx.stx_mask & STATX_MNT_ID) ? stx.stx_mnt_id : info->dev;
+  return 0;
+}
+
+int cf_extents(const char *path, cf_extent **out, uint32_t *count, cf_error *err) {
+  enum { BATCH = 256 };
+  *out = NULL;
+  *count = 0;
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+  if (fd < 0) return fail(err, "open", errno, 0);
+  struct fiemap *fm = malloc(sizeof *fm + BATCH * sizeof(struct fiemap_extent));
+  uint32_t cap = 0;
+  int rc = 0, last = 0;
+  uint64_t start = 0;
+  if (fm == NULL) rc = fail(err, "malloc", ENOMEM, 0);
+  while (rc == 0 && !last) {
+    memset(fm, 0, sizeof *fm);
+    fm->fm_start = start;
+    fm->fm_length = FIEMAP_MAX_OFFSET - start;
+    fm->fm_flags = *count == 0 ? FIEMAP_FLAG_SYNC : 0;
+    fm->fm_extent_count = BATCH;
+    if (ioctl(fd, FS_IOC_FIEMAP, fm) != 0) {
+      rc = fail(err, "ioctl_fiemap", errno, 0);
+      break;
+    }
+    if (fm->fm_mapped_extents == 0) break;
+    if (*count + fm->fm_mapped_extents > cap) {
+      cap = (*count + fm->fm_mapped_extents) * 2;
+      cf_extent *grown = realloc(*out, cap * sizeof(cf_extent));
+      if (grown == NULL) {
+        rc = fail(err, "malloc", ENOMEM, 0);
+        break;
+      }
+      *out = grown;
+    }
+    for (uint32_t i = 0; i < fm->fm_mapped_extents; i++) {
+      struct fiemap_extent *fe = &fm->fm_extents[i];
+      (*out)[(*count)++] = (cf_extent){fe->fe_logical, fe->fe_physical, fe->fe_length, fe->fe_flags};
+      start = fe->fe_logical + fe->fe_length;
+      if (fe->fe_flags & FIEMAP_EXTENT_LAST) last = 1;
+    }
+  }
+  free(fm);
+  close(fd);
+  if (rc < 0) {
+    free(*out);
+    *out = NULL;
+    *count = 0;
+  }
+  return rc;
+}
