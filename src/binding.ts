@@ -39,6 +39,16 @@ export interface Binding {
   fsInfo(path: NativePath): FsInfo
   /** [logical, physical, length, flags] for each extent */
   extents(path: NativePath): Float64Array
+  /** Extents of many files in one trip: counts[i] extents of file i follow each other in
+   * `extents` (4 numbers each); errnos[i] is non-zero where file i could not be mapped. */
+  extentsMany(paths: NativePath[], async: false): ExtentBatch
+  extentsMany(paths: NativePath[], async: true): Promise<ExtentBatch>
+}
+
+export interface ExtentBatch {
+  counts: Uint32Array
+  errnos: Int32Array
+  extents: Float64Array
 }
 
 let loaded: Binding | null | undefined

@@ -69,7 +69,7 @@ static double get_number(napi_env env, napi_value value) {
 
 /* ---- one job type for every async call ---- */
 
-typedef enum { JOB_CLONE_FILE, JOB_CLONE_RANGE } job_kind;
+typedef enum { JOB_CLONE_FILE, JOB_CLONE_RANGE, JOB_EXTENTS } job_kind;
 
 typedef struct {
   napi_async_work work;
@@ -82,9 +82,23 @@ typedef struct {
   uint64_t src_offset, dst_offset, length;
   int64_t result;
   cf_error err;
+  /* JOB_EXTENTS: many files, one worker-thread trip */
+  char **paths;
+  uint32_t npaths;
+  cf_extent **ext;
+  uint32_t *counts;
+  int32_t *errnums;
 } job_t;
 
 static void job_free(job_t *job) {
+  for (uint32_t i = 0; i < job->npaths; i++) {
+    free(job->paths[i]);
+    if (job->ext != NULL) free(job->ext[i]);
+  }
+  free(job->paths);
+  free(job->ext);
+  free(job->counts);
+  free(job->errnums);
   free(job->src_path);
   free(job->dst);
   free(job);
@@ -95,6 +109,13 @@ static void job_run(job_t *job) {
     cf_clone_out out;
     int rc = cf_clone_file(&job->src, job->dst, job->method, job->flags, &out, &job->err);
     job->result = rc < 0 ? rc : (int64_t)out.size;
+  } else if (job->kind == JOB_EXTENTS) {
+    /* A file that fails (vanished, unreadable) is reported, not fatal: errnums[i]. */
+    for (uint32_t i = 0; i < job->npaths; i++) {
+      cf_error e;
+      job->errnums[i] = cf_extents(job->paths[i], &job->ext[i], &job->counts[i], &e) < 0 ? e.errnum : 0;
+    }
+    job->result = 0;
   } else {
     job->result = cf_clone_range(job->src.fd, job->dst_fd, job->src_offset, job->dst_offset,
                                  job->length, job->method, &job->err);
@@ -106,17 +127,24 @@ static void job_execute(napi_env env, void *data) {
   job_run(data);
 }
 
+static napi_value extents_result(napi_env env, job_t *job);
+
+static napi_value job_value(napi_env env, job_t *job) {
+  napi_value value;
+  if (job->kind == JOB_EXTENTS) return extents_result(env, job);
+  napi_create_double(env, (double)job->result, &value);
+  return value;
+}
+
 static void job_complete(napi_env env, napi_status status, void *data) {
   job_t *job = data;
-  napi_value value;
   if (status != napi_ok) {
     cf_error e = {.errnum = 125 /* ECANCELED */, .syscall = "uv_queue_work", .on_dest = 0};
     napi_reject_deferred(env, job->deferred, make_error(env, &e));
   } else if (job->result < 0) {
     napi_reject_deferred(env, job->deferred, make_error(env, &job->err));
   } else {
-    napi_create_double(env, (double)job->result, &value);
-    napi_resolve_deferred(env, job->deferred, value);
+    napi_resolve_deferred(env, job->deferred, job_value(env, job));
   }
   napi_delete_async_work(env, job->work);
   job_free(job);
@@ -139,7 +167,7 @@ static napi_value job_finish(napi_env env, job_t *job, bool async) {
     job_free(job);
     return NULL;
   }
-  napi_create_double(env, (double)job->result, &result);
+  result = job_value(env, job);
   job_free(job);
   return result;
 }
@@ -270,6 +298,69 @@ static napi_value extents(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* { counts: Uint32Array, errnos: Int32Array, extents: Float64Array } for extentsMany() */
+static napi_value extents_result(napi_env env, job_t *job) {
+  size_t total = 0;
+  for (uint32_t i = 0; i < job->npaths; i++) total += job->counts[i];
+  napi_value obj, buf, arr;
+  void *data;
+  napi_create_object(env, &obj);
+  napi_create_arraybuffer(env, job->npaths * sizeof(uint32_t), &data, &buf);
+  memcpy(data, job->counts, job->npaths * sizeof(uint32_t));
+  napi_create_typedarray(env, napi_uint32_array, job->npaths, buf, 0, &arr);
+  napi_set_named_property(env, obj, "counts", arr);
+  napi_create_arraybuffer(env, job->npaths * sizeof(int32_t), &data, &buf);
+  memcpy(data, job->errnums, job->npaths * sizeof(int32_t));
+  napi_create_typedarray(env, napi_int32_array, job->npaths, buf, 0, &arr);
+  napi_set_named_property(env, obj, "errnos", arr);
+  napi_create_arraybuffer(env, total * 4 * sizeof(double), &data, &buf);
+  double *d = data;
+  for (uint32_t i = 0; i < job->npaths; i++) {
+    for (uint32_t k = 0; k < job->counts[i]; k++, d += 4) {
+      cf_extent *e = &job->ext[i][k];
+      d[0] = (double)e->logical;
+      d[1] = (double)e->physical;
+      d[2] = (double)e->length;
+      d[3] = (double)e->flags;
+    }
+  }
+  napi_create_typedarray(env, napi_float64_array, total * 4, buf, 0, &arr);
+  napi_set_named_property(env, obj, "extents", arr);
+  return obj;
+}
+
+/* extentsMany(paths: Array<string | Buffer>, async) -> extents of every file, in one trip */
+static napi_value extents_many(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  uint32_t n = 0;
+  CHECK(napi_get_array_length(env, argv[0], &n));
+  job_t *job = calloc(1, sizeof *job);
+  if (job == NULL) return throw_internal(env);
+  job->kind = JOB_EXTENTS;
+  job->paths = calloc(n ? n : 1, sizeof(char *));
+  job->ext = calloc(n ? n : 1, sizeof(cf_extent *));
+  job->counts = calloc(n ? n : 1, sizeof(uint32_t));
+  job->errnums = calloc(n ? n : 1, sizeof(int32_t));
+  if (job->paths == NULL || job->ext == NULL || job->counts == NULL || job->errnums == NULL) {
+    job_free(job);
+    return throw_internal(env);
+  }
+  job->npaths = n;
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value v;
+    if (napi_get_element(env, argv[0], i, &v) != napi_ok || (job->paths[i] = get_path(env, v)) == NULL) {
+      job_free(job);
+      napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "extentsMany: paths must be strings or Buffers");
+      return NULL;
+    }
+  }
+  bool async = false;
+  napi_get_value_bool(env, argv[1], &async);
+  return job_finish(env, job, async);
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"cloneFile", NULL, clone_file, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -277,6 +368,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"dedupeRange", NULL, dedupe_range, NULL, NULL, NULL, napi_enumerable, NULL},
       {"fsInfo", NULL, fs_info, NULL, NULL, NULL, napi_enumerable, NULL},
       {"extents", NULL, extents, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"extentsMany", NULL, extents_many, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   return exports;
