@@ -50,18 +50,22 @@ export function toTarget(name: string, value: unknown): Target {
   return { native: path, label: path.toString() }
 }
 
-/** Merges defaults once, rejecting unknown values with ERR_INVALID_ARG_VALUE. */
-export function withDefaults<T extends object>(name: string, options: unknown, defaults: Required<T>): Required<T> {
-  if (options === undefined) return defaults
+/**
+ * Merges defaults once, rejecting values of the wrong type with ERR_INVALID_ARG_TYPE. Fields whose
+ * default is undefined (callbacks, signals) are checked by the caller.
+ */
+export function withDefaults<D extends object>(name: string, options: unknown, defaults: D): D {
+  if (options === undefined) return { ...defaults }
   if (typeof options !== 'object' || options === null) throw invalidArgType(name, 'of type object', options)
-  const merged = { ...defaults }
+  const merged = { ...defaults } as Record<string, unknown>
   for (const [key, value] of Object.entries(options)) {
     if (value === undefined || !(key in defaults)) continue
-    const expected = typeof defaults[key as keyof T]
-    if (typeof value !== expected) throw invalidArgType(`${name}.${key}`, `of type ${expected}`, value)
-    ;(merged as Record<string, unknown>)[key] = value
+    const fallback = merged[key]
+    const expected = typeof fallback
+    if (fallback !== undefined && typeof value !== expected) throw invalidArgType(`${name}.${key}`, `of type ${expected}`, value)
+    merged[key] = value
   }
-  return merged
+  return merged as D
 }
 
 export function oneOf<T extends string>(name: string, value: T, allowed: readonly T[]): T {

@@ -43,6 +43,28 @@ export interface Binding {
    * `extents` (4 numbers each); errnos[i] is non-zero where file i could not be mapped. */
   extentsMany(paths: NativePath[], async: false): ExtentBatch
   extentsMany(paths: NativePath[], async: true): Promise<ExtentBatch>
+  /** Runs kinds[i] from srcs[i] to dsts[i], every one of them, in order. */
+  runOps(kinds: Uint8Array, srcs: string[], dsts: string[], flags: number, async: false): OpResults
+  runOps(kinds: Uint8Array, srcs: string[], dsts: string[], flags: number, async: true): Promise<OpResults>
+  /** Lists a directory and stats each entry (lstat, or stat when following). */
+  scanDir(path: string, follow: boolean): DirScan
+  rename(from: string, to: string, noreplace: boolean): void
+}
+
+/** Kinds of tree operation for runOps(), as in src/native/binding.c. */
+export const Op = { Clone: 0, Copy: 1, Symlink: 2, Special: 3, DirMeta: 4, Link: 5 } as const
+
+export interface OpResults {
+  /** bytes of data for each operation, or -errno where it failed */
+  results: Float64Array
+  /** the failing syscall, at the index of each failed operation */
+  syscalls: Array<string | undefined>
+}
+
+export interface DirScan {
+  names: string[]
+  /** [mode, dev, ino, size, nlink] for each name */
+  stats: Float64Array
 }
 
 export interface ExtentBatch {

@@ -35,11 +35,11 @@ interface RangeJob {
 
 function rangeJob(src: unknown, dst: unknown, range: unknown, options: unknown): RangeJob {
   if (typeof range !== 'object' || range === null) throw invalidArgType('range', 'of type object', range)
-  const r = withDefaults<CloneRange>('range', range, rangeDefaults)
+  const r = withDefaults('range', range, rangeDefaults)
   for (const [key, value] of Object.entries(r)) {
     if (!Number.isSafeInteger(value) || value < 0) throw outOfRange(`range.${key}`, 'an integer >= 0', value)
   }
-  const o = withDefaults<CloneRangeOptions>('options', options, optionDefaults)
+  const o = withDefaults('options', options, optionDefaults)
   return { src: toTarget('src', src), dst: toTarget('dst', dst), range: r, mode: oneOf('options.mode', o.mode, modes) }
 }
 

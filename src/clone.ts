@@ -53,7 +53,7 @@ export interface CloneJob {
 }
 
 export function cloneJob(src: unknown, dst: unknown, options: unknown): CloneJob {
-  const o = withDefaults<CloneOptions>('options', options, defaults)
+  const o = withDefaults('options', options, defaults)
   oneOf('options.mode', o.mode, modes)
   const dstPath = toPath('dst', dst)
   const flags = Flag.Mode | Flag.Times | Flag.Xattr |

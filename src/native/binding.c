@@ -69,7 +69,10 @@ static double get_number(napi_env env, napi_value value) {
 
 /* ---- one job type for every async call ---- */
 
-typedef enum { JOB_CLONE_FILE, JOB_CLONE_RANGE, JOB_EXTENTS } job_kind;
+typedef enum { JOB_CLONE_FILE, JOB_CLONE_RANGE, JOB_EXTENTS, JOB_OPS } job_kind;
+
+/* Kinds of tree operation in runOps(); src/binding.ts mirrors them. */
+enum { OP_CLONE, OP_COPY, OP_SYMLINK, OP_SPECIAL, OP_DIR_META, OP_LINK };
 
 typedef struct {
   napi_async_work work;
@@ -88,13 +91,23 @@ typedef struct {
   cf_extent **ext;
   uint32_t *counts;
   int32_t *errnums;
+  /* JOB_OPS: kinds[i] on paths[i] -> dsts[i]; results[i] is bytes or -errno */
+  uint8_t *kinds;
+  char **dsts;
+  double *results;
+  const char **syscalls;
 } job_t;
 
 static void job_free(job_t *job) {
   for (uint32_t i = 0; i < job->npaths; i++) {
     free(job->paths[i]);
     if (job->ext != NULL) free(job->ext[i]);
+    if (job->dsts != NULL) free(job->dsts[i]);
   }
+  free(job->kinds);
+  free(job->dsts);
+  free(job->results);
+  free(job->syscalls);
   free(job->paths);
   free(job->ext);
   free(job->counts);
@@ -104,8 +117,34 @@ static void job_free(job_t *job) {
   free(job);
 }
 
+static int64_t run_op(int kind, const char *src, const char *dst, uint32_t flags, cf_error *err) {
+  cf_clone_out out;
+  cf_file file = {.path = src, .fd = -1};
+  switch (kind) {
+    case OP_CLONE:
+    case OP_COPY: {
+      int rc = cf_clone_file(&file, dst, kind == OP_CLONE ? CF_METHOD_CLONE : CF_METHOD_COPY, flags, &out, err);
+      return rc < 0 ? rc : (int64_t)out.size;
+    }
+    case OP_SYMLINK: return cf_copy_symlink(src, dst, flags, err);
+    case OP_SPECIAL: return cf_make_special(src, dst, flags, err);
+    case OP_DIR_META: return cf_copy_dir_meta(src, dst, flags, err);
+    case OP_LINK: return cf_hard_link(src, dst, err);
+    default: err->errnum = 22; err->syscall = "runOps"; return -22;
+  }
+}
+
 static void job_run(job_t *job) {
-  if (job->kind == JOB_CLONE_FILE) {
+  if (job->kind == JOB_OPS) {
+    /* Every operation runs, whatever the others did: the caller decides what a failure means. */
+    for (uint32_t i = 0; i < job->npaths; i++) {
+      cf_error e = {0, NULL, 0};
+      int64_t r = run_op(job->kinds[i], job->paths[i], job->dsts[i], job->flags, &e);
+      job->results[i] = (double)r;
+      job->syscalls[i] = r < 0 ? e.syscall : NULL;
+    }
+    job->result = 0;
+  } else if (job->kind == JOB_CLONE_FILE) {
     cf_clone_out out;
     int rc = cf_clone_file(&job->src, job->dst, job->method, job->flags, &out, &job->err);
     job->result = rc < 0 ? rc : (int64_t)out.size;
@@ -128,10 +167,12 @@ static void job_execute(napi_env env, void *data) {
 }
 
 static napi_value extents_result(napi_env env, job_t *job);
+static napi_value ops_result(napi_env env, job_t *job);
 
 static napi_value job_value(napi_env env, job_t *job) {
   napi_value value;
   if (job->kind == JOB_EXTENTS) return extents_result(env, job);
+  if (job->kind == JOB_OPS) return ops_result(env, job);
   napi_create_double(env, (double)job->result, &value);
   return value;
 }
@@ -361,6 +402,122 @@ static napi_value extents_many(napi_env env, napi_callback_info info) {
   return job_finish(env, job, async);
 }
 
+/* { results: Float64Array, syscalls: Array<string | undefined> } for runOps() */
+static napi_value ops_result(napi_env env, job_t *job) {
+  napi_value obj, buf, arr, names, v;
+  void *data;
+  napi_create_object(env, &obj);
+  napi_create_arraybuffer(env, job->npaths * sizeof(double), &data, &buf);
+  memcpy(data, job->results, job->npaths * sizeof(double));
+  napi_create_typedarray(env, napi_float64_array, job->npaths, buf, 0, &arr);
+  napi_set_named_property(env, obj, "results", arr);
+  napi_create_array_with_length(env, job->npaths, &names);
+  for (uint32_t i = 0; i < job->npaths; i++) {
+    if (job->syscalls[i] == NULL) continue;
+    napi_create_string_utf8(env, job->syscalls[i], NAPI_AUTO_LENGTH, &v);
+    napi_set_element(env, names, i, v);
+  }
+  napi_set_named_property(env, obj, "syscalls", names);
+  return obj;
+}
+
+/* runOps(kinds: Uint8Array, srcs: string[], dsts: string[], flags, async) */
+static napi_value run_ops(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  napi_typedarray_type type;
+  size_t n = 0;
+  void *kinds = NULL;
+  CHECK(napi_get_typedarray_info(env, argv[0], &type, &n, &kinds, NULL, NULL));
+  job_t *job = calloc(1, sizeof *job);
+  if (job == NULL) return throw_internal(env);
+  job->kind = JOB_OPS;
+  size_t m = n ? n : 1;
+  job->kinds = malloc(m);
+  job->paths = calloc(m, sizeof(char *));
+  job->dsts = calloc(m, sizeof(char *));
+  job->results = calloc(m, sizeof(double));
+  job->syscalls = calloc(m, sizeof(char *));
+  if (job->kinds == NULL || job->paths == NULL || job->dsts == NULL || job->results == NULL || job->syscalls == NULL) {
+    job_free(job);
+    return throw_internal(env);
+  }
+  memcpy(job->kinds, kinds, n);
+  job->npaths = (uint32_t)n;
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value a, b;
+    if (napi_get_element(env, argv[1], i, &a) != napi_ok || napi_get_element(env, argv[2], i, &b) != napi_ok ||
+        (job->paths[i] = get_path(env, a)) == NULL || (job->dsts[i] = get_path(env, b)) == NULL) {
+      job_free(job);
+      napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "runOps: paths must be strings or Buffers");
+      return NULL;
+    }
+  }
+  job->flags = (uint32_t)get_number(env, argv[3]);
+  bool async = false;
+  napi_get_value_bool(env, argv[4], &async);
+  return job_finish(env, job, async);
+}
+
+/* scanDir(path, follow) -> { names: string[], stats: Float64Array [mode, dev, ino, size, nlink] * n } */
+static napi_value scan_dir(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], obj, arr, buf, names, v;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char *path = get_path(env, argv[0]);
+  if (path == NULL) return throw_internal(env);
+  bool follow = false;
+  napi_get_value_bool(env, argv[1], &follow);
+  cf_dirent *ents;
+  char *namebuf;
+  uint32_t count;
+  cf_error err;
+  int rc = cf_scan_dir(path, follow, &ents, &count, &namebuf, &err);
+  free(path);
+  if (rc < 0) {
+    napi_throw(env, make_error(env, &err));
+    return NULL;
+  }
+  double *d;
+  napi_create_object(env, &obj);
+  napi_create_array_with_length(env, count, &names);
+  napi_create_arraybuffer(env, (size_t)count * 5 * sizeof(double), (void **)&d, &buf);
+  for (uint32_t i = 0; i < count; i++) {
+    napi_create_string_utf8(env, namebuf + ents[i].name, NAPI_AUTO_LENGTH, &v);
+    napi_set_element(env, names, i, v);
+    d[i * 5] = ents[i].mode;
+    d[i * 5 + 1] = (double)ents[i].dev;
+    d[i * 5 + 2] = (double)ents[i].ino;
+    d[i * 5 + 3] = (double)ents[i].size;
+    d[i * 5 + 4] = (double)ents[i].nlink;
+  }
+  free(ents);
+  free(namebuf);
+  napi_create_typedarray(env, napi_float64_array, (size_t)count * 5, buf, 0, &arr);
+  napi_set_named_property(env, obj, "names", names);
+  napi_set_named_property(env, obj, "stats", arr);
+  return obj;
+}
+
+/* rename(from, to, noreplace) */
+static napi_value rename_path(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char *from = get_path(env, argv[0]);
+  char *to = get_path(env, argv[1]);
+  bool noreplace = false, bad = from == NULL || to == NULL;
+  napi_get_value_bool(env, argv[2], &noreplace);
+  cf_error err;
+  int rc = bad ? 0 : cf_rename(from, to, noreplace, &err);
+  free(from);
+  free(to);
+  if (bad) return throw_internal(env);
+  if (rc < 0) napi_throw(env, make_error(env, &err));
+  return NULL;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"cloneFile", NULL, clone_file, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -369,6 +526,9 @@ static napi_value init(napi_env env, napi_value exports) {
       {"fsInfo", NULL, fs_info, NULL, NULL, NULL, napi_enumerable, NULL},
       {"extents", NULL, extents, NULL, NULL, NULL, napi_enumerable, NULL},
       {"extentsMany", NULL, extents_many, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"runOps", NULL, run_ops, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"scanDir", NULL, scan_dir, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"rename", NULL, rename_path, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   return exports;

@@ -11,8 +11,10 @@
 #include <linux/fiemap.h>
 #include <linux/fs.h>
 #include <stdio.h>
+#include <sys/sysmacros.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/ioctl.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
@@ -230,14 +232,15 @@ static int copy_meta(int sfd, int dfd, const struct stat *st, uint32_t flags, cf
 
 /* ---- symlinks (CF_NOFOLLOW): recreated, like clonefile(2) with CLONE_NOFOLLOW ---- */
 
-static int clone_symlink(const char *src, const char *dst, uint32_t flags, cf_clone_out *out,
-                         cf_error *err) {
+int cf_copy_symlink(const char *src, const char *dst, uint32_t flags, cf_error *err) {
   struct stat st;
   if (lstat(src, &st) != 0) return fail(err, "lstat", errno, 0);
-  char *target = malloc((size_t)st.st_size + 1);
+  /* st_size of a symlink is its target's length; some filesystems report 0 (procfs). */
+  size_t cap = st.st_size > 0 ? (size_t)st.st_size + 1 : 4096;
+  char *target = malloc(cap);
   if (target == NULL) return fail(err, "malloc", ENOMEM, 0);
-  ssize_t n = readlink(src, target, (size_t)st.st_size + 1);
-  if (n < 0 || n > st.st_size) {
+  ssize_t n = readlink(src, target, cap);
+  if (n < 0 || (size_t)n >= cap) {
     free(target);
     return fail(err, "readlink", n < 0 ? errno : ENAMETOOLONG, 0);
   }
@@ -259,8 +262,6 @@ static int clone_symlink(const char *src, const char *dst, uint32_t flags, cf_cl
   }
   free(tmp);
   free(target);
-  out->size = 0;
-  out->symlink = 1;
   return rc;
 }
 
@@ -278,8 +279,10 @@ int cf_clone_file(const cf_file *src, const char *dst, int method, uint32_t flag
     if (sfd < 0) {
       int e = errno;
       struct stat lst;
-      if (e == ELOOP && (flags & CF_NOFOLLOW) && lstat(src->path, &lst) == 0 && S_ISLNK(lst.st_mode))
-        return clone_symlink(src->path, dst, flags, out, err);
+      if (e == ELOOP && (flags & CF_NOFOLLOW) && lstat(src->path, &lst) == 0 && S_ISLNK(lst.st_mode)) {
+        out->symlink = 1;
+        return cf_copy_symlink(src->path, dst, flags, err);
+      }
       return fail(err, "open", e, 0);
     }
   }
@@ -467,4 +470,109 @@ int cf_extents(const char *path, cf_extent **out, uint32_t *count, cf_error *err
     *count = 0;
   }
   return rc;
+}
+
+/* ---- trees ---- */
+
+int cf_scan_dir(const char *path, int follow, cf_dirent **entries, uint32_t *count, char **names,
+                cf_error *err) {
+  *entries = NULL;
+  *names = NULL;
+  *count = 0;
+  DIR *d = opendir(path);
+  if (d == NULL) return fail(err, "opendir", errno, 0);
+  uint32_t cap = 64, names_cap = 4096, names_len = 0;
+  cf_dirent *ents = malloc(cap * sizeof *ents);
+  char *buf = malloc(names_cap);
+  int rc = (ents == NULL || buf == NULL) ? fail(err, "malloc", ENOMEM, 0) : 0;
+  struct dirent *de;
+  while (rc == 0 && (errno = 0, de = readdir(d)) != NULL) {
+    const char *n = de->d_name;
+    if (n[0] == '.' && (n[1] == '\0' || (n[1] == '.' && n[2] == '\0'))) continue;
+    struct stat st;
+    if (fstatat(dirfd(d), n, &st, follow ? 0 : AT_SYMLINK_NOFOLLOW) != 0) {
+      int e = errno;
+      /* Following, a dangling symlink is kept as the link itself (cp -L reports it). */
+      if (e == ENOENT && follow && fstatat(dirfd(d), n, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+      } else if (e == ENOENT) {
+        continue; /* vanished since the listing: not an entry any more */
+      } else {
+        rc = fail(err, "fstatat", e, 0);
+        break;
+      }
+    }
+    size_t len = strlen(n) + 1;
+    if (*count == cap) {
+      cf_dirent *grown = realloc(ents, (cap *= 2) * sizeof *ents);
+      if (grown == NULL) { rc = fail(err, "malloc", ENOMEM, 0); break; }
+      ents = grown;
+    }
+    if (names_len + len > names_cap) {
+      while (names_len + len > names_cap) names_cap *= 2;
+      char *grown = realloc(buf, names_cap);
+      if (grown == NULL) { rc = fail(err, "malloc", ENOMEM, 0); break; }
+      buf = grown;
+    }
+    memcpy(buf + names_len, n, len);
+    ents[(*count)++] = (cf_dirent){.name = names_len, .mode = st.st_mode, .dev = st.st_dev,
+                                   .ino = st.st_ino, .size = (uint64_t)st.st_size, .nlink = st.st_nlink};
+    names_len += (uint32_t)len;
+  }
+  if (rc == 0 && errno != 0) rc = fail(err, "readdir", errno, 0);
+  closedir(d);
+  if (rc < 0) {
+    free(ents);
+    free(buf);
+    *count = 0;
+    return rc;
+  }
+  *entries = ents;
+  *names = buf;
+  return 0;
+}
+
+/* Metadata by path, for entries that cannot be opened (FIFOs without a reader, devices). */
+static int copy_meta_path(const char *dst, const struct stat *st, uint32_t flags, cf_error *err) {
+  if ((flags & CF_OWNER) && lchown(dst, st->st_uid, st->st_gid) != 0 && errno != EPERM)
+    return fail(err, "lchown", errno, 1);
+  if ((flags & CF_MODE) && chmod(dst, st->st_mode & ((flags & CF_SETID) ? 07777 : 01777)) != 0)
+    return fail(err, "chmod", errno, 1);
+  struct timespec ts[2] = {st->st_atim, st->st_mtim};
+  if ((flags & CF_TIMES) && utimensat(AT_FDCWD, dst, ts, AT_SYMLINK_NOFOLLOW) != 0)
+    return fail(err, "utimensat", errno, 1);
+  return 0;
+}
+
+int cf_make_special(const char *src, const char *dst, uint32_t flags, cf_error *err) {
+  struct stat st;
+  if (lstat(src, &st) != 0) return fail(err, "lstat", errno, 0);
+  if (mknod(dst, st.st_mode & (S_IFMT | 0777), st.st_rdev) != 0) return fail(err, "mknod", errno, 1);
+  int rc = copy_meta_path(dst, &st, flags, err);
+  if (rc < 0) unlink(dst);
+  return rc;
+}
+
+int cf_copy_dir_meta(const char *src, const char *dst, uint32_t flags, cf_error *err) {
+  int sfd = open(src, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (sfd < 0) return fail(err, "open", errno, 0);
+  int dfd = open(dst, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0) {
+    close(sfd);
+    return fail(err, "open", errno, 1);
+  }
+  struct stat st;
+  int rc = fstat(sfd, &st) != 0 ? fail(err, "fstat", errno, 0) : copy_meta(sfd, dfd, &st, flags, err);
+  close(sfd);
+  close(dfd);
+  return rc;
+}
+
+int cf_hard_link(const char *existing, const char *dst, cf_error *err) {
+  return link(existing, dst) != 0 ? fail(err, "link", errno, 1) : 0;
+}
+
+int cf_rename(const char *from, const char *to, int noreplace, cf_error *err) {
+  if (!noreplace) return rename(from, to) != 0 ? fail(err, "rename", errno, 1) : 0;
+  if (syscall(SYS_renameat2, AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0) return 0;
+  return fail(err, "rename", errno, 1);
 }

@@ -83,4 +83,33 @@ int cf_fs_info_get(const char *path, cf_fs_info *info, cf_error *err);
  * malloc'd array of *count extents that the caller frees. ENOTSUP off Linux. */
 int cf_extents(const char *path, cf_extent **out, uint32_t *count, cf_error *err);
 
+/* ---- trees: the same syscall sequences for many entries (batching is mechanism) ---- */
+
+/* One directory entry with what lstat (or stat, when following) says of it. */
+typedef struct {
+  uint32_t name; /* offset of the NUL-terminated name in the names buffer */
+  uint32_t mode; /* st_mode: type and permission bits */
+  uint64_t dev, ino, size, nlink;
+} cf_dirent;
+
+/* Lists a directory and stats every entry (no . or ..). *entries and *names are malloc'd. */
+int cf_scan_dir(const char *path, int follow, cf_dirent **entries, uint32_t *count, char **names,
+                cf_error *err);
+
+/* Recreates a symlink (its target, owner and times as flags say). */
+int cf_copy_symlink(const char *src, const char *dst, uint32_t flags, cf_error *err);
+
+/* Recreates a FIFO or device node (mknod), with owner, mode and times as flags say. */
+int cf_make_special(const char *src, const char *dst, uint32_t flags, cf_error *err);
+
+/* Gives the existing directory dst the metadata of directory src (owner, xattrs, mode, times). */
+int cf_copy_dir_meta(const char *src, const char *dst, uint32_t flags, cf_error *err);
+
+/* A hard link dst to existing. */
+int cf_hard_link(const char *existing, const char *dst, cf_error *err);
+
+/* Renames from to to; with noreplace an existing `to` is EEXIST (never clobbered), even a
+ * directory that rename(2) would replace when empty. */
+int cf_rename(const char *from, const char *to, int noreplace, cf_error *err);
+
 #endif

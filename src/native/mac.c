@@ -1,0 +1,459 @@
+/*
+ * macOS: clonefile(2) / fclonefileat(2) for clones, a pread/pwrite loop for copies that
+ * share nothing. APFS has no range clone, no compare-and-share and no extent map, so those
+ * calls say ENOTSUP and the TypeScript side decides what to do instead.
+ *
+ * UNTESTED: this file has only ever been compile-checked (scripts/check-cross.sh, zig cc
+ * -target aarch64-macos / x86_64-macos against zig's copy of the macOS SDK headers). It has
+ * never run on a Mac. Every behaviour described below is what the man pages promise, not
+ * what was observed.
+ *
+ * Metadata on the clone path: clonefile(2) itself copies mode, BSD flags, xattrs and
+ * timestamps, whatever CF_MODE / CF_TIMES / CF_XATTR say; we keep that (a clone that looks
+ * less like its source would surprise nobody favourably) and only add what it leaves out:
+ * the owner (CF_OWNER), setuid/setgid (CF_SETID) and, on kernels without CLONE_ACL, the ACL.
+ */
+#include "platform.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/acl.h>
+#include <sys/attr.h>
+#include <sys/clonefile.h>
+#include <sys/mount.h>
+#include <sys/param.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#if __has_include(<sys/xattr.h>)
+#include <sys/xattr.h>
+#else
+/* zig 0.11's macOS headers (used by scripts/check-cross.sh) have no <sys/xattr.h>; these are
+ * the declarations the macOS SDK has, see getxattr(2), setxattr(2), listxattr(2). */
+ssize_t flistxattr(int fd, char *namebuff, size_t size, int options);
+ssize_t fgetxattr(int fd, const char *name, void *value, size_t size, uint32_t position, int options);
+int fsetxattr(int fd, const char *name, const void *value, size_t size, uint32_t position, int options);
+#endif
+
+#ifndef CLONE_ACL
+/* macOS 13 SDK; older SDKs lack the name and older kernels the flag (they answer EINVAL). */
+#define CLONE_ACL 0x0004
+#endif
+
+static int fail(cf_error *err, const char *syscall, int errnum, int on_dest) {
+  err->errnum = errnum;
+  err->syscall = syscall;
+  err->on_dest = on_dest;
+  return -errnum;
+}
+
+/* Same scheme as linux.c: the prefix lets later runs recognise leftovers of a killed process. */
+static char *temp_sibling(const char *dst) {
+  static unsigned counter;
+  size_t n = strlen(dst) + 48;
+  char *tmp = malloc(n);
+  if (tmp == NULL) return NULL;
+  const char *slash = strrchr(dst, '/');
+  int dirlen = slash ? (int)(slash - dst + 1) : 0;
+  snprintf(tmp, n, "%.*s.clonefile-tmp-%d-%u-%s", dirlen, dst, (int)getpid(),
+           __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED), slash ? slash + 1 : dst);
+  return tmp;
+}
+
+/* ---- metadata helpers shared by clone and copy ---- */
+
+/* ACLs are not xattrs on macOS (listxattr(2) hides them): acl(3) is the only way to copy
+ * one. The destination is an open file (dfd >= 0) or, for a fresh clone, a name. */
+static int copy_acl(int sfd, int dfd, const char *dname, cf_error *err) {
+  acl_t acl = acl_get_fd_np(sfd, ACL_TYPE_EXTENDED);
+  if (acl == NULL) {
+    /* ENOENT: the source has no extended ACL; ENOTSUP: its filesystem keeps none. */
+    return (errno == ENOENT || errno == ENOTSUP) ? 0 : fail(err, "acl_get_fd_np", errno, 0);
+  }
+  int rc = 0;
+  if (dfd >= 0 && acl_set_fd_np(dfd, acl, ACL_TYPE_EXTENDED) != 0)
+    rc = fail(err, "acl_set_fd_np", errno, 1);
+  else if (dfd < 0 && acl_set_link_np(dname, ACL_TYPE_EXTENDED, acl) != 0)
+    rc = fail(err, "acl_set_link_np", errno, 1);
+  acl_free(acl);
+  return rc;
+}
+
+/* One attribute, sized first: resource forks (com.apple.ResourceFork) can be megabytes. */
+static int copy_xattr(int sfd, int dfd, const char *name, cf_error *err) {
+  ssize_t size = fgetxattr(sfd, name, NULL, 0, 0, 0);
+  if (size < 0) return errno == ENOATTR ? 0 : fail(err, "fgetxattr", errno, 0); /* ENOATTR: gone since the listing */
+  char *value = malloc(size > 0 ? (size_t)size : 1);
+  if (value == NULL) return fail(err, "malloc", ENOMEM, 0);
+  int rc = 0;
+  ssize_t got = fgetxattr(sfd, name, value, (size_t)size, 0, 0);
+  if (got < 0) {
+    rc = errno == ENOATTR ? 0 : fail(err, "fgetxattr", errno, 0);
+  } else if (fsetxattr(dfd, name, value, (size_t)got, 0, 0) != 0) {
+    /* System-managed attributes (com.apple.rootless, ...) refuse ordinary processes with
+     * EPERM; cp -p skips them too. Everything else is the caller's data and must arrive. */
+    if (!(errno == EPERM && strncmp(name, "com.apple.", 10) == 0)) rc = fail(err, "fsetxattr", errno, 1);
+  }
+  free(value);
+  return rc;
+}
+
+/* Options 0, not XATTR_SHOWCOMPRESSION: the copy holds decompressed bytes, so the decmpfs
+ * attribute of a compressed source must not follow them. */
+static int copy_xattrs(int sfd, int dfd, cf_error *err) {
+  ssize_t len = flistxattr(sfd, NULL, 0, 0);
+  if (len < 0) return errno == ENOTSUP ? 0 : fail(err, "flistxattr", errno, 0);
+  if (len == 0) return 0;
+  char *names = malloc((size_t)len);
+  if (names == NULL) return fail(err, "malloc", ENOMEM, 0);
+  int rc = 0;
+  len = flistxattr(sfd, names, (size_t)len, 0);
+  if (len < 0) rc = fail(err, "flistxattr", errno, 0); /* ERANGE: one was added meanwhile */
+  for (char *name = names; rc == 0 && name < names + len; name += strlen(name) + 1)
+    rc = copy_xattr(sfd, dfd, name, err);
+  free(names);
+  return rc;
+}
+
+/* ---- clone: clonefile(2) ---- */
+
+static uint32_t clone_flags(uint32_t flags) {
+  uint32_t cflags = 0;
+  if (flags & CF_NOFOLLOW) cflags |= CLONE_NOFOLLOW;
+  if (!(flags & CF_OWNER)) cflags |= CLONE_NOOWNERCOPY;
+  if (flags & CF_ACL) cflags |= CLONE_ACL;
+  return cflags;
+}
+
+/* An open source (always, except for a symlink) is cloned by fd: no race with a rename of src. */
+static int clone_call(int sfd, const char *src_path, const char *name, uint32_t cflags) {
+  if (sfd >= 0) return fclonefileat(sfd, AT_FDCWD, name, cflags & ~(uint32_t)CLONE_NOFOLLOW);
+  return clonefile(src_path, name, cflags);
+}
+
+/* clonefile(2) both opens the source and creates dst. With the source already open, only the
+ * destination can be missing, present or unwritable; ENOTSUP, EXDEV, EINVAL concern the pair. */
+static int clone_fail(cf_error *err, int e, int by_fd) {
+  int on_dest = e == EEXIST || (by_fd && e != ENOTSUP && e != EXDEV && e != EINVAL && e != EBADF);
+  return fail(err, by_fd ? "fclonefileat" : "clonefile", e, on_dest);
+}
+
+/* What clonefile(2) leaves undone that the flags ask for. Root gets the owner from clonefile
+ * itself; anyone else gets a new file's owner and, like cp -p, tries chown. By name, with
+ * AT_SYMLINK_NOFOLLOW: it serves cloned symlinks too, and a clone whose owner bits deny
+ * reading could not be opened. */
+static int clone_fixup(int sfd, const struct stat *st, const char *name, uint32_t flags, int acl_by_hand,
+                       cf_error *err) {
+  struct stat cst;
+  if ((flags & CF_OWNER) && geteuid() != 0) {
+    if (fstatat(AT_FDCWD, name, &cst, AT_SYMLINK_NOFOLLOW) != 0) return fail(err, "lstat", errno, 1);
+    /* Owner first: chown(2) clears setuid/setgid, which the chmod below puts back. */
+    if ((cst.st_uid != st->st_uid || cst.st_gid != st->st_gid) &&
+        fchownat(AT_FDCWD, name, st->st_uid, st->st_gid, AT_SYMLINK_NOFOLLOW) != 0 && errno != EPERM)
+      return fail(err, "lchown", errno, 1);
+  }
+  if (acl_by_hand && copy_acl(sfd, -1, name, err) < 0) return -err->errnum;
+  /* clonefile(2): "setuid and setgid bits are turned off in the mode bits for regular files". */
+  if ((flags & CF_SETID) && S_ISREG(st->st_mode) && (st->st_mode & (S_ISUID | S_ISGID)) &&
+      fchmodat(AT_FDCWD, name, st->st_mode & 07777, AT_SYMLINK_NOFOLLOW) != 0)
+    return fail(err, "chmod", errno, 1);
+  return 0;
+}
+
+/* Clones an open regular file (sfd) or, with sfd < 0, the symlink src_path. Without
+ * CF_OVERWRITE the clone is made at dst itself: clonefile(2) is atomic and says EEXIST rather
+ * than clobber. With it, the clone is made beside dst and renamed over it. */
+static int clone_entry(int sfd, const char *src_path, const struct stat *st, const char *dst,
+                       uint32_t flags, cf_error *err) {
+  int via_tmp = (flags & CF_OVERWRITE) && !(flags & CF_DIRECT);
+  char *tmp = via_tmp ? temp_sibling(dst) : NULL;
+  if (via_tmp && tmp == NULL) return fail(err, "malloc", ENOMEM, 1);
+  const char *name = via_tmp ? tmp : dst;
+  uint32_t cflags = clone_flags(flags);
+  int acl_by_hand = 0;
+  int rc = clone_call(sfd, src_path, name, cflags);
+  if (rc != 0 && errno == EINVAL && (cflags & CLONE_ACL)) {
+    /* CLONE_ACL is macOS 13+; older kernels reject the whole call with EINVAL (clonefile(2)). */
+    acl_by_hand = sfd >= 0;
+    rc = clone_call(sfd, src_path, name, cflags & ~(uint32_t)CLONE_ACL);
+  }
+  if (rc != 0) {
+    int e = errno;
+    free(tmp);
+    return clone_fail(err, e, sfd >= 0);
+  }
+  rc = clone_fixup(sfd, st, name, flags, acl_by_hand, err);
+  if (rc == 0 && via_tmp && rename(tmp, dst) != 0) rc = fail(err, "rename", errno, 1);
+  /* The clone at `name` is ours: clonefile(2) never replaces an existing file. */
+  if (rc < 0) unlink(name);
+  free(tmp);
+  return rc;
+}
+
+/* ---- copy: a new file that shares nothing ---- */
+
+typedef struct {
+  int fd;
+  char *tmp; /* the temporary sibling, NULL with CF_DIRECT */
+} dest_t;
+
+static int dest_open(const char *dst, mode_t mode, uint32_t flags, dest_t *d, cf_error *err) {
+  d->fd = -1;
+  d->tmp = NULL;
+  if (!(flags & CF_DIRECT) && (d->tmp = temp_sibling(dst)) == NULL) return fail(err, "malloc", ENOMEM, 1);
+  d->fd = open(d->tmp ? d->tmp : dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+  return d->fd < 0 ? fail(err, "open", errno, 1) : 0;
+}
+
+/* Gives the finished file its name. Without CF_OVERWRITE an existing dst is EEXIST. */
+static int dest_publish(const char *dst, uint32_t flags, dest_t *d, cf_error *err) {
+  if (flags & CF_DIRECT) return 0;
+  if (flags & CF_OVERWRITE) return rename(d->tmp, dst) == 0 ? 0 : fail(err, "rename", errno, 1);
+  if (renamex_np(d->tmp, dst, RENAME_EXCL) == 0) return 0;
+  /* rename(2): ENOTSUP when the filesystem has no RENAME_EXCL; link(2) refuses to clobber too. */
+  if (errno != ENOTSUP) return fail(err, "renamex_np", errno, 1);
+  if (link(d->tmp, dst) != 0) return fail(err, "link", errno, 1);
+  unlink(d->tmp);
+  return 0;
+}
+
+/* Only a file this call created is removed: a failed O_EXCL open made nothing. */
+static void dest_discard(const char *dst, uint32_t flags, dest_t *d) {
+  if (d->fd >= 0) {
+    close(d->fd);
+    unlink((flags & CF_DIRECT) ? dst : d->tmp);
+  }
+  free(d->tmp);
+}
+
+/* pread/pwrite `n` bytes; stops early at the source's EOF. Returns bytes copied. */
+static int64_t copy_bytes(int sfd, int dfd, uint64_t soff, uint64_t doff, uint64_t n, cf_error *err) {
+  enum { BUF = 1 << 20 };
+  char *buf = malloc(BUF);
+  if (buf == NULL) return fail(err, "malloc", ENOMEM, 0);
+  uint64_t done = 0;
+  int64_t rc = 0;
+  while (rc == 0 && done < n) {
+    size_t want = n - done < BUF ? (size_t)(n - done) : BUF;
+    ssize_t r = pread(sfd, buf, want, (off_t)(soff + done));
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) rc = fail(err, "read", errno, 0);
+    if (r <= 0) break; /* 0: the source ended (or shrank) before the range did */
+    for (ssize_t w = 0; rc == 0 && w < r;) {
+      ssize_t k = pwrite(dfd, buf + w, (size_t)(r - w), (off_t)(doff + done + (uint64_t)w));
+      if (k < 0 && errno != EINTR) rc = fail(err, "write", errno, 1);
+      if (k > 0) w += k;
+    }
+    done += (uint64_t)r;
+  }
+  free(buf);
+  return rc < 0 ? rc : (int64_t)done;
+}
+
+/* A physical copy that keeps holes, as cp does (lseek(2) SEEK_DATA/SEEK_HOLE, APFS has them). */
+static int copy_data(int sfd, int dfd, off_t size, cf_error *err) {
+  off_t pos = 0;
+  while (pos < size) {
+    off_t data = lseek(sfd, pos, SEEK_DATA);
+    if (data < 0) {
+      /* ENXIO: only a hole remains. Otherwise (EINVAL: HFS+ and others) copy everything. */
+      if (errno != ENXIO && copy_bytes(sfd, dfd, (uint64_t)pos, (uint64_t)pos, (uint64_t)(size - pos), err) < 0)
+        return -err->errnum;
+      break;
+    }
+    off_t hole = lseek(sfd, data, SEEK_HOLE);
+    if (hole < 0 || hole > size) hole = size;
+    if (copy_bytes(sfd, dfd, (uint64_t)data, (uint64_t)data, (uint64_t)(hole - data), err) < 0)
+      return -err->errnum;
+    pos = hole;
+  }
+  if (ftruncate(dfd, size) != 0) return fail(err, "ftruncate", errno, 1);
+  return 0;
+}
+
+static int copy_meta(int sfd, int dfd, const struct stat *st, uint32_t flags, cf_error *err) {
+  /* Owner first: fchown(2) clears setuid/setgid. EPERM (not root) is ignored, as cp -p does. */
+  if ((flags & CF_OWNER) && fchown(dfd, st->st_uid, st->st_gid) != 0 && errno != EPERM)
+    return fail(err, "fchown", errno, 1);
+  if ((flags & CF_XATTR) && copy_xattrs(sfd, dfd, err) < 0) return -err->errnum;
+  if ((flags & CF_ACL) && copy_acl(sfd, dfd, NULL, err) < 0) return -err->errnum;
+  if (flags & CF_MODE) {
+    mode_t mode = st->st_mode & ((flags & CF_SETID) ? 07777 : 01777);
+    if (fchmod(dfd, mode) != 0) return fail(err, "fchmod", errno, 1);
+  }
+  if (flags & CF_TIMES) {
+    struct timespec ts[2] = {st->st_atimespec, st->st_mtimespec};
+    if (futimens(dfd, ts) != 0) return fail(err, "futimens", errno, 1);
+  }
+  return 0;
+}
+
+static int copy_regular(int sfd, const struct stat *st, const char *dst, uint32_t flags, cf_error *err) {
+  dest_t d;
+  int rc = dest_open(dst, st->st_mode & 0777, flags, &d, err);
+  if (rc == 0) rc = copy_data(sfd, d.fd, st->st_size, err);
+  if (rc == 0) rc = copy_meta(sfd, d.fd, st, flags, err);
+  if (rc == 0) rc = dest_publish(dst, flags, &d, err);
+  if (rc < 0) {
+    dest_discard(dst, flags, &d);
+    return rc;
+  }
+  close(d.fd);
+  free(d.tmp);
+  return 0;
+}
+
+/* CF_NOFOLLOW with the copy method: the link is recreated, as linux.c does. */
+static int copy_symlink(const char *src, const struct stat *st, const char *dst, uint32_t flags,
+                        cf_error *err) {
+  char *target = malloc((size_t)st->st_size + 1);
+  if (target == NULL) return fail(err, "malloc", ENOMEM, 0);
+  ssize_t n = readlink(src, target, (size_t)st->st_size + 1);
+  if (n < 0 || n > st->st_size) {
+    free(target);
+    return fail(err, "readlink", n < 0 ? errno : ENAMETOOLONG, 0);
+  }
+  target[n] = '\0';
+  int via_tmp = (flags & CF_OVERWRITE) && !(flags & CF_DIRECT);
+  char *tmp = via_tmp ? temp_sibling(dst) : NULL;
+  const char *name = via_tmp ? tmp : dst;
+  int rc = 0;
+  if (via_tmp && tmp == NULL) {
+    rc = fail(err, "malloc", ENOMEM, 1);
+  } else if (symlink(target, name) != 0) {
+    rc = fail(err, "symlink", errno, 1);
+  } else {
+    struct timespec ts[2] = {st->st_atimespec, st->st_mtimespec};
+    if ((flags & CF_OWNER) && fchownat(AT_FDCWD, name, st->st_uid, st->st_gid, AT_SYMLINK_NOFOLLOW) != 0 &&
+        errno != EPERM)
+      rc = fail(err, "lchown", errno, 1);
+    else if ((flags & CF_TIMES) && utimensat(AT_FDCWD, name, ts, AT_SYMLINK_NOFOLLOW) != 0)
+      rc = fail(err, "utimensat", errno, 1);
+    else if (tmp && rename(tmp, dst) != 0)
+      rc = fail(err, "rename", errno, 1);
+    if (rc < 0) unlink(name);
+  }
+  free(tmp);
+  free(target);
+  return rc;
+}
+
+/* ---- whole file ---- */
+
+static int symlink_entry(const char *src, const char *dst, int method, uint32_t flags, cf_clone_out *out,
+                         cf_error *err) {
+  struct stat st;
+  if (lstat(src, &st) != 0) return fail(err, "lstat", errno, 0);
+  out->symlink = 1;
+  if (method == CF_METHOD_CLONE) return clone_entry(-1, src, &st, dst, flags, err);
+  return copy_symlink(src, &st, dst, flags, err);
+}
+
+int cf_clone_file(const cf_file *src, const char *dst, int method, uint32_t flags, cf_clone_out *out,
+                  cf_error *err) {
+  out->size = 0;
+  out->symlink = 0;
+  int sfd = src->fd;
+  if (sfd < 0) {
+    /* O_NONBLOCK: opening a FIFO must not hang; it is refused below. */
+    int oflags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | ((flags & CF_NOFOLLOW) ? O_NOFOLLOW : 0);
+    sfd = open(src->path, oflags);
+    if (sfd < 0) {
+      int e = errno;
+      struct stat lst;
+      /* open(2): O_NOFOLLOW on a symlink is ELOOP. */
+      if (e == ELOOP && (flags & CF_NOFOLLOW) && lstat(src->path, &lst) == 0 && S_ISLNK(lst.st_mode))
+        return symlink_entry(src->path, dst, method, flags, out, err);
+      return fail(err, "open", e, 0);
+    }
+  }
+  struct stat st;
+  int rc;
+  if (fstat(sfd, &st) != 0)
+    rc = fail(err, "fstat", errno, 0);
+  else if (!S_ISREG(st.st_mode)) /* directories belong to the tree code */
+    rc = fail(err, method == CF_METHOD_CLONE ? "clonefile" : "copyfile", S_ISDIR(st.st_mode) ? EISDIR : EINVAL, 0);
+  else if (method == CF_METHOD_CLONE)
+    rc = clone_entry(sfd, NULL, &st, dst, flags, err);
+  else
+    rc = copy_regular(sfd, &st, dst, flags, err);
+  if (rc == 0) out->size = (uint64_t)st.st_size;
+  if (src->fd < 0) close(sfd);
+  return rc;
+}
+
+/* ---- ranges ---- */
+
+int64_t cf_clone_range(int src_fd, int dst_fd, uint64_t src_offset, uint64_t dst_offset,
+                       uint64_t length, int method, cf_error *err) {
+  /* APFS clones whole files only: there is no FICLONERANGE counterpart. */
+  if (method == CF_METHOD_CLONE) return fail(err, "clonefile", ENOTSUP, 0);
+  uint64_t n = length;
+  if (n == 0) {
+    struct stat st;
+    if (fstat(src_fd, &st) != 0) return fail(err, "fstat", errno, 0);
+    n = (uint64_t)st.st_size > src_offset ? (uint64_t)st.st_size - src_offset : 0;
+  }
+  return copy_bytes(src_fd, dst_fd, src_offset, dst_offset, n, err);
+}
+
+/* No compare-and-share call exists on macOS; the name is linux.c's so errors read alike. */
+int64_t cf_dedupe_range(int src_fd, int dst_fd, uint64_t src_offset, uint64_t dst_offset,
+                        uint64_t length, cf_error *err) {
+  (void)src_fd;
+  (void)dst_fd;
+  (void)src_offset;
+  (void)dst_offset;
+  (void)length;
+  return fail(err, "ioctl_fideduperange", ENOTSUP, 0);
+}
+
+/* ---- filesystem facts ---- */
+
+/* FNV-1a, 32 bits so that the number survives the trip through a JS double. */
+static uint64_t name_hash(const char *name) {
+  uint32_t h = 2166136261u;
+  for (const unsigned char *p = (const unsigned char *)name; *p; p++) h = (h ^ *p) * 16777619u;
+  return h;
+}
+
+/* getattrlist(2) answers volume attributes only for the volume's root, hence the mount point.
+ * 1 / 0 from VOL_CAP_INT_CLONE, -1 when the volume does not say. */
+static int volume_can_clone(const char *mountpoint) {
+  struct attrlist al = {.bitmapcount = ATTR_BIT_MAP_COUNT, .volattr = ATTR_VOL_INFO | ATTR_VOL_CAPABILITIES};
+  struct {
+    uint32_t length;
+    vol_capabilities_attr_t caps;
+  } __attribute__((aligned(4), packed)) buf;
+  if (getattrlist(mountpoint, &al, &buf, sizeof buf, 0) != 0) return -1;
+  uint32_t valid = buf.caps.valid[VOL_CAPABILITIES_INTERFACES];
+  uint32_t caps = buf.caps.capabilities[VOL_CAPABILITIES_INTERFACES];
+  if (!(valid & VOL_CAP_INT_CLONE)) return -1;
+  return (caps & VOL_CAP_INT_CLONE) ? 1 : 0;
+}
+
+int cf_fs_info_get(const char *path, cf_fs_info *info, cf_error *err) {
+  struct statfs sf;
+  struct stat st;
+  if (statfs(path, &sf) != 0) return fail(err, "statfs", errno, 0);
+  if (stat(path, &st) != 0) return fail(err, "stat", errno, 0);
+  memset(info, 0, sizeof *info);
+  snprintf(info->name, sizeof info->name, "%s", sf.f_fstypename);
+  info->type = name_hash(info->name);
+  info->block_size = (uint64_t)sf.f_bsize;
+  info->dev = (uint64_t)(uint32_t)st.st_dev; /* dev_t is a signed 32-bit int here */
+  info->mount_id = info->dev;
+  info->can_clone = volume_can_clone(sf.f_mntonname);
+  return 0;
+}
+
+/* APFS has no FIEMAP; the name is linux.c's so errors read alike. */
+int cf_extents(const char *path, cf_extent **out, uint32_t *count, cf_error *err) {
+  (void)path;
+  *out = NULL;
+  *count = 0;
+  return fail(err, "ioctl_fiemap", ENOTSUP, 0);
+}

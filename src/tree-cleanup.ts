@@ -1,0 +1,53 @@
+import * as fs from 'node:fs'
+import { basename, dirname, join } from 'node:path'
+import { TEMP_PREFIX } from './temp.js'
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
+/**
+ * Removes a tree, making its directories writable first where needed: a clone of read-only
+ * directories cannot otherwise be emptied by an unprivileged process.
+ */
+export function removeTree(path: string): void {
+  try {
+    fs.rmSync(path, { recursive: true, force: true })
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EACCES' && (e as NodeJS.ErrnoException).code !== 'EPERM') throw e
+    makeWritable(path)
+    fs.rmSync(path, { recursive: true, force: true })
+  }
+}
+
+function makeWritable(path: string): void {
+  const st = fs.lstatSync(path, { throwIfNoEntry: false })
+  if (st === undefined || !st.isDirectory()) return
+  fs.chmodSync(path, (st.mode & 0o7777) | 0o700)
+  for (const name of fs.readdirSync(path)) makeWritable(join(path, name))
+}
+
+/**
+ * A killed run leaves its temporary tree beside `dst` (`.clonefile-tmp-<pid>-…-<name>`): remove
+ * those whose process is gone, so that the next run starts clean.
+ */
+export function removeLeftovers(dst: string): void {
+  const dir = dirname(dst)
+  const suffix = `-${basename(dst)}`
+  let names: string[]
+  try {
+    names = fs.readdirSync(dir)
+  } catch {
+    return
+  }
+  for (const name of names) {
+    if (!name.startsWith(TEMP_PREFIX) || !name.endsWith(suffix)) continue
+    const pid = Number.parseInt(name.slice(TEMP_PREFIX.length), 10)
+    if (Number.isInteger(pid) && pid !== process.pid && !alive(pid)) removeTree(join(dir, name))
+  }
+}

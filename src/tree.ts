@@ -1,0 +1,521 @@
+import * as fs from 'node:fs'
+import { basename, dirname, join, resolve, sep } from 'node:path'
+import { Flag, Op, requireNative } from './binding.js'
+import type { Binding, OpResults } from './binding.js'
+import { clone, cloneSync, modes } from './clone.js'
+import type { CloneMode, CloneOptions, CloneResult } from './clone.js'
+import { fromNative, fsError, invalidArgType, invalidArgValue } from './errors.js'
+import { fallbackFor } from './fallback.js'
+import { oneOf, toPath, withDefaults } from './args.js'
+import type { PathLike } from './args.js'
+import { removeLeftovers, removeTree } from './tree-cleanup.js'
+import { tempSibling } from './temp.js'
+
+export type OverwriteMode = 'error' | 'skip' | 'replace'
+export type EntryType = 'file' | 'directory' | 'symlink' | 'fifo' | 'socket' | 'block-device' | 'character-device'
+
+export interface TreeEntry {
+  name: string
+  type: EntryType
+  /** st_mode permission bits and type */
+  mode: number
+  size: number
+}
+
+export interface TreePreserve {
+  /** permission bits, setuid/setgid too when owners are kept @default true */
+  mode?: boolean
+  /** atime and mtime to the nanosecond, directories included @default true */
+  timestamps?: boolean
+  /** owner and group, where the process may (root) @default true */
+  ownership?: boolean
+  /** extended attributes (POSIX ACLs among them) @default true */
+  xattr?: boolean
+  /** hard-link groups stay hard links @default true */
+  links?: boolean
+  /** FIFOs (and device nodes, when root) are recreated @default true */
+  specials?: boolean
+}
+
+export interface TreeProgress {
+  files: number
+  bytes: number
+  totalFiles?: number
+  totalBytes?: number
+}
+
+export interface CloneTreeOptions {
+  /** what an existing `dst` means: an error, entries kept, or entries replaced @default 'error' */
+  overwrite?: OverwriteMode
+  /** per file, as for clone() @default 'auto' */
+  mode?: CloneMode
+  /** what to keep; each field defaults to true, as cp -a does @default {} */
+  preserve?: TreePreserve
+  /** follow symlinks instead of recreating them (cp -L) @default false */
+  dereference?: boolean
+  /** entries for which it returns false are left out (a directory with all it holds) @default undefined */
+  filter?: ((path: string, entry: TreeEntry) => boolean) | undefined
+  /** batches of operations running at once on the thread pool @default 4 */
+  concurrency?: number
+  /** stops the run; with `atomic`, nothing is left at `dst` @default undefined */
+  signal?: AbortSignal | undefined
+  /** called at most every 100 ms, and once at the end @default undefined */
+  onProgress?: ((progress: TreeProgress) => void) | undefined
+  /** build under a temporary sibling and rename it into place at the end @default true */
+  atomic?: boolean
+  /** collect per-entry errors instead of stopping at the first @default false */
+  continueOnError?: boolean
+}
+
+export interface TreeResult {
+  files: number
+  directories: number
+  symlinks: number
+  hardLinks: number
+  specials: number
+  cloned: { files: number; bytes: number }
+  copied: { files: number; bytes: number }
+  /** why files were copied instead of cloned: reason code -> number of files */
+  fallbacks: Record<string, number>
+  skipped: Array<{ path: string; reason: string }>
+  errors: Array<{ path: string; code: string; message: string }>
+}
+
+type Callbacks = 'filter' | 'signal' | 'onProgress'
+type ResolvedOptions = Required<Omit<CloneTreeOptions, Callbacks>> & Pick<CloneTreeOptions, Callbacks>
+
+const defaults: ResolvedOptions = {
+  overwrite: 'error',
+  mode: 'auto',
+  preserve: {},
+  dereference: false,
+  filter: undefined,
+  concurrency: 4,
+  signal: undefined,
+  onProgress: undefined,
+  atomic: true,
+  continueOnError: false,
+}
+const preserveDefaults: Required<TreePreserve> = { mode: true, timestamps: true, ownership: true, xattr: true, links: true, specials: true }
+
+/** Operations per trip to the thread pool: large enough to amortise, small enough to balance. */
+const BATCH = 64
+/** Errors that say a whole filesystem cannot clone: later files from it are copied straight away. */
+const fsWide = new Set(['EXDEV', 'EOPNOTSUPP', 'ENOTSUP', 'ENOTTY', 'ENOSYS'])
+const BARRIER = Symbol('barrier')
+
+interface Batch {
+  kinds: Uint8Array
+  srcs: string[]
+  dsts: string[]
+  /** source device of each operation, for the per-filesystem clone/copy decision */
+  devs: number[]
+  flags: number
+}
+
+function typeOf(mode: number): EntryType {
+  switch (mode & 0o170000) {
+    case 0o040000: return 'directory'
+    case 0o120000: return 'symlink'
+    case 0o010000: return 'fifo'
+    case 0o140000: return 'socket'
+    case 0o060000: return 'block-device'
+    case 0o020000: return 'character-device'
+    default: return 'file'
+  }
+}
+
+class BatchBuilder {
+  kinds: number[] = []
+  srcs: string[] = []
+  dsts: string[] = []
+  devs: number[] = []
+  constructor(readonly flags: number) {}
+  add(kind: number, src: string, dst: string, dev = 0): void {
+    this.kinds.push(kind)
+    this.srcs.push(src)
+    this.dsts.push(dst)
+    this.devs.push(dev)
+  }
+  get length(): number {
+    return this.kinds.length
+  }
+  take(): Batch {
+    const batch = { kinds: Uint8Array.from(this.kinds), srcs: this.srcs, dsts: this.dsts, devs: this.devs, flags: this.flags }
+    this.kinds = []
+    this.srcs = []
+    this.dsts = []
+    this.devs = []
+    return batch
+  }
+}
+
+/**
+ * One cloneTree run: plans the operations while walking, and takes their results. The sync and
+ * async drivers below only differ in how they run batches.
+ */
+class TreeRun {
+  readonly result: TreeResult = {
+    files: 0, directories: 0, symlinks: 0, hardLinks: 0, specials: 0,
+    cloned: { files: 0, bytes: 0 }, copied: { files: 0, bytes: 0 }, fallbacks: {}, skipped: [], errors: [],
+  }
+  error: unknown
+  private readonly cannotClone = new Map<number, string>()
+  private readonly fileFlags: number
+  private readonly metaFlags: number
+  private readonly preserve: Required<TreePreserve>
+  private lastProgress = 0
+  private readonly root = process.getuid?.() === 0
+
+  constructor(
+    readonly binding: Binding,
+    readonly src: string,
+    readonly dst: string,
+    /** where the tree is built: a temporary sibling of dst, or dst itself */
+    readonly build: string,
+    readonly options: ResolvedOptions,
+    readonly merge: boolean,
+  ) {
+    const p = (this.preserve = { ...preserveDefaults, ...options.preserve })
+    this.metaFlags = (p.mode ? Flag.Mode : 0) | (p.timestamps ? Flag.Times : 0) | (p.ownership ? Flag.Owner : 0) |
+      (p.xattr ? Flag.Xattr | Flag.Acl : 0) | (p.mode && p.ownership && this.root ? Flag.SetId : 0)
+    const place = !merge ? Flag.Direct : options.overwrite === 'replace' ? Flag.Overwrite : 0
+    this.fileFlags = this.metaFlags | place
+  }
+
+  /** The walk: yields batches of operations, and BARRIER where all before must be done. */
+  *plan(): Generator<Batch | typeof BARRIER> {
+    const { binding, options } = this
+    const files = new BatchBuilder(this.fileFlags)
+    const links = new BatchBuilder(0)
+    const dirs: Array<[string, string]> = []
+    const firstOfLink = new Map<string, string>()
+    this.makeDir(this.build, 0o700)
+    const stack: Array<[string, string, string[]]> = [[this.src, this.build, []]]
+    while (stack.length > 0 && !this.stopped) {
+      options.signal?.throwIfAborted()
+      const [srcDir, dstDir, ancestors] = stack.pop() as [string, string, string[]]
+      dirs.push([srcDir, dstDir])
+      let names: string[], stats: Float64Array
+      try {
+        ({ names, stats } = binding.scanDir(srcDir, options.dereference))
+      } catch (e) {
+        this.fail(e, srcDir, dstDir)
+        continue
+      }
+      for (let i = 0; i < names.length; i++) {
+        const name = names[i] as string
+        const mode = stats[i * 5] as number
+        const dev = stats[i * 5 + 1] as number
+        const size = stats[i * 5 + 3] as number
+        const type = typeOf(mode)
+        const s = join(srcDir, name)
+        const d = join(dstDir, name)
+        if (options.filter !== undefined && !options.filter(s, { name, type, mode, size })) continue
+        if (type === 'directory') {
+          const id = `${dev}:${stats[i * 5 + 2]}`
+          if (options.dereference && ancestors.includes(id)) {
+            this.skip(s, 'ELOOP: a symlink leads back to an enclosing directory')
+            continue
+          }
+          if (this.makeDir(d, (mode & 0o777) | 0o700)) stack.push([s, d, options.dereference ? [...ancestors, id] : ancestors])
+        } else if (type === 'file') {
+          const nlink = stats[i * 5 + 4] as number
+          const key = `${dev}:${stats[i * 5 + 2]}`
+          const first = nlink > 1 && this.preserve.links ? firstOfLink.get(key) : undefined
+          if (first !== undefined) {
+            links.add(Op.Link, first, d)
+            continue
+          }
+          if (nlink > 1 && this.preserve.links) firstOfLink.set(key, d)
+          files.add(this.fileOp(dev), s, d, dev)
+        } else if (type === 'symlink') {
+          files.add(Op.Symlink, s, d)
+        } else if (type === 'socket') {
+          this.skip(s, 'socket: sockets cannot be copied')
+        } else if (!this.preserve.specials) {
+          this.skip(s, `${type}: preserve.specials is off`)
+        } else if (type !== 'fifo' && !this.root) {
+          this.skip(s, `EPERM: creating a ${type} needs root`)
+        } else {
+          files.add(Op.Special, s, d)
+        }
+        if (files.length >= BATCH) yield files.take()
+      }
+    }
+    if (files.length > 0) yield files.take()
+    yield BARRIER
+    // Hard links once their first member exists; directory metadata last, deepest first, so
+    // that writing inside a directory does not change its times afterwards.
+    if (links.length > 0 && !this.stopped) yield links.take()
+    yield BARRIER
+    const meta = new BatchBuilder(this.metaFlags)
+    for (let i = dirs.length - 1; i >= 0 && !this.stopped; i--) {
+      const [s, d] = dirs[i] as [string, string]
+      meta.add(Op.DirMeta, s, d)
+      if (meta.length >= BATCH) yield meta.take()
+    }
+    if (meta.length > 0) yield meta.take()
+    yield BARRIER
+  }
+
+  get stopped(): boolean {
+    return this.error !== undefined
+  }
+
+  private fileOp(dev: number): number {
+    if (this.options.mode === 'never' || this.cannotClone.has(dev)) return Op.Copy
+    return Op.Clone
+  }
+
+  private makeDir(path: string, mode: number): boolean {
+    try {
+      fs.mkdirSync(path, { mode })
+      this.result.directories++
+      return true
+    } catch (e) {
+      if (this.merge && (e as NodeJS.ErrnoException).code === 'EEXIST' && fs.lstatSync(path).isDirectory()) {
+        this.result.directories++
+        return true
+      }
+      this.fail(e, undefined, path)
+      return false
+    }
+  }
+
+  /** Takes a batch's results; returns the copies to make where 'auto' clones failed. */
+  absorb(batch: Batch, out: OpResults): Batch | undefined {
+    const retry = new BatchBuilder(batch.flags)
+    const r = this.result
+    for (let i = 0; i < batch.kinds.length; i++) {
+      const kind = batch.kinds[i] as number
+      const n = out.results[i] as number
+      const src = batch.srcs[i] as string
+      const dst = batch.dsts[i] as string
+      if (n < 0) {
+        const err = fromNative({ errno: -n, syscall: out.syscalls[i] ?? 'unknown' }, src, this.shown(dst)) as NodeJS.ErrnoException
+        const fallback = kind === Op.Clone && this.options.mode === 'auto' ? fallbackFor(err) : undefined
+        if (fallback !== undefined) {
+          const dev = batch.devs[i] as number
+          if (fsWide.has(fallback.code)) this.cannotClone.set(dev, fallback.code)
+          retry.add(Op.Copy, src, dst, dev)
+          r.fallbacks[fallback.code] = (r.fallbacks[fallback.code] ?? 0) + 1
+        } else if (this.merge && err.code === 'EEXIST') {
+          this.skip(src, 'EEXIST: kept the existing entry')
+        } else {
+          this.fail(err, src, dst)
+        }
+        continue
+      }
+      if (kind === Op.Clone || kind === Op.Copy) {
+        const bucket = kind === Op.Clone ? r.cloned : r.copied
+        bucket.files++
+        bucket.bytes += n
+        r.files++
+        // A copy planned because its filesystem already refused to clone is a fallback too
+        // (a retried one was counted when its clone failed).
+        const code = kind === Op.Copy && !isRetry(batch) ? this.cannotClone.get(batch.devs[i] as number) : undefined
+        if (code !== undefined) r.fallbacks[code] = (r.fallbacks[code] ?? 0) + 1
+      } else if (kind === Op.Symlink) r.symlinks++
+      else if (kind === Op.Special) r.specials++
+      else if (kind === Op.Link) r.hardLinks++
+    }
+    this.progress(false)
+    return retry.length > 0 ? markRetry(retry.take()) : undefined
+  }
+
+  progress(last: boolean): void {
+    const report = this.options.onProgress
+    if (report === undefined) return
+    const now = Date.now()
+    if (!last && now - this.lastProgress < 100) return
+    this.lastProgress = now
+    report({ files: this.result.files, bytes: this.result.cloned.bytes + this.result.copied.bytes })
+  }
+
+  private shown(path: string): string {
+    return path === this.build || path.startsWith(this.build + sep) ? this.dst + path.slice(this.build.length) : path
+  }
+
+  skip(path: string, reason: string): void {
+    this.result.skipped.push({ path, reason })
+  }
+
+  fail(e: unknown, src: string | undefined, dst: string | undefined): void {
+    const err = fromNative(e, src, dst === undefined ? undefined : this.shown(dst)) as NodeJS.ErrnoException
+    if (!this.options.continueOnError) {
+      this.error ??= err
+      return
+    }
+    this.result.errors.push({ path: src ?? this.shown(dst ?? ''), code: err.code ?? 'EUNKNOWN', message: err.message })
+  }
+}
+
+const retries = new WeakSet<Batch>()
+const markRetry = (b: Batch) => (retries.add(b), b)
+const isRetry = (b: Batch) => retries.has(b)
+
+interface Prepared {
+  src: string
+  dst: string
+  options: ResolvedOptions
+  /** the source is a file: cloneTree behaves like clone() */
+  single: boolean
+  /** dst exists and overwrite says to merge into it */
+  merge: boolean
+}
+
+function prepare(src: unknown, dst: unknown, options: unknown): Prepared {
+  const o = withDefaults('options', options, defaults)
+  oneOf('options.mode', o.mode, modes)
+  oneOf('options.overwrite', o.overwrite, ['error', 'skip', 'replace'])
+  if (!Number.isInteger(o.concurrency) || o.concurrency < 1) throw invalidArgValue('options.concurrency', o.concurrency, 'must be an integer >= 1')
+  for (const key of ['filter', 'onProgress'] as const) {
+    if (o[key] !== undefined && typeof o[key] !== 'function') throw invalidArgType(`options.${key}`, 'of type function', o[key])
+  }
+  if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw invalidArgType('options.signal', 'an instance of AbortSignal', o.signal)
+  const s = resolve(toPath('src', src).toString())
+  const d = resolve(toPath('dst', dst).toString())
+  o.signal?.throwIfAborted()
+  const st = o.dereference ? fs.statSync(s) : fs.lstatSync(s)
+  const exists = fs.existsSync(d) || isSymlink(d)
+  if (!st.isDirectory()) return { src: s, dst: d, options: o, single: true, merge: false }
+  const real = fs.realpathSync(s)
+  const dstReal = join(fs.realpathSync(dirname(d)), basename(d))
+  if (dstReal === real) throw fsError('EINVAL', 22, 'cloneTree', s, d, 'source and destination are the same directory')
+  if (dstReal.startsWith(real + sep)) throw fsError('EINVAL', 22, 'cloneTree', s, d, 'cannot clone a directory into itself')
+  if (exists && o.overwrite === 'error') throw fsError('EEXIST', 17, 'cloneTree', s, d)
+  if (exists && !fs.statSync(d).isDirectory()) throw fsError('ENOTDIR', 20, 'cloneTree', s, d, 'destination exists and is not a directory')
+  return { src: s, dst: d, options: o, single: false, merge: exists }
+}
+
+function isSymlink(path: string): boolean {
+  try {
+    return fs.lstatSync(path).isSymbolicLink()
+  } catch {
+    return false
+  }
+}
+
+function startRun(p: Prepared): TreeRun {
+  const binding = requireNative('cloneTree')
+  removeLeftovers(p.dst)
+  const build = p.merge || !p.options.atomic ? p.dst : tempSibling(p.dst)
+  return new TreeRun(binding, p.src, p.dst, build, p.options, p.merge)
+}
+
+function finishRun(run: TreeRun, p: Prepared): TreeResult {
+  if (run.error === undefined && run.build !== p.dst) {
+    try {
+      run.binding.rename(run.build, p.dst, true)
+    } catch (e) {
+      run.error = fromNative(e, p.src, p.dst)
+    }
+  }
+  if (run.error !== undefined) {
+    if (run.build !== p.dst) removeTree(run.build)
+    throw run.error
+  }
+  run.progress(true)
+  return run.result
+}
+
+function abandon(run: TreeRun, p: Prepared, e: unknown): never {
+  if (run.build !== p.dst) removeTree(run.build)
+  throw e
+}
+
+const singleOptions = (o: ResolvedOptions): CloneOptions => ({
+  mode: o.mode,
+  overwrite: o.overwrite === 'replace',
+  followSymlinks: o.dereference,
+  preserveOwner: o.preserve.ownership ?? true,
+})
+
+function singleResult(r: CloneResult | undefined, path: string): TreeResult {
+  const result: TreeResult = {
+    files: 0, directories: 0, symlinks: 0, hardLinks: 0, specials: 0,
+    cloned: { files: 0, bytes: 0 }, copied: { files: 0, bytes: 0 }, fallbacks: {}, skipped: [], errors: [],
+  }
+  if (r === undefined) {
+    result.skipped.push({ path, reason: 'EEXIST: kept the existing entry' })
+    return result
+  }
+  result.files = 1
+  result[r.method === 'clone' ? 'cloned' : 'copied'] = { files: 1, bytes: r.size }
+  if (r.fallback) result.fallbacks[r.fallback.code] = 1
+  return result
+}
+
+const skippedExisting = (e: unknown, o: ResolvedOptions) =>
+  o.overwrite === 'skip' && (e as NodeJS.ErrnoException).code === 'EEXIST'
+
+/**
+ * Clones the directory tree `src` to the new path `dst`, as faithfully as `cp -a` (modes, times
+ * to the nanosecond, owners when root, xattrs, symlinks, hard links, FIFOs), sharing the blocks
+ * of every file. With `atomic` (the default) a failure or an abort leaves nothing at `dst`.
+ */
+export async function cloneTree(src: PathLike, dst: PathLike, options?: CloneTreeOptions): Promise<TreeResult> {
+  const p = prepare(src, dst, options)
+  if (p.single) {
+    try {
+      return singleResult(await clone(p.src, p.dst, singleOptions(p.options)), p.src)
+    } catch (e) {
+      if (skippedExisting(e, p.options)) return singleResult(undefined, p.src)
+      throw e
+    }
+  }
+  const run = startRun(p)
+  const inflight = new Set<Promise<void>>()
+  const launch = (batch: Batch): void => {
+    const done: Promise<void> = run.binding.runOps(batch.kinds, batch.srcs, batch.dsts, batch.flags, true)
+      .then((out) => {
+        const retry = run.absorb(batch, out)
+        if (retry !== undefined) launch(retry)
+      }, (e: unknown) => {
+        run.error ??= e
+      })
+      .finally(() => inflight.delete(done))
+    inflight.add(done)
+  }
+  const drain = async (below: number) => {
+    while (inflight.size > below) await Promise.race(inflight)
+  }
+  try {
+    for (const step of run.plan()) {
+      if (step === BARRIER) await drain(0)
+      else {
+        launch(step)
+        await drain(p.options.concurrency - 1)
+      }
+    }
+  } catch (e) {
+    await drain(0)
+    abandon(run, p, e)
+  }
+  return finishRun(run, p)
+}
+
+/** The synchronous twin of {@link cloneTree}: the same walk, one operation at a time. */
+export function cloneTreeSync(src: PathLike, dst: PathLike, options?: CloneTreeOptions): TreeResult {
+  const p = prepare(src, dst, options)
+  if (p.single) {
+    try {
+      return singleResult(cloneSync(p.src, p.dst, singleOptions(p.options)), p.src)
+    } catch (e) {
+      if (skippedExisting(e, p.options)) return singleResult(undefined, p.src)
+      throw e
+    }
+  }
+  const run = startRun(p)
+  try {
+    for (const step of run.plan()) {
+      for (let batch = step === BARRIER ? undefined : step; batch !== undefined;) {
+        batch = run.absorb(batch, run.binding.runOps(batch.kinds, batch.srcs, batch.dsts, batch.flags, false))
+      }
+    }
+  } catch (e) {
+    abandon(run, p, e)
+  }
+  return finishRun(run, p)
+}
