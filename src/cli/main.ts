@@ -1,5 +1,6 @@
 import { cp } from './cp.js'
 import { demo } from './demo.js'
+import { du } from './du.js'
 import { probeCommand } from './probe.js'
 import { UsageError, errorLine } from './output.js'
 
@@ -8,17 +9,19 @@ const HELP = `Usage: clonefile COMMAND [OPTION]... ARG...
 Space-saving copy-on-write clones of files, with an honest fallback to copying.
 
 Commands:
-  cp [--reflink=auto|always|never] [-f] [-n] [-v] [--json] SRC DST
-                      clone SRC to DST (copy where the filesystem cannot clone)
+  cp [-r|-a] [--reflink=auto|always|never] [-f|-n] [-v] [--json] SRC... DST
+                      clone files and trees (copy where the filesystem cannot clone)
   probe [--json] PATH [OTHER]
                       can files be cloned within PATH's filesystem, or from PATH to OTHER?
+  du [-s] [-h] [-d N] [--json] PATH...
+                      how much space PATHs take once clones share their blocks
   demo [DIR]          time a copy and a clone of a 1 GiB file in DIR and show the space each takes
 
 Run 'clonefile COMMAND --help' for a command's options.
 Exit status: 0 success, 1 the operation failed, 2 bad usage.
 `
 
-const commands: Record<string, (args: string[]) => Promise<number>> = { cp, probe: probeCommand, demo }
+const commands: Record<string, (args: string[]) => Promise<number>> = { cp, probe: probeCommand, du, demo }
 
 /** Runs the CLI and returns the exit code; only bin/clonefile.js calls process.exit. */
 export async function main(argv: string[]): Promise<number> {
