@@ -167,8 +167,10 @@ static int copy_data(int sfd, int dfd, off_t size, cf_error *err) {
 
 /* ---- metadata ---- */
 
+/* XFS also shows its ACLs to root as trusted.SGI_ACL_FILE / SGI_ACL_DEFAULT (xfs_acl.h). */
 static int is_acl_name(const char *name) {
-  return strcmp(name, "system.posix_acl_access") == 0 || strcmp(name, "system.posix_acl_default") == 0;
+  return strcmp(name, "system.posix_acl_access") == 0 || strcmp(name, "system.posix_acl_default") == 0 ||
+         strcmp(name, "trusted.SGI_ACL_FILE") == 0 || strcmp(name, "trusted.SGI_ACL_DEFAULT") == 0;
 }
 
 static int copy_xattrs(int sfd, int dfd, uint32_t flags, cf_error *err) {
