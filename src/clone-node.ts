@@ -21,6 +21,19 @@ function renamed(e: unknown, tmp: string, dst: string): unknown {
   return e
 }
 
+/**
+ * libuv names Linux's errno 95 ENOTSUP ("operation not supported on socket"); the addon and
+ * FICLONE(2const) say EOPNOTSUPP. One name for one failure, with or without the addon.
+ */
+function sameCode(e: unknown): unknown {
+  const err = e as NodeJS.ErrnoException
+  if (process.platform === 'linux' && err?.code === 'ENOTSUP') {
+    err.code = 'EOPNOTSUPP'
+    err.message = err.message.replace(/^ENOTSUP: operation not supported on socket/, 'EOPNOTSUPP: operation not supported')
+  }
+  return e
+}
+
 function copyBytesSync(src: string, dst: string): void {
   // read/write, not fs.copyFile: libuv's copyfile uses copy_file_range, which reflinks on XFS/btrfs.
   const buf = Buffer.allocUnsafe(1 << 20)
@@ -61,6 +74,7 @@ function dataSync(job: CloneJob, src: string, tmp: string): CloneResult {
     fs.copyFileSync(src, tmp, COPYFILE_EXCL | COPYFILE_FICLONE_FORCE)
     return { method: 'clone', size }
   } catch (e) {
+    sameCode(e)
     const fallback = job.options.mode === 'auto' ? fallbackFor(e) : undefined
     if (fallback === undefined) throw e
     fs.rmSync(tmp, { force: true })
@@ -115,6 +129,7 @@ async function data(job: CloneJob, src: string, tmp: string): Promise<CloneResul
     await fs.promises.copyFile(src, tmp, COPYFILE_EXCL | COPYFILE_FICLONE_FORCE)
     return { method: 'clone', size }
   } catch (e) {
+    sameCode(e)
     const fallback = job.options.mode === 'auto' ? fallbackFor(e) : undefined
     if (fallback === undefined) throw e
     await fs.promises.rm(tmp, { force: true })

@@ -5,15 +5,15 @@ import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { cloneSync } from '../clone.js'
 import { probeSync } from '../probe.js'
-import { humanBytes } from './output.js'
+import { UsageError, humanBytes } from './output.js'
 
-const HELP = `Usage: clonefile demo [DIR]
+const HELP = `Usage: clonefile demo [--size N] [DIR]
 
 Make a 1 GiB file in DIR (default: the current directory), then time a plain copy and a clone
 of it and show the free space before and after each. Everything is removed afterwards.
-`
 
-const SIZE = 1 << 30
+  --size N   the file's size in MiB instead of 1024
+`
 
 const HOW_TO_GET_ONE = `To try it on a filesystem that clones (Linux, as root):
   truncate -s 4G /tmp/xfs.img && mkfs.xfs -m reflink=1 /tmp/xfs.img
@@ -32,11 +32,11 @@ function freeBytes(dir: string): number {
   return s.bavail * s.bsize
 }
 
-function writeRandomFile(path: string): void {
+function writeRandomFile(path: string, size: number): void {
   const fd = openSync(path, 'wx')
-  const chunk = Buffer.allocUnsafe(64 << 20)
+  const chunk = Buffer.allocUnsafe(Math.min(size, 64 << 20))
   try {
-    for (let done = 0; done < SIZE; done += chunk.length) writeSync(fd, randomFillSync(chunk))
+    for (let done = 0; done < size; done += chunk.length) writeSync(fd, randomFillSync(chunk), 0, Math.min(chunk.length, size - done))
   } finally {
     closeSync(fd)
   }
@@ -49,26 +49,33 @@ function timed(run: () => void): number {
 }
 
 export async function demo(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args, options: { help: { type: 'boolean', short: 'h', default: false } }, allowPositionals: true })
+  const { values, positionals } = parseArgs({
+    args,
+    options: { help: { type: 'boolean', short: 'h', default: false }, size: { type: 'string', default: '1024' } },
+    allowPositionals: true,
+  })
   if (values.help) {
     process.stdout.write(HELP)
     return 0
   }
+  const mib = Number(values.size)
+  if (!Number.isInteger(mib) || mib < 1) throw new UsageError(`invalid --size '${values.size}': a whole number of MiB`)
+  const size = mib * (1 << 20)
   const dir = resolve(positionals[0] ?? '.')
   const p = probeSync(dir)
   if (!p.clone) {
     process.stdout.write(`${dir} is on ${p.filesystem}, which cannot clone here (${p.reason ?? 'unknown'}).\n${HOW_TO_GET_ONE}`)
     return 1
   }
-  if (freeBytes(dir) < SIZE * 2.2) {
-    process.stdout.write(`${dir} needs about 2.2 GiB free for the demo; it has ${humanBytes(freeBytes(dir))}.\n`)
+  if (freeBytes(dir) < size * 2.2) {
+    process.stdout.write(`${dir} needs about ${humanBytes(size * 2.2)} free for the demo; it has ${humanBytes(freeBytes(dir))}.\n`)
     return 1
   }
   const work = mkdtempSync(join(dir, '.clonefile-demo-'))
   try {
-    process.stdout.write(`Writing a 1 GiB file of random bytes in ${dir} (${p.filesystem})...\n`)
-    const original = join(work, '1GiB.bin')
-    writeRandomFile(original)
+    process.stdout.write(`Writing a ${humanBytes(size)} file of random bytes in ${dir} (${p.filesystem})...\n`)
+    const original = join(work, 'original.bin')
+    writeRandomFile(original, size)
     const rows: string[][] = []
     for (const [label, mode] of [['copy', 'never'], ['clone', 'always']] as const) {
       const before = freeBytes(dir)

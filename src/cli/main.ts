@@ -15,7 +15,8 @@ Commands:
                       can files be cloned within PATH's filesystem, or from PATH to OTHER?
   du [-s] [-h] [-d N] [--json] PATH...
                       how much space PATHs take once clones share their blocks
-  demo [DIR]          time a copy and a clone of a 1 GiB file in DIR and show the space each takes
+  demo [--size MiB] [DIR]
+                      time a copy and a clone of a 1 GiB file in DIR and show the space each takes
 
 Run 'clonefile COMMAND --help' for a command's options.
 Exit status: 0 success, 1 the operation failed, 2 bad usage.

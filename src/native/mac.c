@@ -16,6 +16,7 @@
 #include "platform.h"
 
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -306,13 +307,16 @@ static int copy_regular(int sfd, const struct stat *st, const char *dst, uint32_
   return 0;
 }
 
-/* CF_NOFOLLOW with the copy method: the link is recreated, as linux.c does. */
-static int copy_symlink(const char *src, const struct stat *st, const char *dst, uint32_t flags,
-                        cf_error *err) {
-  char *target = malloc((size_t)st->st_size + 1);
+/* Recreates a symlink, as linux.c does: what CF_NOFOLLOW means for the copy method. */
+int cf_copy_symlink(const char *src, const char *dst, uint32_t flags, cf_error *err) {
+  struct stat st;
+  if (lstat(src, &st) != 0) return fail(err, "lstat", errno, 0);
+  /* st_size of a symlink is its target's length; allow for a filesystem that says 0. */
+  size_t cap = st.st_size > 0 ? (size_t)st.st_size + 1 : PATH_MAX;
+  char *target = malloc(cap);
   if (target == NULL) return fail(err, "malloc", ENOMEM, 0);
-  ssize_t n = readlink(src, target, (size_t)st->st_size + 1);
-  if (n < 0 || n > st->st_size) {
+  ssize_t n = readlink(src, target, cap);
+  if (n < 0 || (size_t)n >= cap) {
     free(target);
     return fail(err, "readlink", n < 0 ? errno : ENAMETOOLONG, 0);
   }
@@ -326,8 +330,8 @@ static int copy_symlink(const char *src, const struct stat *st, const char *dst,
   } else if (symlink(target, name) != 0) {
     rc = fail(err, "symlink", errno, 1);
   } else {
-    struct timespec ts[2] = {st->st_atimespec, st->st_mtimespec};
-    if ((flags & CF_OWNER) && fchownat(AT_FDCWD, name, st->st_uid, st->st_gid, AT_SYMLINK_NOFOLLOW) != 0 &&
+    struct timespec ts[2] = {st.st_atimespec, st.st_mtimespec};
+    if ((flags & CF_OWNER) && fchownat(AT_FDCWD, name, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) != 0 &&
         errno != EPERM)
       rc = fail(err, "lchown", errno, 1);
     else if ((flags & CF_TIMES) && utimensat(AT_FDCWD, name, ts, AT_SYMLINK_NOFOLLOW) != 0)
@@ -343,13 +347,14 @@ static int copy_symlink(const char *src, const struct stat *st, const char *dst,
 
 /* ---- whole file ---- */
 
+/* CF_NOFOLLOW on a symlink: clonefile(2) with CLONE_NOFOLLOW clones the link itself. */
 static int symlink_entry(const char *src, const char *dst, int method, uint32_t flags, cf_clone_out *out,
                          cf_error *err) {
+  out->symlink = 1;
+  if (method == CF_METHOD_COPY) return cf_copy_symlink(src, dst, flags, err);
   struct stat st;
   if (lstat(src, &st) != 0) return fail(err, "lstat", errno, 0);
-  out->symlink = 1;
-  if (method == CF_METHOD_CLONE) return clone_entry(-1, src, &st, dst, flags, err);
-  return copy_symlink(src, &st, dst, flags, err);
+  return clone_entry(-1, src, &st, dst, flags, err);
 }
 
 int cf_clone_file(const cf_file *src, const char *dst, int method, uint32_t flags, cf_clone_out *out,
@@ -456,4 +461,124 @@ int cf_extents(const char *path, cf_extent **out, uint32_t *count, cf_error *err
   *out = NULL;
   *count = 0;
   return fail(err, "ioctl_fiemap", ENOTSUP, 0);
+}
+
+/* ---- trees ---- */
+
+typedef struct {
+  cf_dirent *ents;
+  char *names;
+  uint32_t count, cap, names_len, names_cap;
+} scan_t;
+
+static int scan_add(scan_t *sc, const char *name, const struct stat *st, cf_error *err) {
+  size_t len = strlen(name) + 1;
+  if (sc->count == sc->cap) {
+    cf_dirent *grown = realloc(sc->ents, (size_t)(sc->cap *= 2) * sizeof *grown);
+    if (grown == NULL) return fail(err, "malloc", ENOMEM, 0);
+    sc->ents = grown;
+  }
+  if (sc->names_len + len > sc->names_cap) {
+    while (sc->names_len + len > sc->names_cap) sc->names_cap *= 2;
+    char *grown = realloc(sc->names, sc->names_cap);
+    if (grown == NULL) return fail(err, "malloc", ENOMEM, 0);
+    sc->names = grown;
+  }
+  memcpy(sc->names + sc->names_len, name, len);
+  /* dev_t is a signed 32-bit int here: widened unsigned, as cf_fs_info_get reports it. */
+  sc->ents[sc->count++] = (cf_dirent){.name = sc->names_len, .mode = st->st_mode, .dev = (uint32_t)st->st_dev,
+                                      .ino = st->st_ino, .size = (uint64_t)st->st_size, .nlink = st->st_nlink};
+  sc->names_len += (uint32_t)len;
+  return 0;
+}
+
+/* 0: stat'ed; 1: vanished since the listing (not an entry any more). Following, a dangling
+ * symlink is kept as the link itself, as linux.c does (cp -L reports it). */
+static int scan_stat(DIR *d, const char *name, int follow, struct stat *st, cf_error *err) {
+  if (fstatat(dirfd(d), name, st, follow ? 0 : AT_SYMLINK_NOFOLLOW) == 0) return 0;
+  int e = errno;
+  if (e == ENOENT && follow && fstatat(dirfd(d), name, st, AT_SYMLINK_NOFOLLOW) == 0) return 0;
+  return e == ENOENT ? 1 : fail(err, "fstatat", e, 0);
+}
+
+int cf_scan_dir(const char *path, int follow, cf_dirent **entries, uint32_t *count, char **names,
+                cf_error *err) {
+  *entries = NULL;
+  *names = NULL;
+  *count = 0;
+  DIR *d = opendir(path);
+  if (d == NULL) return fail(err, "opendir", errno, 0);
+  scan_t sc = {.ents = malloc(64 * sizeof(cf_dirent)), .names = malloc(4096), .cap = 64, .names_cap = 4096};
+  int rc = (sc.ents == NULL || sc.names == NULL) ? fail(err, "malloc", ENOMEM, 0) : 0;
+  struct dirent *de;
+  while (rc == 0 && (errno = 0, de = readdir(d)) != NULL) {
+    const char *n = de->d_name;
+    if (n[0] == '.' && (n[1] == '\0' || (n[1] == '.' && n[2] == '\0'))) continue;
+    struct stat st;
+    int found = scan_stat(d, n, follow, &st, err);
+    if (found == 0) rc = scan_add(&sc, n, &st, err);
+    else if (found < 0) rc = found;
+  }
+  if (rc == 0 && errno != 0) rc = fail(err, "readdir", errno, 0);
+  closedir(d);
+  if (rc < 0) {
+    free(sc.ents);
+    free(sc.names);
+    return rc;
+  }
+  *entries = sc.ents;
+  *names = sc.names;
+  *count = sc.count;
+  return 0;
+}
+
+/* Metadata by path, for entries that cannot be opened (FIFOs without a reader, devices). */
+static int copy_meta_path(const char *dst, const struct stat *st, uint32_t flags, cf_error *err) {
+  if ((flags & CF_OWNER) && lchown(dst, st->st_uid, st->st_gid) != 0 && errno != EPERM)
+    return fail(err, "lchown", errno, 1);
+  if ((flags & CF_MODE) && chmod(dst, st->st_mode & ((flags & CF_SETID) ? 07777 : 01777)) != 0)
+    return fail(err, "chmod", errno, 1);
+  struct timespec ts[2] = {st->st_atimespec, st->st_mtimespec};
+  if ((flags & CF_TIMES) && utimensat(AT_FDCWD, dst, ts, AT_SYMLINK_NOFOLLOW) != 0)
+    return fail(err, "utimensat", errno, 1);
+  return 0;
+}
+
+/* mkfifo(2) for FIFOs: on macOS mknod(2) is for the super-user only, FIFOs included. */
+int cf_make_special(const char *src, const char *dst, uint32_t flags, cf_error *err) {
+  struct stat st;
+  if (lstat(src, &st) != 0) return fail(err, "lstat", errno, 0);
+  if (S_ISFIFO(st.st_mode)) {
+    if (mkfifo(dst, st.st_mode & 0777) != 0) return fail(err, "mkfifo", errno, 1);
+  } else if (mknod(dst, st.st_mode & (S_IFMT | 0777), st.st_rdev) != 0) {
+    return fail(err, "mknod", errno, 1);
+  }
+  int rc = copy_meta_path(dst, &st, flags, err);
+  if (rc < 0) unlink(dst);
+  return rc;
+}
+
+int cf_copy_dir_meta(const char *src, const char *dst, uint32_t flags, cf_error *err) {
+  int sfd = open(src, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (sfd < 0) return fail(err, "open", errno, 0);
+  int dfd = open(dst, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0) {
+    close(sfd);
+    return fail(err, "open", errno, 1);
+  }
+  struct stat st;
+  int rc = fstat(sfd, &st) != 0 ? fail(err, "fstat", errno, 0) : copy_meta(sfd, dfd, &st, flags, err);
+  close(sfd);
+  close(dfd);
+  return rc;
+}
+
+int cf_hard_link(const char *existing, const char *dst, cf_error *err) {
+  return link(existing, dst) != 0 ? fail(err, "link", errno, 1) : 0;
+}
+
+/* RENAME_EXCL refuses any existing `to`, an empty directory included (rename(2)). */
+int cf_rename(const char *from, const char *to, int noreplace, cf_error *err) {
+  if (!noreplace) return rename(from, to) != 0 ? fail(err, "rename", errno, 1) : 0;
+  return renamex_np(from, to, RENAME_EXCL) != 0 ? fail(err, "renamex_np", errno, 1) : 0;
 }

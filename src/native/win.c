@@ -173,8 +173,14 @@ static HANDLE open_read(const wchar_t *w, DWORD how) {
   return CreateFileW(w, GENERIC_READ, share, NULL, OPEN_EXISTING, how, NULL);
 }
 
-/* With CF_NOFOLLOW a symlink itself is opened (FILE_FLAG_OPEN_REPARSE_POINT). Other reparse
- * points (dedup, cloud placeholders) stand for file data, so they are reopened normally.
+/* Links are what Node's lstat calls links on Windows: symlinks and junctions (mount points).
+ * Other reparse points (dedup, cloud placeholders) stand for file data. */
+static int is_link_tag(DWORD attrs, DWORD tag) {
+  return (attrs & FILE_ATTRIBUTE_REPARSE_POINT) && (tag == IO_REPARSE_TAG_SYMLINK || tag == IO_REPARSE_TAG_MOUNT_POINT);
+}
+
+/* With CF_NOFOLLOW a link itself is opened (FILE_FLAG_OPEN_REPARSE_POINT); any other reparse
+ * point is reopened normally.
  * FILE_FLAG_BACKUP_SEMANTICS opens a directory too, so that it is refused as EISDIR rather
  * than failing with ACCESS_DENIED. */
 static int src_open(const char *path, uint32_t flags, HANDLE *h, int *is_link, cf_error *err) {
@@ -188,7 +194,7 @@ static int src_open(const char *path, uint32_t flags, HANDLE *h, int *is_link, c
     if (!GetFileInformationByHandleEx(*h, FileAttributeTagInfo, &tag, sizeof tag)) {
       rc = fail_win(err, "GetFileInformationByHandleEx", 0);
       CloseHandle(*h);
-    } else if ((tag.FileAttributes & FILE_ATTRIBUTE_REPARSE_POINT) && tag.ReparseTag == IO_REPARSE_TAG_SYMLINK) {
+    } else if (is_link_tag(tag.FileAttributes, tag.ReparseTag)) {
       *is_link = 1;
     } else if (tag.FileAttributes & FILE_ATTRIBUTE_REPARSE_POINT) {
       CloseHandle(*h);
@@ -474,32 +480,59 @@ static int file_entry(HANDLE sh, const src_info_t *si, const char *dst, int meth
   return rc;
 }
 
-/* The target of an open symlink, NUL-terminated. The print name is the target as written;
- * the substitute name is the NT form ("\??\C:\..."), used only when there is no print name. */
-static int link_target(HANDLE h, wchar_t **target, cf_error *err) {
-  void *buf = malloc(MAXIMUM_REPARSE_DATA_BUFFER_SIZE);
-  if (buf == NULL) return fail(err, "malloc", ENOMEM, 0);
-  DWORD bytes;
-  int rc = 0;
-  if (!DeviceIoControl(h, FSCTL_GET_REPARSE_POINT, NULL, 0, buf, MAXIMUM_REPARSE_DATA_BUFFER_SIZE, &bytes, NULL)) {
-    rc = fail_win(err, "FSCTL_GET_REPARSE_POINT", 0);
-  } else {
-    const symlink_reparse_t *rp = buf;
-    WORD off = rp->PrintNameLength ? rp->PrintNameOffset : rp->SubstituteNameOffset;
-    WORD len = rp->PrintNameLength ? rp->PrintNameLength : rp->SubstituteNameLength;
-    *target = malloc(len + sizeof(wchar_t));
-    if (*target == NULL) {
-      rc = fail(err, "malloc", ENOMEM, 0);
-    } else {
-      memcpy(*target, (const char *)rp->PathBuffer + off, len);
-      (*target)[len / sizeof(wchar_t)] = L'\0';
-    }
-  }
-  free(buf);
+/* ---- symlinks and junctions: recreated, as linux.c recreates symlinks ---- */
+
+/* The raw reparse data of an open link (FSCTL_GET_REPARSE_POINT): *len bytes, malloc'd. */
+static int reparse_read(HANDLE h, void **buf, DWORD *len, cf_error *err) {
+  *buf = malloc(MAXIMUM_REPARSE_DATA_BUFFER_SIZE);
+  if (*buf == NULL) return fail(err, "malloc", ENOMEM, 0);
+  if (DeviceIoControl(h, FSCTL_GET_REPARSE_POINT, NULL, 0, *buf, MAXIMUM_REPARSE_DATA_BUFFER_SIZE, len, NULL))
+    return 0;
+  int rc = fail_win(err, "FSCTL_GET_REPARSE_POINT", 0);
+  free(*buf);
+  *buf = NULL;
   return rc;
 }
 
-/* Sets the times of a symlink itself (FILE_FLAG_OPEN_REPARSE_POINT). */
+/* A symlink's target, NUL-terminated. The print name is the target as written; the
+ * substitute name is the NT form (\??\C:\...), used only when there is no print name. */
+static int symlink_target(const void *buf, wchar_t **target, cf_error *err) {
+  const symlink_reparse_t *rp = buf;
+  WORD off = rp->PrintNameLength ? rp->PrintNameOffset : rp->SubstituteNameOffset;
+  WORD len = rp->PrintNameLength ? rp->PrintNameLength : rp->SubstituteNameLength;
+  *target = malloc(len + sizeof(wchar_t));
+  if (*target == NULL) return fail(err, "malloc", ENOMEM, 0);
+  memcpy(*target, (const char *)rp->PathBuffer + off, len);
+  (*target)[len / sizeof(wchar_t)] = L'\0';
+  return 0;
+}
+
+/* ALLOW_UNPRIVILEGED_CREATE works in Developer Mode; otherwise the privilege is needed (EPERM). */
+static int make_symlink(const wchar_t *at, const void *buf, int dir, cf_error *err) {
+  wchar_t *target;
+  if (symlink_target(buf, &target, err) < 0) return -err->errnum;
+  DWORD how = SYMBOLIC_LINK_FLAG_ALLOW_UNPRIVILEGED_CREATE | (dir ? SYMBOLIC_LINK_FLAG_DIRECTORY : 0);
+  int rc = CreateSymbolicLinkW(at, target, how) ? 0 : fail_win(err, "CreateSymbolicLinkW", 1);
+  free(target);
+  return rc;
+}
+
+/* A junction is an empty directory carrying mount-point reparse data. Setting that needs no
+ * privilege (a symlink's would), so the source's bytes are written as they are. */
+static int make_junction(const wchar_t *at, void *buf, DWORD len, cf_error *err) {
+  if (!CreateDirectoryW(at, NULL)) return fail_win(err, "CreateDirectoryW", 1);
+  HANDLE h = CreateFileW(at, GENERIC_WRITE, 0, NULL, OPEN_EXISTING,
+                         FILE_FLAG_OPEN_REPARSE_POINT | FILE_FLAG_BACKUP_SEMANTICS, NULL);
+  int rc = h == INVALID_HANDLE_VALUE ? fail_win(err, "CreateFileW", 1) : 0;
+  DWORD bytes;
+  if (rc == 0 && !DeviceIoControl(h, FSCTL_SET_REPARSE_POINT, buf, len, NULL, 0, &bytes, NULL))
+    rc = fail_win(err, "FSCTL_SET_REPARSE_POINT", 1);
+  if (h != INVALID_HANDLE_VALUE) CloseHandle(h);
+  if (rc < 0) RemoveDirectoryW(at);
+  return rc;
+}
+
+/* Sets the times of a link itself (FILE_FLAG_OPEN_REPARSE_POINT). */
 static int link_times(const wchar_t *name, const FILE_BASIC_INFO *sb, cf_error *err) {
   HANDLE h = CreateFileW(name, FILE_WRITE_ATTRIBUTES, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
                          NULL, OPEN_EXISTING, FILE_FLAG_OPEN_REPARSE_POINT | FILE_FLAG_BACKUP_SEMANTICS, NULL);
@@ -513,16 +546,16 @@ static int link_times(const wchar_t *name, const FILE_BASIC_INFO *sb, cf_error *
   return rc;
 }
 
-/* Makes the link at `at`, gives it the source's times, and moves it to dst when `at` is a
- * temporary. Removes it again on failure. */
-static int link_make(const wchar_t *at, const wchar_t *dst_w, const wchar_t *target, const FILE_BASIC_INFO *sb,
+/* Makes at `at` a link like the source's (reparse data `buf`), gives it the source's times
+ * and, when `at` is a temporary, moves it over dst. Removes it again on failure. */
+static int link_make(const wchar_t *at, const wchar_t *dst_w, void *buf, DWORD len, const FILE_BASIC_INFO *sb,
                      uint32_t flags, cf_error *err) {
   int dir = (sb->FileAttributes & FILE_ATTRIBUTE_DIRECTORY) != 0;
-  DWORD how = SYMBOLIC_LINK_FLAG_ALLOW_UNPRIVILEGED_CREATE | (dir ? SYMBOLIC_LINK_FLAG_DIRECTORY : 0);
-  if (!CreateSymbolicLinkW(at, target, how)) return fail_win(err, "CreateSymbolicLinkW", 1);
-  int rc = (flags & CF_TIMES) ? link_times(at, sb, err) : 0;
-  if (rc == 0 && at != dst_w && !MoveFileExW(at, dst_w, MOVEFILE_REPLACE_EXISTING))
-    rc = fail_win(err, "MoveFileExW", 1);
+  int rc = *(const DWORD *)buf == IO_REPARSE_TAG_MOUNT_POINT ? make_junction(at, buf, len, err)
+                                                              : make_symlink(at, buf, dir, err);
+  if (rc < 0) return rc;
+  if (flags & CF_TIMES) rc = link_times(at, sb, err);
+  if (rc == 0 && at != dst_w && !MoveFileExW(at, dst_w, MOVEFILE_REPLACE_EXISTING)) rc = fail_win(err, "MoveFileExW", 1);
   if (rc < 0) {
     if (dir)
       RemoveDirectoryW(at);
@@ -532,18 +565,29 @@ static int link_make(const wchar_t *at, const wchar_t *dst_w, const wchar_t *tar
   return rc;
 }
 
-/* CF_NOFOLLOW: the link is recreated, as linux.c does; a directory symlink stays one.
- * ALLOW_UNPRIVILEGED_CREATE works in Developer Mode; otherwise the privilege is needed (EPERM).
- * With CF_OVERWRITE it is made beside dst and moved over it. */
+/* With CF_OVERWRITE the link is made beside dst and moved over it. */
 static int link_entry(HANDLE sh, const src_info_t *si, const char *dst, uint32_t flags, cf_error *err) {
-  wchar_t *target = NULL, *tmp = NULL, *dst_w = NULL;
-  int rc = link_target(sh, &target, err);
+  void *buf = NULL;
+  DWORD len = 0;
+  wchar_t *tmp = NULL, *dst_w = NULL;
+  int rc = reparse_read(sh, &buf, &len, err);
   if (rc == 0) rc = to_utf16(dst, &dst_w, 1, err);
   if (rc == 0 && (flags & CF_OVERWRITE) && !(flags & CF_DIRECT)) rc = temp_sibling(dst, &tmp, err);
-  if (rc == 0) rc = link_make(tmp ? tmp : dst_w, dst_w, target, &si->basic, flags, err);
-  free(target);
+  if (rc == 0) rc = link_make(tmp ? tmp : dst_w, dst_w, buf, len, &si->basic, flags, err);
+  free(buf);
   free(tmp);
   free(dst_w);
+  return rc;
+}
+
+int cf_copy_symlink(const char *src, const char *dst, uint32_t flags, cf_error *err) {
+  HANDLE sh;
+  int is_link;
+  src_info_t si;
+  if (src_open(src, CF_NOFOLLOW, &sh, &is_link, err) < 0) return -err->errnum;
+  int rc = src_stat(sh, &si, err);
+  if (rc == 0) rc = is_link ? link_entry(sh, &si, dst, flags, err) : fail(err, "readlink", EINVAL, 0);
+  CloseHandle(sh);
   return rc;
 }
 
@@ -656,4 +700,196 @@ int cf_extents(const char *path, cf_extent **out, uint32_t *count, cf_error *err
   *out = NULL;
   *count = 0;
   return fail(err, "ioctl_fiemap", ENOTSUP, 0);
+}
+
+/* ---- trees ---- */
+
+typedef struct {
+  cf_dirent *ents;
+  char *names;
+  uint32_t count, cap, names_len, names_cap;
+} scan_t;
+
+static int scan_add(scan_t *sc, const char *name, const cf_dirent *e, cf_error *err) {
+  size_t len = strlen(name) + 1;
+  if (sc->count == sc->cap) {
+    cf_dirent *grown = realloc(sc->ents, (size_t)(sc->cap *= 2) * sizeof *grown);
+    if (grown == NULL) return fail(err, "malloc", ENOMEM, 0);
+    sc->ents = grown;
+  }
+  if (sc->names_len + len > sc->names_cap) {
+    while (sc->names_len + len > sc->names_cap) sc->names_cap *= 2;
+    char *grown = realloc(sc->names, sc->names_cap);
+    if (grown == NULL) return fail(err, "malloc", ENOMEM, 0);
+    sc->names = grown;
+  }
+  memcpy(sc->names + sc->names_len, name, len);
+  sc->ents[sc->count] = *e;
+  sc->ents[sc->count++].name = sc->names_len;
+  sc->names_len += (uint32_t)len;
+  return 0;
+}
+
+/* st_mode as libuv's stat makes it on Windows: the type, and rw-rw-rw- (rwx for directories)
+ * minus the write bits when FILE_ATTRIBUTE_READONLY is set. */
+static uint32_t mode_of(DWORD attrs, int link) {
+  int dir = !link && (attrs & FILE_ATTRIBUTE_DIRECTORY);
+  uint32_t mode = link ? 0120000 : dir ? 0040000 : 0100000;
+  mode |= dir ? 0555 : 0444;
+  if (!(attrs & FILE_ATTRIBUTE_READONLY)) mode |= 0222;
+  return mode;
+}
+
+static wchar_t *path_join(const wchar_t *dir, const wchar_t *name) {
+  size_t a = wcslen(dir), b = wcslen(name);
+  wchar_t *p = malloc((a + b + 2) * sizeof *p);
+  if (p == NULL) return NULL;
+  memcpy(p, dir, a * sizeof *p);
+  if (a > 0 && p[a - 1] != L'\\' && p[a - 1] != L'/') p[a++] = L'\\';
+  memcpy(p + a, name, (b + 1) * sizeof *p);
+  return p;
+}
+
+/* What lstat (stat when following) says of one entry: 0, or 1 when it vanished since the
+ * listing. A file locked even against attribute reads (pagefile.sys) and, when following,
+ * a dangling link are described from the listing itself: no file id, one link, device 0. */
+static int entry_stat(const wchar_t *path, int follow, const WIN32_FIND_DATAW *fd, cf_dirent *e, cf_error *err) {
+  int link = is_link_tag(fd->dwFileAttributes, fd->dwReserved0); /* dwReserved0: the reparse tag */
+  DWORD how = FILE_FLAG_BACKUP_SEMANTICS | ((follow && link) ? 0 : FILE_FLAG_OPEN_REPARSE_POINT);
+  HANDLE h = CreateFileW(path, FILE_READ_ATTRIBUTES, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
+                         NULL, OPEN_EXISTING, how, NULL);
+  memset(e, 0, sizeof *e);
+  if (h != INVALID_HANDLE_VALUE) {
+    BY_HANDLE_FILE_INFORMATION bi;
+    int rc = GetFileInformationByHandle(h, &bi) ? 0 : fail_win(err, "GetFileInformationByHandle", 0);
+    CloseHandle(h);
+    if (rc < 0) return rc;
+    e->mode = mode_of(bi.dwFileAttributes, link && !follow);
+    e->dev = bi.dwVolumeSerialNumber;
+    e->ino = ((uint64_t)bi.nFileIndexHigh << 32) | bi.nFileIndexLow;
+    e->size = ((uint64_t)bi.nFileSizeHigh << 32) | bi.nFileSizeLow;
+    e->nlink = bi.nNumberOfLinks;
+    return 0;
+  }
+  DWORD le = GetLastError();
+  int gone = le == ERROR_FILE_NOT_FOUND || le == ERROR_PATH_NOT_FOUND;
+  if (gone && !(follow && link)) return 1;
+  if (!gone && le != ERROR_SHARING_VIOLATION) return fail(err, "CreateFileW", errno_of(le), 0);
+  e->mode = mode_of(fd->dwFileAttributes, link);
+  e->size = ((uint64_t)fd->nFileSizeHigh << 32) | fd->nFileSizeLow;
+  e->nlink = 1;
+  return 0;
+}
+
+static int scan_entry(scan_t *sc, const wchar_t *dir, int follow, const WIN32_FIND_DATAW *fd, cf_error *err) {
+  int n = WideCharToMultiByte(CP_UTF8, 0, fd->cFileName, -1, NULL, 0, NULL, NULL);
+  char *name = n > 0 ? malloc((size_t)n) : NULL;
+  wchar_t *path = path_join(dir, fd->cFileName);
+  cf_dirent e;
+  int rc = (name == NULL || path == NULL) ? fail(err, "malloc", ENOMEM, 0) : 0;
+  if (rc == 0 && WideCharToMultiByte(CP_UTF8, 0, fd->cFileName, -1, name, n, NULL, NULL) != n)
+    rc = fail_win(err, "WideCharToMultiByte", 0);
+  if (rc == 0) rc = entry_stat(path, follow, fd, &e, err);
+  if (rc == 0) rc = scan_add(sc, name, &e, err);
+  free(name);
+  free(path);
+  return rc < 0 ? rc : 0;
+}
+
+int cf_scan_dir(const char *path, int follow, cf_dirent **entries, uint32_t *count, char **names,
+                cf_error *err) {
+  *entries = NULL;
+  *names = NULL;
+  *count = 0;
+  wchar_t *dir;
+  if (to_utf16(path, &dir, 0, err) < 0) return -err->errnum;
+  scan_t sc = {.ents = malloc(64 * sizeof(cf_dirent)), .names = malloc(4096), .cap = 64, .names_cap = 4096};
+  wchar_t *pattern = path_join(dir, L"*");
+  WIN32_FIND_DATAW fd;
+  HANDLE fh = INVALID_HANDLE_VALUE;
+  int rc = (sc.ents == NULL || sc.names == NULL || pattern == NULL) ? fail(err, "malloc", ENOMEM, 0) : 0;
+  if (rc == 0) {
+    fh = FindFirstFileExW(pattern, FindExInfoBasic, &fd, FindExSearchNameMatch, NULL, FIND_FIRST_EX_LARGE_FETCH);
+    /* ERROR_FILE_NOT_FOUND: nothing matched, not even "." (a volume root has none): empty. */
+    if (fh == INVALID_HANDLE_VALUE && GetLastError() != ERROR_FILE_NOT_FOUND) rc = fail_win(err, "FindFirstFileExW", 0);
+  }
+  free(pattern);
+  for (BOOL more = fh != INVALID_HANDLE_VALUE; rc == 0 && more; more = FindNextFileW(fh, &fd)) {
+    const wchar_t *n = fd.cFileName;
+    if (n[0] == L'.' && (n[1] == L'\0' || (n[1] == L'.' && n[2] == L'\0'))) continue;
+    rc = scan_entry(&sc, dir, follow, &fd, err);
+  }
+  if (rc == 0 && fh != INVALID_HANDLE_VALUE && GetLastError() != ERROR_NO_MORE_FILES)
+    rc = fail_win(err, "FindNextFileW", 0);
+  if (fh != INVALID_HANDLE_VALUE) FindClose(fh);
+  free(dir);
+  if (rc < 0) {
+    free(sc.ents);
+    free(sc.names);
+    return rc;
+  }
+  *entries = sc.ents;
+  *names = sc.names;
+  *count = sc.count;
+  return 0;
+}
+
+/* Windows has no FIFOs or device nodes to recreate (cf_scan_dir never reports one). */
+int cf_make_special(const char *src, const char *dst, uint32_t flags, cf_error *err) {
+  (void)src;
+  (void)dst;
+  (void)flags;
+  return fail(err, "mknod", ENOTSUP, 1);
+}
+
+int cf_copy_dir_meta(const char *src, const char *dst, uint32_t flags, cf_error *err) {
+  const DWORD share = FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE;
+  wchar_t *src_w = NULL, *dst_w = NULL;
+  HANDLE sh = INVALID_HANDLE_VALUE, dh = INVALID_HANDLE_VALUE;
+  FILE_BASIC_INFO sb;
+  int rc = to_utf16(src, &src_w, 0, err);
+  if (rc == 0) rc = to_utf16(dst, &dst_w, 1, err);
+  if (rc == 0) {
+    sh = CreateFileW(src_w, FILE_READ_ATTRIBUTES | READ_CONTROL, share, NULL, OPEN_EXISTING, FILE_FLAG_BACKUP_SEMANTICS, NULL);
+    if (sh == INVALID_HANDLE_VALUE) rc = fail_win(err, "CreateFileW", 0);
+  }
+  if (rc == 0) {
+    DWORD access = FILE_WRITE_ATTRIBUTES | ((flags & CF_ACL) ? WRITE_DAC : 0);
+    dh = CreateFileW(dst_w, access, share, NULL, OPEN_EXISTING, FILE_FLAG_BACKUP_SEMANTICS, NULL);
+    if (dh == INVALID_HANDLE_VALUE) rc = fail_win(err, "CreateFileW", 1);
+  }
+  if (rc == 0 && !GetFileInformationByHandleEx(sh, FileBasicInfo, &sb, sizeof sb))
+    rc = fail_win(err, "GetFileInformationByHandleEx", 0);
+  if (rc == 0) rc = copy_meta(sh, &sb, dh, flags, err);
+  if (sh != INVALID_HANDLE_VALUE) CloseHandle(sh);
+  if (dh != INVALID_HANDLE_VALUE) CloseHandle(dh);
+  free(src_w);
+  free(dst_w);
+  return rc;
+}
+
+int cf_hard_link(const char *existing, const char *dst, cf_error *err) {
+  wchar_t *existing_w, *dst_w;
+  if (to_utf16(existing, &existing_w, 0, err) < 0) return -err->errnum;
+  int rc = to_utf16(dst, &dst_w, 1, err);
+  if (rc == 0) {
+    if (!CreateHardLinkW(dst_w, existing_w, NULL)) rc = fail_win(err, "CreateHardLinkW", 1);
+    free(dst_w);
+  }
+  free(existing_w);
+  return rc;
+}
+
+/* Without MOVEFILE_REPLACE_EXISTING any existing `to` is ERROR_ALREADY_EXISTS. With it,
+ * unlike rename(2), MoveFileExW still never replaces a directory, even an empty one. */
+int cf_rename(const char *from, const char *to, int noreplace, cf_error *err) {
+  wchar_t *from_w, *to_w;
+  if (to_utf16(from, &from_w, 0, err) < 0) return -err->errnum;
+  int rc = to_utf16(to, &to_w, 1, err);
+  if (rc == 0) {
+    if (!MoveFileExW(from_w, to_w, noreplace ? 0 : MOVEFILE_REPLACE_EXISTING)) rc = fail_win(err, "MoveFileExW", 1);
+    free(to_w);
+  }
+  free(from_w);
+  return rc;
 }

@@ -1,0 +1,96 @@
+import assert from 'node:assert/strict'
+import * as fs from 'node:fs'
+import { join } from 'node:path'
+import { describe, it } from 'node:test'
+import { allShared } from './helpers/fiemap.js'
+import { runCli, writeRandom } from './helpers/files.js'
+import { freshDir, needMount } from './helpers/mounts.js'
+
+describe('clonefile cp', () => {
+  it('-v says cloned or copied and why; exit codes 0, 1, 2', async (t) => {
+    const xfs = await needMount(t, 'xfs')
+    const ext4 = await needMount(t, 'ext4')
+    if (!xfs || !ext4) return
+    const dir = freshDir(xfs)
+    const src = join(dir, 'a')
+    writeRandom(src, 50_000)
+    let r = runCli(['cp', '-v', src, join(dir, 'b')])
+    assert.equal(r.status, 0, r.stderr)
+    assert.equal(r.stdout, `cloned ${src} -> ${join(dir, 'b')}\n`)
+    assert.ok(allShared(join(dir, 'b')))
+    r = runCli(['cp', '-v', src, join(freshDir(ext4), 'c')])
+    assert.match(r.stdout, /^copied .* \(EXDEV\)\n$/)
+    r = runCli(['cp', src, join(dir, 'b')])
+    assert.equal(r.status, 1)
+    assert.match(r.stderr, /^clonefile cp: EEXIST: file already exists, .*\n$/)
+    assert.equal(runCli(['cp', '-n', src, join(dir, 'b')]).status, 0)
+    assert.equal(runCli(['cp', '-f', src, join(dir, 'b')]).status, 0)
+    assert.equal(runCli(['cp', '--reflink=sometimes', src, join(dir, 'x')]).status, 2)
+    assert.equal(runCli(['cp', src]).status, 2)
+    assert.equal(runCli(['cp', '--bogus', src, join(dir, 'x')]).status, 2)
+    assert.equal(runCli(['frobnicate']).status, 2)
+    assert.equal(fs.existsSync(join(dir, 'x')), false)
+  })
+
+  it('--json reports the result; --reflink=always fails on ext4 with the code', async (t) => {
+    const ext4 = await needMount(t, 'ext4')
+    if (!ext4) return
+    const dir = freshDir(ext4)
+    writeRandom(join(dir, 'a'), 1000)
+    const r = runCli(['cp', '--json', join(dir, 'a'), join(dir, 'b')])
+    const out = JSON.parse(r.stdout)
+    assert.equal(out.method, 'copy')
+    assert.equal(out.fallback.code, 'EOPNOTSUPP')
+    const always = runCli(['cp', '--reflink=always', join(dir, 'a'), join(dir, 'c')])
+    assert.equal(always.status, 1)
+    assert.match(always.stderr, /EOPNOTSUPP/)
+  })
+
+  it('-a clones a tree; several sources go into a directory', async (t) => {
+    const xfs = await needMount(t, 'xfs')
+    if (!xfs) return
+    const dir = freshDir(xfs)
+    fs.mkdirSync(join(dir, 'tree/sub'), { recursive: true })
+    writeRandom(join(dir, 'tree/sub/f'), 20_000)
+    writeRandom(join(dir, 'one'), 20_000)
+    fs.mkdirSync(join(dir, 'into'))
+    assert.equal(runCli(['cp', join(dir, 'tree'), join(dir, 'nope')]).status, 1, 'a directory needs -r')
+    const r = runCli(['cp', '-a', '--json', join(dir, 'tree'), join(dir, 'one'), join(dir, 'into')])
+    assert.equal(r.status, 0, r.stderr)
+    const [tree, one] = JSON.parse(r.stdout)
+    assert.equal(tree.cloned.files, 1)
+    assert.equal(one.method, 'clone')
+    assert.ok(allShared(join(dir, 'into/tree/sub/f')) && allShared(join(dir, 'into/one')))
+  })
+})
+
+describe('clonefile probe', () => {
+  it('prints what the filesystem can do, and --json', async (t) => {
+    const xfs = await needMount(t, 'xfs')
+    if (!xfs) return
+    const r = runCli(['probe', xfs.dir])
+    assert.equal(r.status, 0, r.stderr)
+    assert.match(r.stdout, /: xfs, block size 4096\n {2}clone: yes {2}range: yes {2}dedupe: yes\n/)
+    assert.equal(JSON.parse(runCli(['probe', '--json', xfs.dir]).stdout).clone, true)
+    assert.equal(runCli(['probe']).status, 2)
+  })
+})
+
+describe('clonefile demo', () => {
+  it('shows that the clone took no space, and cleans up', async (t) => {
+    const btrfs = await needMount(t, 'btrfs')
+    const ext4 = await needMount(t, 'ext4')
+    if (!btrfs || !ext4) return
+    const dir = freshDir(btrfs)
+    const r = runCli(['demo', '--size', '128', dir])
+    assert.equal(r.status, 0, r.stderr)
+    const rows = Object.fromEntries(r.stdout.split('\n').filter((l) => /^(copy|clone) /.test(l)).map((l) => [l.split(/\s+/)[0], l]))
+    assert.ok(rows.copy && rows.clone, r.stdout)
+    assert.match(rows.copy ?? '', /12\d(\.\d)? MiB$/, 'the copy used 128 MiB')
+    assert.match(rows.clone ?? '', /\s\d+(\.\d)? (B|KiB|MiB)$/, 'the clone used next to nothing')
+    assert.deepEqual(fs.readdirSync(dir), [])
+    const no = runCli(['demo', '--size', '16', freshDir(ext4)])
+    assert.equal(no.status, 1)
+    assert.match(no.stdout, /cannot clone here \(EOPNOTSUPP.*\n.*mkfs\.xfs -m reflink=1/s)
+  })
+})

@@ -1,0 +1,74 @@
+// Without the addon (CLONEFILE_NATIVE=0 hides it, as on a machine with no C compiler), clone()
+// still clones through Node's fs.copyFile, and everything else says what is missing.
+import assert from 'node:assert/strict'
+import { join } from 'node:path'
+import { describe, it } from 'node:test'
+import { allShared, sharedBytes } from './helpers/fiemap.js'
+import { entries, libUrl, metadata, runNode, sha, writeRandom } from './helpers/files.js'
+import { freshDir, needMount } from './helpers/mounts.js'
+
+function withoutAddon(body: string): unknown {
+  const r = runNode(`import * as lib from '${libUrl}'
+    const out = await (async () => { ${body} })()
+    console.log(JSON.stringify(out))`, { env: { CLONEFILE_NATIVE: '0' } })
+  assert.equal(r.status, 0, r.stderr)
+  return JSON.parse(r.stdout)
+}
+
+const attempt = (call: string) => `try { return await ${call} } catch (e) { return { code: e.code, message: e.message } }`
+
+describe('without the native addon', () => {
+  it('clone() clones on XFS with fs.copyFile, keeping mode and times', async (t) => {
+    const m = await needMount(t, 'xfs')
+    if (!m) return
+    const dir = freshDir(m)
+    const src = join(dir, 'src')
+    writeRandom(src, 300_000)
+    const dst = join(dir, 'dst')
+    const r = withoutAddon(`return lib.cloneSync(${JSON.stringify(src)}, ${JSON.stringify(dst)})`)
+    assert.deepEqual(r, { method: 'clone', size: 300_000 })
+    assert.ok(allShared(dst))
+    assert.equal(metadata(dst).mode, metadata(src).mode)
+    // Node's utimes takes seconds as a double: the microseconds survive, not every nanosecond.
+    assert.ok(Math.abs(Number(metadata(dst).mtimeNs - metadata(src).mtimeNs)) < 2000)
+    const again = withoutAddon(attempt(`lib.clone(${JSON.stringify(src)}, ${JSON.stringify(dst)})`)) as { code: string }
+    assert.equal(again.code, 'EEXIST')
+    assert.deepEqual(entries(dir), ['dst', 'src'])
+  })
+
+  it("copies on ext4 in 'auto' and says why; 'never' shares nothing on XFS", async (t) => {
+    const ext4 = await needMount(t, 'ext4')
+    const xfs = await needMount(t, 'xfs')
+    if (!ext4 || !xfs) return
+    const dir = freshDir(ext4)
+    const src = join(dir, 'src')
+    writeRandom(src, 100_000)
+    const r = withoutAddon(`return lib.clone(${JSON.stringify(src)}, ${JSON.stringify(join(dir, 'dst'))})`) as { method: string; fallback: { code: string } }
+    assert.equal(r.method, 'copy')
+    assert.equal(r.fallback.code, 'EOPNOTSUPP')
+    assert.equal(sha(join(dir, 'dst')), sha(src))
+    const always = withoutAddon(attempt(`lib.clone(${JSON.stringify(src)}, ${JSON.stringify(join(dir, 'x'))}, { mode: 'always' })`)) as { code: string }
+    assert.equal(always.code, 'EOPNOTSUPP')
+    assert.deepEqual(entries(dir), ['dst', 'src'])
+    const xdir = freshDir(xfs)
+    writeRandom(join(xdir, 'src'), 100_000)
+    withoutAddon(`return lib.clone(${JSON.stringify(join(xdir, 'src'))}, ${JSON.stringify(join(xdir, 'copy'))}, { mode: 'never' })`)
+    assert.equal(sharedBytes(join(xdir, 'copy')), 0)
+  })
+
+  it('features that need the addon throw ERR_CLONEFILE_NATIVE_MISSING, saying how to build it', () => {
+    const r = withoutAddon(`
+      const out = []
+      for (const f of [() => lib.probeSync('/'), () => lib.cloneRangeSync('/etc/hostname', '/tmp/x', {}),
+                       () => lib.cloneSync(0, '/tmp/x'), () => lib.cloneTreeSync('/etc', '/tmp/etc-clone')]) {
+        try { f(); out.push('no error') } catch (e) { out.push([e.code, e.message]) }
+      }
+      return out`) as Array<[string, string]>
+    assert.equal(r.length, 4)
+    for (const [code, message] of r) {
+      assert.equal(code, 'ERR_CLONEFILE_NATIVE_MISSING')
+      assert.match(message, /CLONEFILE_NATIVE=0/)
+      assert.match(message, /npm rebuild clonefile/)
+    }
+  })
+})
