@@ -367,10 +367,13 @@ int64_t cf_clone_range(int src_fd, int dst_fd, uint64_t src_offset, uint64_t dst
 
 int64_t cf_dedupe_range(int src_fd, int dst_fd, uint64_t src_offset, uint64_t dst_offset,
                         uint64_t length, cf_error *err) {
-  struct {
+  /* The header's info[] is a flexible array: a union gives it room for one entry without
+   * the GNU extension of a flexible struct inside another (clang rejects that with -Werror). */
+  union {
     struct file_dedupe_range head;
-    struct file_dedupe_range_info info;
+    char room[sizeof(struct file_dedupe_range) + sizeof(struct file_dedupe_range_info)];
   } r;
+  struct file_dedupe_range_info *info = &r.head.info[0];
   memset(&r, 0, sizeof r);
   int64_t total = 0;
   /* The kernel caps one call (1 GiB, 16 MiB on btrfs): loop on bytes_deduped. */
@@ -378,15 +381,15 @@ int64_t cf_dedupe_range(int src_fd, int dst_fd, uint64_t src_offset, uint64_t ds
     r.head.src_offset = src_offset + (uint64_t)total;
     r.head.src_length = length - (uint64_t)total;
     r.head.dest_count = 1;
-    r.info.dest_fd = dst_fd;
-    r.info.dest_offset = dst_offset + (uint64_t)total;
-    r.info.bytes_deduped = 0;
-    r.info.status = 0;
-    if (ioctl(src_fd, FIDEDUPERANGE, &r) != 0) return fail(err, "ioctl_fideduperange", errno, 0);
-    if (r.info.status == FILE_DEDUPE_RANGE_DIFFERS) return fail(err, "ioctl_fideduperange", EBADE, 1);
-    if (r.info.status < 0) return fail(err, "ioctl_fideduperange", -r.info.status, 1);
-    if (r.info.bytes_deduped == 0) break;
-    total += (int64_t)r.info.bytes_deduped;
+    info->dest_fd = dst_fd;
+    info->dest_offset = dst_offset + (uint64_t)total;
+    info->bytes_deduped = 0;
+    info->status = 0;
+    if (ioctl(src_fd, FIDEDUPERANGE, &r.head) != 0) return fail(err, "ioctl_fideduperange", errno, 0);
+    if (info->status == FILE_DEDUPE_RANGE_DIFFERS) return fail(err, "ioctl_fideduperange", EBADE, 1);
+    if (info->status < 0) return fail(err, "ioctl_fideduperange", -info->status, 1);
+    if (info->bytes_deduped == 0) break;
+    total += (int64_t)info->bytes_deduped;
   }
   return total;
 }

@@ -3,15 +3,17 @@
  * share nothing. APFS has no range clone, no compare-and-share and no extent map, so those
  * calls say ENOTSUP and the TypeScript side decides what to do instead.
  *
- * UNTESTED: this file has only ever been compile-checked (scripts/check-cross.sh, zig cc
- * -target aarch64-macos / x86_64-macos against zig's copy of the macOS SDK headers). It has
- * never run on a Mac. Every behaviour described below is what the man pages promise, not
+ * UNTESTED: this file has only ever been compiled and linked (scripts/check-cross.sh, zig cc
+ * -target aarch64-macos / x86_64-macos against zig's copy of the macOS SDK headers and
+ * libSystem stubs). It has never run on a Mac. Every behaviour described below is what the man pages promise, not
  * what was observed.
  *
  * Metadata on the clone path: clonefile(2) itself copies mode, BSD flags, xattrs and
  * timestamps, whatever CF_MODE / CF_TIMES / CF_XATTR say; we keep that (a clone that looks
  * less like its source would surprise nobody favourably) and only add what it leaves out:
  * the owner (CF_OWNER), setuid/setgid (CF_SETID) and, on kernels without CLONE_ACL, the ACL.
+ * The copy method does what the flags ask (owner, xattrs, ACL, mode, times) but copies
+ * neither BSD file flags (chflags(2)) nor the birth time.
  */
 #include "platform.h"
 

@@ -5,16 +5,20 @@
  * errors leave as the CRT's errno numbers (<errno.h> of MSVC and mingw agree), which is what
  * Node's os.constants.errno holds on Windows.
  *
- * UNTESTED: this file has only ever been compile-checked (scripts/check-cross.sh, zig cc
- * -target x86_64-windows-gnu against mingw-w64 headers). It has never run on Windows, nor on
- * ReFS. The steps follow Microsoft's block-cloning documentation and reference sheet, not
- * observation.
+ * UNTESTED: this file has only ever been compiled and linked (scripts/check-cross.sh, zig cc
+ * -target x86_64-windows-gnu against mingw-w64 headers and import libraries). It has never run on Windows, nor on
+ * ReFS. The steps follow Microsoft's "Block cloning" documentation and the project's
+ * reference sheet (os-apis.md), not observation.
  *
  * Metadata: CF_TIMES copies last-access and last-write times; CF_MODE copies the attributes
  * that stand for permissions and visibility (read-only, hidden, system, archive, not indexed);
  * CF_ACL copies the DACL. Not done: CF_OWNER (setting another owner needs SeRestorePrivilege,
  * so for an ordinary process it is the EPERM that linux.c ignores), CF_XATTR (extended
  * attributes and alternate data streams are not copied) and CF_SETID (no such bits).
+ *
+ * Links: symlinks and junctions (what Node's lstat calls links) are recreated, like linux.c
+ * recreates symlinks. cf_scan_dir reports POSIX-style st_mode values made from attributes, as
+ * libuv does, so that the tree code can treat every platform alike.
  */
 #define WIN32_LEAN_AND_MEAN
 #include <windows.h>

