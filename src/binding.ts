@@ -15,6 +15,7 @@ export const Flag = {
   SetId: 0x040,
   Overwrite: 0x080,
   Direct: 0x100,
+  Tree: 0x200,
 } as const
 
 export interface FsInfo {

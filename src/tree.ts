@@ -1,6 +1,6 @@
 import * as fs from 'node:fs'
 import { basename, dirname, join, resolve, sep } from 'node:path'
-import { Flag, Op, requireNative } from './binding.js'
+import { Flag, METHOD_CLONE, Op, requireNative } from './binding.js'
 import type { Binding, OpResults } from './binding.js'
 import { clone, cloneSync, modes } from './clone.js'
 import type { CloneMode, CloneOptions, CloneResult } from './clone.js'
@@ -10,6 +10,7 @@ import { oneOf, toPath, withDefaults } from './args.js'
 import type { PathLike } from './args.js'
 import { removeLeftovers, removeTree } from './tree-cleanup.js'
 import { tempSibling } from './temp.js'
+import { emptyResult, wholeTreeCounts } from './tree-whole.js'
 
 export type OverwriteMode = 'error' | 'skip' | 'replace'
 export type EntryType = 'file' | 'directory' | 'symlink' | 'fifo' | 'socket' | 'block-device' | 'character-device'
@@ -155,15 +156,12 @@ class BatchBuilder {
  * async drivers below only differ in how they run batches.
  */
 class TreeRun {
-  readonly result: TreeResult = {
-    files: 0, directories: 0, symlinks: 0, hardLinks: 0, specials: 0,
-    cloned: { files: 0, bytes: 0 }, copied: { files: 0, bytes: 0 }, fallbacks: {}, skipped: [], errors: [],
-  }
+  readonly result: TreeResult = emptyResult()
   error: unknown
   private readonly cannotClone = new Map<number, string>()
-  private readonly fileFlags: number
+  readonly fileFlags: number
   private readonly metaFlags: number
-  private readonly preserve: Required<TreePreserve>
+  readonly preserve: Required<TreePreserve>
   private lastProgress = 0
   private readonly root = process.getuid?.() === 0
 
@@ -433,10 +431,7 @@ const singleOptions = (o: ResolvedOptions): CloneOptions => ({
 })
 
 function singleResult(r: CloneResult | undefined, path: string): TreeResult {
-  const result: TreeResult = {
-    files: 0, directories: 0, symlinks: 0, hardLinks: 0, specials: 0,
-    cloned: { files: 0, bytes: 0 }, copied: { files: 0, bytes: 0 }, fallbacks: {}, skipped: [], errors: [],
-  }
+  const result = emptyResult()
   if (r === undefined) {
     result.skipped.push({ path, reason: 'EEXIST: kept the existing entry' })
     return result
@@ -449,6 +444,45 @@ function singleResult(r: CloneResult | undefined, path: string): TreeResult {
 
 const skippedExisting = (e: unknown, o: ResolvedOptions) =>
   o.overwrite === 'skip' && (e as NodeJS.ErrnoException).code === 'EEXIST'
+
+/** The one-call whole-tree clone applies: macOS, nothing asked of it that it cannot keep. */
+function wholeTreeCounting(run: TreeRun, p: Prepared): TreeResult | undefined {
+  const o = p.options
+  if (process.platform !== 'darwin' || o.filter !== undefined || o.mode === 'never' || o.dereference || run.build === p.dst) return undefined
+  return wholeTreeCounts(run.binding, p.src, (run.fileFlags & Flag.SetId) !== 0, run.preserve.links)
+}
+
+/** Where clonefile(2) refuses the hierarchy in a way a walk may get round (EXDEV, ENOTSUP), walk. */
+function wholeTreeFailed(run: TreeRun, p: Prepared, e: unknown): undefined {
+  const err = fromNative(e, p.src, p.dst)
+  if (fallbackFor(err) === undefined) throw err
+  removeTree(run.build)
+  return undefined
+}
+
+function wholeTreeSync(run: TreeRun, p: Prepared): TreeResult | undefined {
+  const counts = wholeTreeCounting(run, p)
+  if (counts === undefined) return undefined
+  try {
+    run.binding.cloneFile(p.src, run.build, METHOD_CLONE, run.fileFlags | Flag.Tree, false)
+  } catch (e) {
+    return wholeTreeFailed(run, p, e)
+  }
+  Object.assign(run.result, counts)
+  return finishRun(run, p)
+}
+
+async function wholeTree(run: TreeRun, p: Prepared): Promise<TreeResult | undefined> {
+  const counts = wholeTreeCounting(run, p)
+  if (counts === undefined) return undefined
+  try {
+    await run.binding.cloneFile(p.src, run.build, METHOD_CLONE, run.fileFlags | Flag.Tree, true)
+  } catch (e) {
+    return wholeTreeFailed(run, p, e)
+  }
+  Object.assign(run.result, counts)
+  return finishRun(run, p)
+}
 
 /**
  * Clones the directory tree `src` to the new path `dst`, as faithfully as `cp -a` (modes, times
@@ -466,6 +500,8 @@ export async function cloneTree(src: PathLike, dst: PathLike, options?: CloneTre
     }
   }
   const run = startRun(p)
+  const whole = await wholeTree(run, p)
+  if (whole !== undefined) return whole
   const inflight = new Set<Promise<void>>()
   const launch = (batch: Batch): void => {
     const done: Promise<void> = run.binding.runOps(batch.kinds, batch.srcs, batch.dsts, batch.flags, true)
@@ -508,6 +544,8 @@ export function cloneTreeSync(src: PathLike, dst: PathLike, options?: CloneTreeO
     }
   }
   const run = startRun(p)
+  const whole = wholeTreeSync(run, p)
+  if (whole !== undefined) return whole
   try {
     for (const step of run.plan()) {
       for (let batch = step === BARRIER ? undefined : step; batch !== undefined;) {

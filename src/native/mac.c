@@ -381,6 +381,10 @@ int cf_clone_file(const cf_file *src, const char *dst, int method, uint32_t flag
   int rc;
   if (fstat(sfd, &st) != 0)
     rc = fail(err, "fstat", errno, 0);
+  else if (S_ISDIR(st.st_mode) && (flags & CF_TREE) && method == CF_METHOD_CLONE)
+    /* clonefile(2): "If src names a directory, the directory hierarchy is cloned", atomically. */
+    rc = clone_call(src->fd >= 0 ? sfd : -1, src->path, dst, clone_flags(flags)) != 0
+             ? clone_fail(err, errno, src->fd >= 0) : 0;
   else if (!S_ISREG(st.st_mode)) /* directories belong to the tree code */
     rc = fail(err, method == CF_METHOD_CLONE ? "clonefile" : "copyfile", S_ISDIR(st.st_mode) ? EISDIR : EINVAL, 0);
   else if (method == CF_METHOD_CLONE)

@@ -29,6 +29,8 @@
 #define CF_OVERWRITE 0x080 /* replace an existing destination atomically (rename over it) */
 #define CF_DIRECT 0x100    /* create the destination in place (O_EXCL) instead of via a
                               temporary; used when the caller makes the whole tree atomic */
+#define CF_TREE 0x200      /* a directory source is cloned whole, atomically (macOS clonefile(2));
+                              elsewhere a directory is EISDIR whatever this says */
 
 typedef struct {
   const char *path; /* used when fd < 0 */
