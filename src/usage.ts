@@ -1,0 +1,482 @@
+// How much space files take once clones share their blocks: the numbers `btrfs filesystem du`
+// gives on btrfs, from FIEMAP on any Linux filesystem that clones.
+import { constants } from 'node:os'
+import * as fs from 'node:fs'
+import { requireNative } from './binding.js'
+import type { Binding, ExtentBatch } from './binding.js'
+import { fromNative, fsError, invalidArgType, invalidArgValue } from './errors.js'
+import { toPath, withDefaults } from './args.js'
+
+/** Space figures for a set of files, in bytes. */
+export interface Usage {
+  /** regular files, each inode counted once */
+  files: number
+  /** sum of file sizes, as `ls -l` shows them */
+  apparent: number
+  /** bytes of data extents: holes, unwritten (preallocated) and inline extents excluded */
+  total: number
+  /** bytes in extents no other file or clone references */
+  exclusive: number
+  /** bytes of shared extents, each byte on disk counted once however often the set references it */
+  setShared: number
+  /** what the set occupies: `exclusive + setShared` */
+  onDisk: number
+  /** what sharing saves within the set: `total - onDisk` */
+  saved: number
+}
+
+export interface UsageResult {
+  /** one entry per path given, each path taken as a set of its own */
+  paths: Array<Usage & { path: string }>
+  /** all the paths together */
+  set: Usage
+  /** files and directories that vanished during the scan */
+  skipped: number
+  /**
+   * Set where sharing cannot be measured (not Linux): then `total` is the allocated size and
+   * `exclusive`, `setShared`, `onDisk` and `saved` are NaN.
+   */
+  reason?: string
+}
+
+/** A file or directory inside one of the paths, as `btrfs filesystem du` lists it. */
+export interface UsageEntry {
+  path: string
+  /** 0 for a path given to usage(), 1 for what it contains, and so on */
+  depth: number
+  directory: boolean
+  files: number
+  apparent: number
+  total: number
+  exclusive: number
+  /** only for the paths themselves (depth 0): shared bytes merged within that path */
+  setShared?: number
+}
+
+export interface UsageProgress {
+  /** files measured so far */
+  files: number
+  /** their `total` so far */
+  total: number
+}
+
+export interface UsageOptions {
+  /** Stops the scan; usage() then rejects with the signal's reason. @default undefined */
+  signal?: AbortSignal
+  /** Called after every batch of files is measured. @default undefined */
+  onProgress?: (progress: UsageProgress) => void
+  /**
+   * Called for each file and directory down to `maxDepth`, each directory after its contents
+   * (the order `btrfs filesystem du` prints them), and for each path once it is done.
+   * @default undefined
+   */
+  onEntry?: (entry: UsageEntry) => void
+  /** How deep below each path `onEntry` reports files and directories. @default Infinity */
+  maxDepth?: number
+}
+
+interface Resolved {
+  signal: AbortSignal | undefined
+  onProgress: ((progress: UsageProgress) => void) | undefined
+  onEntry: ((entry: UsageEntry) => void) | undefined
+  maxDepth: number
+}
+
+const FIEMAP_EXTENT_UNKNOWN = 0x2
+const FIEMAP_EXTENT_DELALLOC = 0x4
+const FIEMAP_EXTENT_DATA_INLINE = 0x200
+const FIEMAP_EXTENT_UNWRITTEN = 0x800
+const FIEMAP_EXTENT_SHARED = 0x2000
+// btrfs-progs (cmds/filesystem-du.c) skips inline extents, which take no data space, and
+// unknown/delalloc ones, whose space is not known yet; ENCODED (compressed) extents count at
+// their logical length as there. Unwritten (preallocated) extents hold no data: not counted,
+// where btrfs-progs counts them.
+const SKIP = FIEMAP_EXTENT_UNKNOWN | FIEMAP_EXTENT_DELALLOC | FIEMAP_EXTENT_DATA_INLINE | FIEMAP_EXTENT_UNWRITTEN
+
+// 512 files per trip through the addon, a few trips in flight: the walk goes on while the
+// worker threads map extents, and memory stays bounded however big the tree.
+const BATCH = 512
+const IN_FLIGHT = 4
+
+const VANISHED = new Set([constants.errno.ENOENT, constants.errno.ENOTDIR])
+const isVanished = (e: unknown) => ['ENOENT', 'ENOTDIR'].includes((e as NodeJS.ErrnoException).code ?? '')
+
+const defaults: Resolved = { signal: undefined, onProgress: undefined, onEntry: undefined, maxDepth: Infinity }
+
+function resolve(options: unknown): Resolved {
+  const o = withDefaults('options', options, defaults)
+  if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw invalidArgType('options.signal', 'an instance of AbortSignal', o.signal)
+  for (const key of ['onProgress', 'onEntry'] as const) {
+    if (o[key] !== undefined && typeof o[key] !== 'function') throw invalidArgType(`options.${key}`, 'of type function', o[key])
+  }
+  if (!(o.maxDepth >= 0)) throw invalidArgValue('options.maxDepth', o.maxDepth, 'must be >= 0')
+  return o
+}
+
+/** Lengths of a set of byte ranges with overlaps counted once (btrfs-progs' count_shared_bytes). */
+class Ranges {
+  private starts = new Float64Array(1024)
+  private ends = new Float64Array(1024)
+  private n = 0
+
+  add(start: number, length: number): void {
+    if (this.n === this.starts.length) {
+      this.starts = grow(this.starts)
+      this.ends = grow(this.ends)
+    }
+    this.starts[this.n] = start
+    this.ends[this.n++] = start + length
+  }
+
+  /** Sweeps starts and ends sorted apart: the covered length depends only on the two multisets. */
+  union(): number {
+    const starts = this.starts.subarray(0, this.n).sort()
+    const ends = this.ends.subarray(0, this.n).sort()
+    let covered = 0
+    let depth = 0
+    let at = 0
+    for (let i = 0, j = 0; j < this.n;) {
+      const isStart = i < this.n && starts[i]! <= ends[j]!
+      const next = isStart ? starts[i++]! : ends[j++]!
+      if (depth > 0) covered += next - at
+      at = next
+      depth += isStart ? 1 : -1
+    }
+    return covered
+  }
+}
+
+function grow(a: Float64Array<ArrayBuffer>): Float64Array<ArrayBuffer> {
+  const bigger = new Float64Array(a.length * 2)
+  bigger.set(a)
+  return bigger
+}
+
+/** Sums for one set of files, and the physical ranges of its shared extents. */
+class Tally {
+  files = 0
+  apparent = 0
+  total = 0
+  exclusive = 0
+  readonly shared = new Ranges()
+
+  usage(): Usage {
+    const setShared = this.shared.union()
+    const onDisk = this.exclusive + setShared
+    return { files: this.files, apparent: this.apparent, total: this.total, exclusive: this.exclusive, setShared, onDisk, saved: this.total - onDisk }
+  }
+}
+
+/** A file or directory reported through onEntry: the sums of what is below it. */
+interface Node {
+  path: string
+  depth: number
+  directory: boolean
+  parent: Node | undefined
+  files: number
+  apparent: number
+  total: number
+  exclusive: number
+}
+
+interface FileItem {
+  path: string
+  size: number
+  /** st_blocks in bytes: what stands for `total` where extents cannot be mapped */
+  allocated: number
+  /** counted in the set too: not already seen under an earlier path */
+  inSet: boolean
+  /** the entry it is reported in: itself, or its deepest reported directory */
+  node: Node | undefined
+}
+
+/** Files to map in one trip, and the directories that end after them, in walk order. */
+interface Batch {
+  files: FileItem[]
+  items: Array<FileItem | Node>
+}
+
+type Settled = { batch: Batch; result?: ExtentBatch; error?: unknown }
+
+/** One walk over all the paths, streaming files to the addon in batches. */
+class Scan {
+  readonly set = new Tally()
+  skipped = 0
+  private tally = this.set
+  private batch: Batch = { files: [], items: [] }
+  private readonly inFlight: Array<Promise<Settled>> = []
+  private readonly setSeen = new Map<bigint, Set<bigint>>()
+  private pathSeen = new Map<bigint, Set<bigint>>()
+  private readonly measured: UsageProgress = { files: 0, total: 0 }
+
+  constructor(
+    private readonly binding: Binding | undefined,
+    private readonly o: Resolved,
+    private readonly shareTally: boolean,
+  ) {}
+
+  async path(path: string): Promise<Usage & { path: string }> {
+    this.tally = this.shareTally ? this.set : new Tally()
+    // Hard links are found again under each path, as btrfs filesystem du does.
+    this.pathSeen = new Map()
+    const st = await fs.promises.stat(path, { bigint: true })
+    const root: Node = { path, depth: 0, directory: st.isDirectory(), parent: undefined, files: 0, apparent: 0, total: 0, exclusive: 0 }
+    if (st.isDirectory()) await this.directory(path, 0, root)
+    // A path given may be a symlink, followed as btrfs filesystem du does; the addon opens
+    // files O_NOFOLLOW, so it gets the target's name.
+    else if (st.isFile()) await this.file(await fs.promises.realpath(path), st, 0, root)
+    this.close(root)
+    await this.drain()
+    const usage = this.tally.usage()
+    this.o.onEntry?.({ ...entryOf(root), setShared: usage.setShared })
+    return { path, ...usage }
+  }
+
+  // The walk is synchronous between batches: a readdir or lstat through the thread pool costs
+  // more than the syscall itself, and the pool's threads are busy mapping extents meanwhile. The
+  // event loop gets its turn whenever IN_FLIGHT batches are waiting.
+  private async directory(dir: string, depth: number, node: Node | undefined): Promise<void> {
+    this.o.signal?.throwIfAborted()
+    let entries: fs.Dirent[]
+    try {
+      entries = fs.readdirSync(dir, { withFileTypes: true })
+    } catch (e) {
+      if (!isVanished(e) || depth === 0) throw e
+      this.skipped++
+      return
+    }
+    const prefix = dir.endsWith('/') ? dir : `${dir}/`
+    for (const entry of entries) {
+      const path = prefix + entry.name
+      if (entry.isDirectory()) {
+        const child = this.node(path, depth + 1, true, node)
+        await this.directory(path, depth + 1, child ?? node)
+        if (child !== undefined) this.close(child)
+      } else if (entry.isFile()) {
+        const st = fs.lstatSync(path, { bigint: true, throwIfNoEntry: false })
+        // Gone, or replaced by something else since readdir.
+        if (st === undefined || !st.isFile()) this.skipped++
+        else await this.file(path, st, depth + 1, node)
+      }
+    }
+  }
+
+  private async file(path: string, st: fs.BigIntStats, depth: number, parent: Node | undefined): Promise<void> {
+    // Within one walk only a file with several links can come up twice.
+    if (st.nlink > 1n && !firstTime(this.pathSeen, st)) return
+    const inSet = this.shareTally || firstTime(this.setSeen, st)
+    const own = depth === 0 ? undefined : this.node(path, depth, false, parent)
+    const item = { path, size: Number(st.size), allocated: Number(st.blocks) * 512, inSet, node: own ?? parent }
+    this.batch.files.push(item)
+    this.batch.items.push(item)
+    if (own !== undefined) this.close(own)
+    if (this.batch.files.length >= BATCH) await this.dispatch()
+  }
+
+  /** A node for an entry onEntry reports, or undefined when nobody listens or it is too deep. */
+  private node(path: string, depth: number, directory: boolean, parent: Node | undefined): Node | undefined {
+    if (this.o.onEntry === undefined || depth > this.o.maxDepth) return undefined
+    return { path, depth, directory, parent, files: 0, apparent: 0, total: 0, exclusive: 0 }
+  }
+
+  /** The node is complete once the files queued before this point are measured. */
+  private close(node: Node): void {
+    this.batch.items.push(node)
+  }
+
+  private async dispatch(): Promise<void> {
+    const batch = this.batch
+    this.batch = { files: [], items: [] }
+    const mapped = batch.files.length === 0 || this.binding === undefined
+      ? Promise.resolve(undefined)
+      : this.binding.extentsMany(batch.files.map((f) => f.path), true)
+    // Settled at once, so a failure while other batches are awaited is never unhandled.
+    this.inFlight.push(mapped.then((result) => ({ batch, result }), (error: unknown) => ({ batch, error })))
+    if (this.inFlight.length >= IN_FLIGHT) await this.settleOldest()
+  }
+
+  private async drain(): Promise<void> {
+    await this.dispatch()
+    while (this.inFlight.length > 0) await this.settleOldest()
+  }
+
+  async abandon(): Promise<void> {
+    await Promise.all(this.inFlight.splice(0))
+  }
+
+  private async settleOldest(): Promise<void> {
+    const settled = await this.inFlight.shift()
+    if (settled === undefined) return
+    if (settled.error !== undefined) throw settled.error
+    this.o.signal?.throwIfAborted()
+    const { batch, result } = settled
+    let k = 0
+    let offset = 0
+    for (const item of batch.items) {
+      if (!('size' in item)) {
+        this.finish(item)
+        continue
+      }
+      const count = result?.counts[k] ?? 0
+      const errno = result?.errnos[k++] ?? 0
+      if (errno !== 0 && VANISHED.has(errno)) this.skipped++
+      else if (errno !== 0) throw fromNative({ errno, syscall: 'fiemap' }, item.path)
+      else this.measure(item, result?.extents.subarray(offset * 4, (offset + count) * 4))
+      offset += count
+    }
+    this.o.onProgress?.({ ...this.measured })
+  }
+
+  private measure(item: FileItem, extents: Float64Array | undefined): void {
+    let total = extents === undefined ? item.allocated : 0
+    let shared = 0
+    for (let i = 0; extents !== undefined && i < extents.length; i += 4) {
+      const [physical, length, flags] = [extents[i + 1]!, extents[i + 2]!, extents[i + 3]!]
+      if ((flags & SKIP) !== 0 || length === 0) continue
+      total += length
+      if ((flags & FIEMAP_EXTENT_SHARED) === 0) continue
+      shared += length
+      this.tally.shared.add(physical, length)
+      if (item.inSet && this.tally !== this.set) this.set.shared.add(physical, length)
+    }
+    this.measured.files++
+    this.measured.total += total
+    addFile(this.tally, item.size, total, total - shared)
+    if (item.inSet && this.tally !== this.set) addFile(this.set, item.size, total, total - shared)
+    if (item.node !== undefined) addFile(item.node, item.size, total, total - shared)
+  }
+
+  private finish(node: Node): void {
+    if (node.depth > 0) this.o.onEntry?.(entryOf(node))
+    if (node.parent !== undefined) {
+      node.parent.files += node.files
+      node.parent.apparent += node.apparent
+      node.parent.total += node.total
+      node.parent.exclusive += node.exclusive
+    }
+  }
+}
+
+function addFile(to: Tally | Node, size: number, total: number, exclusive: number): void {
+  to.files++
+  to.apparent += size
+  to.total += total
+  to.exclusive += exclusive
+}
+
+function entryOf(node: Node): UsageEntry {
+  const { path, depth, directory, files, apparent, total, exclusive } = node
+  return { path, depth, directory, files, apparent, total, exclusive }
+}
+
+/** Marks the inode seen; false when it was already. */
+function firstTime(seen: Map<bigint, Set<bigint>>, st: fs.BigIntStats): boolean {
+  let inodes = seen.get(st.dev)
+  if (inodes === undefined) seen.set(st.dev, (inodes = new Set()))
+  if (inodes.has(st.ino)) return false
+  inodes.add(st.ino)
+  return true
+}
+
+function toPaths(paths: unknown): string[] {
+  const list = Array.isArray(paths) ? paths : [paths]
+  if (list.length === 0) throw invalidArgValue('paths', paths, 'must name at least one path')
+  return list.map((p, i) => toPath(Array.isArray(paths) ? `paths[${i}]` : 'paths', p).toString())
+}
+
+const unmeasurable = () =>
+  `ENOTSUP: sharing is not measurable on ${process.platform} (no FIEMAP); ` +
+  'total is the allocated size and the sharing figures are NaN'
+
+/**
+ * How much space `paths` take: each path as a set of its own (like one row of
+ * `btrfs filesystem du -s`) and all of them together. Directories are walked without following
+ * symlinks, each inode is counted once, and files that vanish during the scan are skipped.
+ */
+export async function usage(paths: string | string[], options?: UsageOptions): Promise<UsageResult> {
+  const list = toPaths(paths)
+  const o = resolve(options)
+  if (process.platform !== 'linux') return allocatedOnly(list, o)
+  const scan = new Scan(requireNative('usage'), o, list.length === 1)
+  try {
+    const rows = []
+    for (const path of list) rows.push(await scan.path(path))
+    const set = list.length === 1 && rows[0] !== undefined ? withoutPath(rows[0]) : scan.set.usage()
+    return { paths: rows, set, skipped: scan.skipped }
+  } catch (e) {
+    await scan.abandon()
+    throw e
+  }
+}
+
+function withoutPath(row: Usage & { path: string }): Usage {
+  const { path: _, ...usage } = row
+  return usage
+}
+
+/** Off Linux nothing says which blocks are shared: file sizes and allocated sizes only. */
+async function allocatedOnly(list: string[], o: Resolved): Promise<UsageResult> {
+  const scan = new Scan(undefined, o, list.length === 1)
+  const rows = []
+  for (const path of list) rows.push(await scan.path(path))
+  const blind = (u: Usage): Usage => ({ ...u, exclusive: NaN, setShared: NaN, onDisk: NaN, saved: NaN })
+  return { paths: rows.map(blind) as UsageResult['paths'], set: blind(scan.set.usage()), skipped: scan.skipped, reason: unmeasurable() }
+}
+
+/**
+ * Bytes of `a`'s data that sit in the same physical blocks as data of `b`: what a clone, a
+ * range clone or a dedupe made them share. A file shares all its data with itself (and with
+ * its hard links).
+ */
+export async function sharedBytes(a: string, b: string): Promise<number> {
+  const pathA = toPath('a', a).toString()
+  const pathB = toPath('b', b).toString()
+  if (process.platform !== 'linux') throw fsError('ENOTSUP', constants.errno.ENOTSUP, 'fiemap', pathA, pathB, unmeasurable())
+  const binding = requireNative('sharedBytes')
+  const [stA, stB] = await Promise.all([fs.promises.stat(pathA, { bigint: true }), fs.promises.stat(pathB, { bigint: true })])
+  const same = stA.dev === stB.dev && stA.ino === stB.ino
+  const { counts, errnos, extents } = await binding.extentsMany([pathA, pathB], true)
+  for (const [i, path] of [pathA, pathB].entries()) {
+    const errno = errnos[i] ?? 0
+    if (errno !== 0) throw fromNative({ errno, syscall: 'fiemap' }, path)
+  }
+  const split = (counts[0] ?? 0) * 4
+  const ofA = dataExtents(extents.subarray(0, split))
+  if (same) return ofA.reduce((sum, e) => sum + e.length, 0)
+  const ofB = mergedRanges(dataExtents(extents.subarray(split)))
+  // Only an extent marked SHARED has another reference: the rest cannot be in b.
+  return ofA.filter((e) => e.shared).reduce((sum, e) => sum + overlap(e.physical, e.physical + e.length, ofB), 0)
+}
+
+interface DataExtent {
+  physical: number
+  length: number
+  shared: boolean
+}
+
+function dataExtents(raw: Float64Array): DataExtent[] {
+  const out: DataExtent[] = []
+  for (let i = 0; i < raw.length; i += 4) {
+    const [physical, length, flags] = [raw[i + 1]!, raw[i + 2]!, raw[i + 3]!]
+    if ((flags & SKIP) === 0 && length > 0) out.push({ physical, length, shared: (flags & FIEMAP_EXTENT_SHARED) !== 0 })
+  }
+  return out
+}
+
+/** Sorted, non-overlapping [start, end) pairs. */
+function mergedRanges(extents: DataExtent[]): Array<[number, number]> {
+  const sorted = extents.map((e): [number, number] => [e.physical, e.physical + e.length]).sort((x, y) => x[0] - y[0])
+  const merged: Array<[number, number]> = []
+  for (const [start, end] of sorted) {
+    const last = merged[merged.length - 1]
+    if (last !== undefined && start <= last[1]) last[1] = Math.max(last[1], end)
+    else merged.push([start, end])
+  }
+  return merged
+}
+
+function overlap(start: number, end: number, ranges: Array<[number, number]>): number {
+  let bytes = 0
+  for (const [s, e] of ranges) bytes += Math.max(0, Math.min(end, e) - Math.max(start, s))
+  return bytes
+}
