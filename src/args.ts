@@ -52,10 +52,11 @@ export function toTarget(name: string, value: unknown): Target {
 
 /**
  * Merges defaults once, rejecting values of the wrong type with ERR_INVALID_ARG_TYPE. Fields whose
- * default is undefined (callbacks, signals) are checked by the caller.
+ * default is undefined (callbacks, signals) are checked by the caller. Without options the
+ * defaults object itself comes back (frozen by the caller): the hot path allocates nothing.
  */
 export function withDefaults<D extends object>(name: string, options: unknown, defaults: D): D {
-  if (options === undefined) return { ...defaults }
+  if (options === undefined) return defaults
   if (typeof options !== 'object' || options === null) throw invalidArgType(name, 'of type object', options)
   const merged = { ...defaults } as Record<string, unknown>
   for (const [key, value] of Object.entries(options)) {

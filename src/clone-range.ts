@@ -23,8 +23,8 @@ export interface CloneRangeOptions {
   mode?: CloneMode
 }
 
-const rangeDefaults: Required<CloneRange> = { srcOffset: 0, dstOffset: 0, length: 0 }
-const optionDefaults: Required<CloneRangeOptions> = { mode: 'auto' }
+const rangeDefaults: Required<CloneRange> = Object.freeze({ srcOffset: 0, dstOffset: 0, length: 0 })
+const optionDefaults: Required<CloneRangeOptions> = Object.freeze({ mode: 'auto' })
 
 interface RangeJob {
   src: Target

@@ -35,13 +35,13 @@ export interface CloneResult {
   fallback?: Fallback
 }
 
-const defaults: Required<CloneOptions> = {
+const defaults: Required<CloneOptions> = Object.freeze({
   mode: 'auto',
   overwrite: false,
   followSymlinks: true,
   preserveOwner: true,
   preserveAcl: false,
-}
+})
 
 export const modes: readonly CloneMode[] = ['auto', 'always', 'never']
 

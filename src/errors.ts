@@ -100,3 +100,11 @@ export function outOfRange(name: string, range: string, value: unknown): RangeEr
   err.code = 'ERR_OUT_OF_RANGE'
   return err
 }
+
+/** What Node's own fs functions throw on an abort: name AbortError, code ABORT_ERR. */
+export function abortError(signal: AbortSignal): Error {
+  const err = new Error('The operation was aborted', { cause: signal.reason }) as Error & { code: string }
+  err.name = 'AbortError'
+  err.code = 'ABORT_ERR'
+  return err
+}

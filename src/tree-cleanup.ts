@@ -1,6 +1,6 @@
 import * as fs from 'node:fs'
 import { basename, dirname, join } from 'node:path'
-import { TEMP_PREFIX } from './temp.js'
+import { TEMP_PREFIX, tempTag } from './temp.js'
 
 function alive(pid: number): boolean {
   try {
@@ -8,6 +8,15 @@ function alive(pid: number): boolean {
     return true
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
+/** Removes a failed run's tree; a failure to do so must not hide the error that made it fail. */
+export function discardTree(path: string): void {
+  try {
+    removeTree(path)
+  } catch {
+    // Left for the next run, which removes a dead process's leftovers.
   }
 }
 
@@ -38,7 +47,7 @@ function makeWritable(path: string): void {
  */
 export function removeLeftovers(dst: string): void {
   const dir = dirname(dst)
-  const suffix = `-${basename(dst)}`
+  const suffix = `-${tempTag(basename(dst))}`
   let names: string[]
   try {
     names = fs.readdirSync(dir)

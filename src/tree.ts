@@ -4,11 +4,11 @@ import { Flag, METHOD_CLONE, Op, requireNative } from './binding.js'
 import type { Binding, OpResults } from './binding.js'
 import { clone, cloneSync, modes } from './clone.js'
 import type { CloneMode, CloneOptions, CloneResult } from './clone.js'
-import { fromNative, fsError, invalidArgType, invalidArgValue } from './errors.js'
+import { abortError, fromNative, fsError, invalidArgType, invalidArgValue } from './errors.js'
 import { fallbackFor } from './fallback.js'
 import { oneOf, toPath, withDefaults } from './args.js'
 import type { PathLike } from './args.js'
-import { removeLeftovers, removeTree } from './tree-cleanup.js'
+import { discardTree, removeLeftovers } from './tree-cleanup.js'
 import { tempSibling } from './temp.js'
 import { emptyResult, wholeTreeCounts } from './tree-whole.js'
 
@@ -85,7 +85,7 @@ export interface TreeResult {
 type Callbacks = 'filter' | 'signal' | 'onProgress'
 type ResolvedOptions = Required<Omit<CloneTreeOptions, Callbacks>> & Pick<CloneTreeOptions, Callbacks>
 
-const defaults: ResolvedOptions = {
+const defaults: ResolvedOptions = Object.freeze({
   overwrite: 'error',
   mode: 'auto',
   preserve: {},
@@ -96,7 +96,7 @@ const defaults: ResolvedOptions = {
   onProgress: undefined,
   atomic: true,
   continueOnError: false,
-}
+})
 const preserveDefaults: Required<TreePreserve> = { mode: true, timestamps: true, ownership: true, xattr: true, links: true, specials: true }
 
 /** Operations per trip to the thread pool: large enough to amortise, small enough to balance. */
@@ -111,8 +111,12 @@ interface Batch {
   dsts: string[]
   /** source device of each operation, for the per-filesystem clone/copy decision */
   devs: number[]
+  /** the source entry each operation stands for, as errors name it */
+  labels: string[]
   flags: number
 }
+
+const idOf = (st: fs.Stats) => `${st.dev}:${st.ino}`
 
 function typeOf(mode: number): EntryType {
   switch (mode & 0o170000) {
@@ -131,22 +135,27 @@ class BatchBuilder {
   srcs: string[] = []
   dsts: string[] = []
   devs: number[] = []
+  labels: string[] = []
   constructor(readonly flags: number) {}
-  add(kind: number, src: string, dst: string, dev = 0): void {
+  /** `label` is the source entry errors name: a hard link's `src` is its group's first clone. */
+  add(kind: number, src: string, dst: string, dev = 0, label = src): void {
     this.kinds.push(kind)
     this.srcs.push(src)
     this.dsts.push(dst)
     this.devs.push(dev)
+    this.labels.push(label)
   }
   get length(): number {
     return this.kinds.length
   }
   take(): Batch {
-    const batch = { kinds: Uint8Array.from(this.kinds), srcs: this.srcs, dsts: this.dsts, devs: this.devs, flags: this.flags }
+    const { srcs, dsts, devs, labels, flags } = this
+    const batch = { kinds: Uint8Array.from(this.kinds), srcs, dsts, devs, labels, flags }
     this.kinds = []
     this.srcs = []
     this.dsts = []
     this.devs = []
+    this.labels = []
     return batch
   }
 }
@@ -161,6 +170,7 @@ class TreeRun {
   private readonly cannotClone = new Map<number, string>()
   readonly fileFlags: number
   private readonly metaFlags: number
+  private readonly placeFlags: number
   readonly preserve: Required<TreePreserve>
   private lastProgress = 0
   private readonly root = process.getuid?.() === 0
@@ -177,21 +187,24 @@ class TreeRun {
     const p = (this.preserve = { ...preserveDefaults, ...options.preserve })
     this.metaFlags = (p.mode ? Flag.Mode : 0) | (p.timestamps ? Flag.Times : 0) | (p.ownership ? Flag.Owner : 0) |
       (p.xattr ? Flag.Xattr | Flag.Acl : 0) | (p.mode && p.ownership && this.root ? Flag.SetId : 0)
-    const place = !merge ? Flag.Direct : options.overwrite === 'replace' ? Flag.Overwrite : 0
-    this.fileFlags = this.metaFlags | place
+    this.placeFlags = !merge ? Flag.Direct : options.overwrite === 'replace' ? Flag.Overwrite : 0
+    this.fileFlags = this.metaFlags | this.placeFlags
   }
 
   /** The walk: yields batches of operations, and BARRIER where all before must be done. */
   *plan(): Generator<Batch | typeof BARRIER> {
     const { binding, options } = this
+    const signal = options.signal
     const files = new BatchBuilder(this.fileFlags)
-    const links = new BatchBuilder(0)
+    const links = new BatchBuilder(this.placeFlags)
     const dirs: Array<[string, string]> = []
     const firstOfLink = new Map<string, string>()
     this.makeDir(this.build, 0o700)
-    const stack: Array<[string, string, string[]]> = [[this.src, this.build, []]]
+    // Following symlinks, one that leads back to an enclosing directory (the root too) would
+    // clone the tree into itself without end.
+    const rootId = options.dereference ? idOf(fs.statSync(this.src)) : ''
+    const stack: Array<[string, string, string[]]> = [[this.src, this.build, [rootId]]]
     while (stack.length > 0 && !this.stopped) {
-      options.signal?.throwIfAborted()
       const [srcDir, dstDir, ancestors] = stack.pop() as [string, string, string[]]
       dirs.push([srcDir, dstDir])
       let names: string[], stats: Float64Array
@@ -202,42 +215,49 @@ class TreeRun {
         continue
       }
       for (let i = 0; i < names.length; i++) {
+        if (signal?.aborted) throw abortError(signal)
         const name = names[i] as string
         const mode = stats[i * 5] as number
         const dev = stats[i * 5 + 1] as number
+        const id = `${dev}:${stats[i * 5 + 2]}`
         const size = stats[i * 5 + 3] as number
         const type = typeOf(mode)
         const s = join(srcDir, name)
         const d = join(dstDir, name)
         if (options.filter !== undefined && !options.filter(s, { name, type, mode, size })) continue
         if (type === 'directory') {
-          const id = `${dev}:${stats[i * 5 + 2]}`
           if (options.dereference && ancestors.includes(id)) {
             this.skip(s, 'ELOOP: a symlink leads back to an enclosing directory')
             continue
           }
           if (this.makeDir(d, (mode & 0o777) | 0o700)) stack.push([s, d, options.dereference ? [...ancestors, id] : ancestors])
-        } else if (type === 'file') {
-          const nlink = stats[i * 5 + 4] as number
-          const key = `${dev}:${stats[i * 5 + 2]}`
-          const first = nlink > 1 && this.preserve.links ? firstOfLink.get(key) : undefined
+          continue
+        }
+        if (type === 'socket') {
+          this.skip(s, 'socket: sockets cannot be copied')
+          continue
+        }
+        const special = type !== 'file' && type !== 'symlink'
+        if (special && !this.preserve.specials) {
+          this.skip(s, `${type}: preserve.specials is off`)
+          continue
+        }
+        if (special && type !== 'fifo' && !this.root) {
+          this.skip(s, `EPERM: creating a ${type} needs root`)
+          continue
+        }
+        // Hard-link groups (of files, and of symlinks and FIFOs too) stay groups: the first
+        // member is cloned, the others are linked to it once it exists.
+        if (this.preserve.links && (stats[i * 5 + 4] as number) > 1) {
+          const first = firstOfLink.get(id)
           if (first !== undefined) {
-            links.add(Op.Link, first, d)
+            links.add(Op.Link, first, d, 0, s)
             continue
           }
-          if (nlink > 1 && this.preserve.links) firstOfLink.set(key, d)
-          files.add(this.fileOp(dev), s, d, dev)
-        } else if (type === 'symlink') {
-          files.add(Op.Symlink, s, d)
-        } else if (type === 'socket') {
-          this.skip(s, 'socket: sockets cannot be copied')
-        } else if (!this.preserve.specials) {
-          this.skip(s, `${type}: preserve.specials is off`)
-        } else if (type !== 'fifo' && !this.root) {
-          this.skip(s, `EPERM: creating a ${type} needs root`)
-        } else {
-          files.add(Op.Special, s, d)
+          firstOfLink.set(id, d)
         }
+        if (type === 'file') files.add(this.fileOp(dev), s, d, dev)
+        else files.add(special ? Op.Special : Op.Symlink, s, d)
         if (files.length >= BATCH) yield files.take()
       }
     }
@@ -245,6 +265,7 @@ class TreeRun {
     yield BARRIER
     // Hard links once their first member exists; directory metadata last, deepest first, so
     // that writing inside a directory does not change its times afterwards.
+    if (signal?.aborted) throw abortError(signal)
     if (links.length > 0 && !this.stopped) yield links.take()
     yield BARRIER
     const meta = new BatchBuilder(this.metaFlags)
@@ -255,6 +276,7 @@ class TreeRun {
     }
     if (meta.length > 0) yield meta.take()
     yield BARRIER
+    if (signal?.aborted) throw abortError(signal)
   }
 
   get stopped(): boolean {
@@ -290,18 +312,19 @@ class TreeRun {
       const n = out.results[i] as number
       const src = batch.srcs[i] as string
       const dst = batch.dsts[i] as string
+      const label = batch.labels[i] as string
       if (n < 0) {
-        const err = fromNative({ errno: -n, syscall: out.syscalls[i] ?? 'unknown' }, src, this.shown(dst)) as NodeJS.ErrnoException
+        const err = fromNative({ errno: -n, syscall: out.syscalls[i] ?? 'unknown' }, label, this.shown(dst)) as NodeJS.ErrnoException
         const fallback = kind === Op.Clone && this.options.mode === 'auto' ? fallbackFor(err) : undefined
         if (fallback !== undefined) {
           const dev = batch.devs[i] as number
           if (fsWide.has(fallback.code)) this.cannotClone.set(dev, fallback.code)
-          retry.add(Op.Copy, src, dst, dev)
+          retry.add(Op.Copy, src, dst, dev, label)
           r.fallbacks[fallback.code] = (r.fallbacks[fallback.code] ?? 0) + 1
-        } else if (this.merge && err.code === 'EEXIST') {
-          this.skip(src, 'EEXIST: kept the existing entry')
+        } else if (this.options.overwrite === 'skip' && err.code === 'EEXIST') {
+          this.skip(label, 'EEXIST: kept the existing entry')
         } else {
-          this.fail(err, src, dst)
+          this.fail(err, label, dst)
         }
         continue
       }
@@ -374,7 +397,7 @@ function prepare(src: unknown, dst: unknown, options: unknown): Prepared {
   if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw invalidArgType('options.signal', 'an instance of AbortSignal', o.signal)
   const s = resolve(toPath('src', src).toString())
   const d = resolve(toPath('dst', dst).toString())
-  o.signal?.throwIfAborted()
+  if (o.signal?.aborted) throw abortError(o.signal)
   const st = o.dereference ? fs.statSync(s) : fs.lstatSync(s)
   const exists = fs.existsSync(d) || isSymlink(d)
   if (!st.isDirectory()) return { src: s, dst: d, options: o, single: true, merge: false }
@@ -403,6 +426,8 @@ function startRun(p: Prepared): TreeRun {
 }
 
 function finishRun(run: TreeRun, p: Prepared): TreeResult {
+  const signal = p.options.signal
+  if (run.error === undefined && signal?.aborted) run.error = abortError(signal)
   if (run.error === undefined && run.build !== p.dst) {
     try {
       run.binding.rename(run.build, p.dst, true)
@@ -411,7 +436,7 @@ function finishRun(run: TreeRun, p: Prepared): TreeResult {
     }
   }
   if (run.error !== undefined) {
-    if (run.build !== p.dst) removeTree(run.build)
+    if (run.build !== p.dst) discardTree(run.build)
     throw run.error
   }
   run.progress(true)
@@ -419,7 +444,7 @@ function finishRun(run: TreeRun, p: Prepared): TreeResult {
 }
 
 function abandon(run: TreeRun, p: Prepared, e: unknown): never {
-  if (run.build !== p.dst) removeTree(run.build)
+  if (run.build !== p.dst) discardTree(run.build)
   throw e
 }
 
@@ -456,7 +481,7 @@ function wholeTreeCounting(run: TreeRun, p: Prepared): TreeResult | undefined {
 function wholeTreeFailed(run: TreeRun, p: Prepared, e: unknown): undefined {
   const err = fromNative(e, p.src, p.dst)
   if (fallbackFor(err) === undefined) throw err
-  removeTree(run.build)
+  discardTree(run.build)
   return undefined
 }
 

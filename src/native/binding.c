@@ -129,7 +129,7 @@ static int64_t run_op(int kind, const char *src, const char *dst, uint32_t flags
     case OP_SYMLINK: return cf_copy_symlink(src, dst, flags, err);
     case OP_SPECIAL: return cf_make_special(src, dst, flags, err);
     case OP_DIR_META: return cf_copy_dir_meta(src, dst, flags, err);
-    case OP_LINK: return cf_hard_link(src, dst, err);
+    case OP_LINK: return cf_hard_link(src, dst, flags, err);
     default: err->errnum = 22; err->syscall = "runOps"; return -22;
   }
 }

@@ -60,7 +60,8 @@ static char *temp_sibling(const char *dst) {
   const char *slash = strrchr(dst, '/');
   int dirlen = slash ? (int)(slash - dst + 1) : 0;
   /* The prefix lets later runs recognise and remove leftovers of a killed process. */
-  snprintf(tmp, n, "%.*s.clonefile-tmp-%d-%u-%s", dirlen, dst, (int)getpid(),
+  /* The name part is cut to 200 bytes: NAME_MAX is 255 and dst's own name may use all of it. */
+  snprintf(tmp, n, "%.*s.clonefile-tmp-%d-%u-%.200s", dirlen, dst, (int)getpid(),
            __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED), slash ? slash + 1 : dst);
   return tmp;
 }
@@ -90,21 +91,32 @@ static int dest_open(const char *dst, mode_t mode, uint32_t flags, dest_t *d, cf
   return d->fd < 0 ? fail(err, "open", errno, 1) : 0;
 }
 
+/* linkat(2): AT_EMPTY_PATH names the open file itself but needs CAP_DAC_READ_SEARCH; without
+ * it (ENOENT), the /proc/self/fd magic link does the same for the file's opener. */
+static int link_tmpfile(int fd, const char *name) {
+  static int empty_path_refused;
+  int refused = __atomic_load_n(&empty_path_refused, __ATOMIC_RELAXED);
+  if (!refused) {
+    if (linkat(fd, "", AT_FDCWD, name, AT_EMPTY_PATH) == 0) return 0;
+    if (errno != ENOENT && errno != EPERM) return -1;
+  }
+  char proc[64];
+  snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+  int rc = linkat(AT_FDCWD, proc, AT_FDCWD, name, AT_SYMLINK_FOLLOW);
+  /* Only a /proc link that works where AT_EMPTY_PATH did not proves the capability missing. */
+  if (rc == 0 && !refused) __atomic_store_n(&empty_path_refused, 1, __ATOMIC_RELAXED);
+  return rc;
+}
+
 /* Gives the finished file its name. Without CF_OVERWRITE an existing dst is EEXIST. */
 static int dest_publish(const char *dst, uint32_t flags, dest_t *d, cf_error *err) {
   if (flags & CF_DIRECT) return 0;
   if (d->tmpfile) {
-    char proc[64];
-    snprintf(proc, sizeof proc, "/proc/self/fd/%d", d->fd);
-    if (!(flags & CF_OVERWRITE)) {
-      if (linkat(AT_FDCWD, proc, AT_FDCWD, dst, AT_SYMLINK_FOLLOW) == 0) return 0;
-      return fail(err, "link", errno, 1);
-    }
+    if (!(flags & CF_OVERWRITE)) return link_tmpfile(d->fd, dst) == 0 ? 0 : fail(err, "link", errno, 1);
     /* Replacing: link under a temporary name, then rename over dst (atomic). */
     d->named_tmp = temp_sibling(dst);
     if (d->named_tmp == NULL) return fail(err, "malloc", ENOMEM, 1);
-    if (linkat(AT_FDCWD, proc, AT_FDCWD, d->named_tmp, AT_SYMLINK_FOLLOW) != 0)
-      return fail(err, "link", errno, 1);
+    if (link_tmpfile(d->fd, d->named_tmp) != 0) return fail(err, "link", errno, 1);
   }
   if (flags & CF_OVERWRITE) {
     if (rename(d->named_tmp, dst) != 0) return fail(err, "rename", errno, 1);
@@ -167,63 +179,98 @@ static int copy_data(int sfd, int dfd, off_t size, cf_error *err) {
 
 /* ---- metadata ---- */
 
-/* XFS also shows its ACLs to root as trusted.SGI_ACL_FILE / SGI_ACL_DEFAULT (xfs_acl.h). */
-static int is_acl_name(const char *name) {
-  return strcmp(name, "system.posix_acl_access") == 0 || strcmp(name, "system.posix_acl_default") == 0 ||
-         strcmp(name, "trusted.SGI_ACL_FILE") == 0 || strcmp(name, "trusted.SGI_ACL_DEFAULT") == 0;
+/* ---- extended attributes, of an open file or (symlinks, FIFOs) of a path ---- */
+
+typedef struct {
+  int fd;           /* >= 0: f*xattr */
+  const char *path; /* else l*xattr: the entry itself, never what a symlink points to */
+} xref;
+
+static ssize_t x_list(const xref *x, char *buf, size_t size) {
+  return x->fd >= 0 ? flistxattr(x->fd, buf, size) : llistxattr(x->path, buf, size);
+}
+static ssize_t x_get(const xref *x, const char *name, void *buf, size_t size) {
+  return x->fd >= 0 ? fgetxattr(x->fd, name, buf, size) : lgetxattr(x->path, name, buf, size);
+}
+static int x_set(const xref *x, const char *name, const void *value, size_t size) {
+  return x->fd >= 0 ? fsetxattr(x->fd, name, value, size, 0) : lsetxattr(x->path, name, value, size, 0);
 }
 
-static int copy_xattrs(int sfd, int dfd, uint32_t flags, cf_error *err) {
+static int is_acl_name(const char *name) {
+  return strcmp(name, "system.posix_acl_access") == 0 || strcmp(name, "system.posix_acl_default") == 0;
+}
+
+/* Attributes that belong to one filesystem or one machine and are never copied, as
+ * /etc/xattr.conf tells cp: XFS shows its own ACL copies to root as trusted.SGI_ACL_* (the
+ * ACL itself comes through system.posix_acl_*), and EVM signatures are per machine. */
+static int is_private_name(const char *name) {
+  return strncmp(name, "trusted.SGI_", 12) == 0 || strncmp(name, "xfsroot.", 8) == 0 ||
+         strcmp(name, "security.evm") == 0;
+}
+
+/* Returns how many ACL attributes it set (>= 0), or a negative errno. */
+static int copy_xattrs(const xref *from, const xref *to, uint32_t flags, cf_error *err) {
   char stackbuf[4096];
   char *names = stackbuf;
-  ssize_t len = flistxattr(sfd, names, sizeof stackbuf);
+  ssize_t len = x_list(from, names, sizeof stackbuf);
   if (len < 0 && errno == ERANGE) {
-    len = flistxattr(sfd, NULL, 0);
+    len = x_list(from, NULL, 0);
     names = len > 0 ? malloc((size_t)len) : NULL;
     if (names == NULL) return fail(err, "malloc", ENOMEM, 0);
-    len = flistxattr(sfd, names, (size_t)len);
+    len = x_list(from, names, (size_t)len);
   }
   if (len < 0) {
     int e = errno;
     if (names != stackbuf) free(names);
-    return (e == ENOTSUP) ? 0 : fail(err, "flistxattr", e, 0);
+    return (e == ENOTSUP) ? 0 : fail(err, "listxattr", e, 0);
   }
-  int rc = 0;
+  int rc = 0, acls = 0;
   char *value = NULL;
   for (char *name = names; name < names + len && rc == 0; name += strlen(name) + 1) {
     int acl = is_acl_name(name);
-    if (acl && !(flags & CF_ACL)) continue;
+    if ((acl && !(flags & CF_ACL)) || is_private_name(name)) continue;
     if (value == NULL && (value = malloc(65536)) == NULL) {
       rc = fail(err, "malloc", ENOMEM, 0);
       break;
     }
-    ssize_t vlen = fgetxattr(sfd, name, value, 65536);
+    ssize_t vlen = x_get(from, name, value, 65536);
     if (vlen < 0) {
       if (errno == ENODATA) continue; /* removed since the listing */
-      rc = fail(err, "fgetxattr", errno, 0);
+      rc = fail(err, "getxattr", errno, 0);
       break;
     }
-    if (fsetxattr(dfd, name, value, (size_t)vlen, 0) != 0) {
+    if (x_set(to, name, value, (size_t)vlen) != 0) {
       /* Namespaces an unprivileged process may not write (trusted.*, security.*) and
        * a destination that stores no such attribute are skipped, as cp -a does. */
       int e = errno;
       if ((e == EPERM || e == ENOTSUP) && strncmp(name, "user.", 5) != 0 && !acl) continue;
-      rc = fail(err, "fsetxattr", e, 1);
+      rc = fail(err, "setxattr", e, 1);
+    } else {
+      acls += acl;
     }
   }
   free(value);
   if (names != stackbuf) free(names);
-  return rc;
+  return rc < 0 ? rc : acls;
 }
 
 static int copy_meta(int sfd, int dfd, const struct stat *st, uint32_t flags, cf_error *err) {
+  /* fchown and fchmod are each a logged transaction on XFS even when nothing changes: look
+   * first (fstat is not), and change only what differs from what creating the file gave it. */
+  struct stat now;
+  if ((flags & (CF_OWNER | CF_MODE)) && fstat(dfd, &now) != 0) return fail(err, "fstat", errno, 1);
   /* Owner first: fchown(2) clears setuid/setgid and security.capability. */
-  if ((flags & CF_OWNER) && fchown(dfd, st->st_uid, st->st_gid) != 0 && errno != EPERM)
-    return fail(err, "fchown", errno, 1);
-  if ((flags & (CF_XATTR | CF_ACL)) && copy_xattrs(sfd, dfd, flags, err) < 0) return -err->errnum;
+  if ((flags & CF_OWNER) && (now.st_uid != st->st_uid || now.st_gid != st->st_gid)) {
+    if (fchown(dfd, st->st_uid, st->st_gid) != 0 && errno != EPERM) return fail(err, "fchown", errno, 1);
+    now.st_mode = (mode_t)-1; /* possibly changed (setid cleared): set the mode whatever it is */
+  }
+  xref from = {sfd, NULL}, to = {dfd, NULL};
+  int acls = (flags & (CF_XATTR | CF_ACL)) ? copy_xattrs(&from, &to, flags, err) : 0;
+  if (acls < 0) return acls;
   if (flags & CF_MODE) {
     mode_t mode = st->st_mode & ((flags & CF_SETID) ? 07777 : 01777);
-    if (fchmod(dfd, mode) != 0) return fail(err, "fchmod", errno, 1);
+    /* A POSIX ACL set above rewrote the group bits: set the mode again then too. */
+    if ((acls > 0 || (now.st_mode & 07777) != mode) && fchmod(dfd, mode) != 0) return fail(err, "fchmod", errno, 1);
   }
   if (flags & CF_TIMES) {
     struct timespec ts[2] = {st->st_atim, st->st_mtim};
@@ -233,6 +280,31 @@ static int copy_meta(int sfd, int dfd, const struct stat *st, uint32_t flags, cf
 }
 
 /* ---- symlinks (CF_NOFOLLOW): recreated, like clonefile(2) with CLONE_NOFOLLOW ---- */
+
+/* Metadata by path, for entries that are not opened (symlinks, FIFOs, device nodes). */
+static int copy_meta_path(const char *src, const char *dst, const struct stat *st, uint32_t flags,
+                          cf_error *err) {
+  if ((flags & CF_OWNER) && lchown(dst, st->st_uid, st->st_gid) != 0 && errno != EPERM)
+    return fail(err, "lchown", errno, 1);
+  xref from = {-1, src}, to = {-1, dst};
+  if ((flags & (CF_XATTR | CF_ACL)) && copy_xattrs(&from, &to, flags, err) < 0) return -err->errnum;
+  /* chmod(2) follows symlinks, and a symlink's own mode means nothing on Linux. */
+  if ((flags & CF_MODE) && !S_ISLNK(st->st_mode) &&
+      chmod(dst, st->st_mode & ((flags & CF_SETID) ? 07777 : 01777)) != 0)
+    return fail(err, "chmod", errno, 1);
+  struct timespec ts[2] = {st->st_atim, st->st_mtim};
+  if ((flags & CF_TIMES) && utimensat(AT_FDCWD, dst, ts, AT_SYMLINK_NOFOLLOW) != 0)
+    return fail(err, "utimensat", errno, 1);
+  return 0;
+}
+
+/* An entry made under `name` (dst, or a temporary with CF_OVERWRITE): once finished it replaces
+ * dst; if anything failed it is removed. Only for entries this process created. */
+static int settle_entry(const char *name, const char *dst, int rc, cf_error *err) {
+  if (rc == 0 && strcmp(name, dst) != 0 && rename(name, dst) != 0) rc = fail(err, "rename", errno, 1);
+  if (rc < 0) unlink(name);
+  return rc;
+}
 
 int cf_copy_symlink(const char *src, const char *dst, uint32_t flags, cf_error *err) {
   struct stat st;
@@ -249,19 +321,8 @@ int cf_copy_symlink(const char *src, const char *dst, uint32_t flags, cf_error *
   target[n] = '\0';
   char *tmp = (flags & CF_OVERWRITE) ? temp_sibling(dst) : NULL;
   const char *name = tmp ? tmp : dst;
-  int rc = 0;
-  if (symlink(target, name) != 0) {
-    rc = fail(err, "symlink", errno, 1);
-  } else {
-    struct timespec ts[2] = {st.st_atim, st.st_mtim};
-    if ((flags & CF_OWNER) && lchown(name, st.st_uid, st.st_gid) != 0 && errno != EPERM)
-      rc = fail(err, "lchown", errno, 1);
-    else if ((flags & CF_TIMES) && utimensat(AT_FDCWD, name, ts, AT_SYMLINK_NOFOLLOW) != 0)
-      rc = fail(err, "utimensat", errno, 1);
-    else if (tmp && rename(tmp, dst) != 0)
-      rc = fail(err, "rename", errno, 1);
-    if (rc < 0) unlink(name);
-  }
+  int rc = symlink(target, name) != 0 ? fail(err, "symlink", errno, 1)
+                                      : settle_entry(name, dst, copy_meta_path(src, name, &st, flags, err), err);
   free(tmp);
   free(target);
   return rc;
@@ -300,6 +361,11 @@ int cf_clone_file(const cf_file *src, const char *dst, int method, uint32_t flag
               S_ISDIR(st.st_mode) ? EISDIR : EINVAL, 0);
     goto done;
   }
+  /* A clone is complete once one ioctl returns, so it is made in place (O_EXCL, removed again
+   * on failure) as cp and libuv do; building it aside first costs two more XFS transactions per
+   * file. A copy, which takes long enough to be interrupted half way, is built as an O_TMPFILE
+   * and only gets its name when complete. */
+  if (method == CF_METHOD_CLONE && !(flags & CF_OVERWRITE)) flags |= CF_DIRECT;
   if ((rc = dest_open(dst, st.st_mode & 0777, flags, &d, err)) < 0) goto done;
   if (method == CF_METHOD_CLONE) {
     if (ioctl(d.fd, FICLONE, sfd) != 0) rc = fail(err, "ioctl_ficlone", errno, 0);
@@ -484,8 +550,17 @@ int cf_scan_dir(const char *path, int follow, cf_dirent **entries, uint32_t *cou
   *entries = NULL;
   *names = NULL;
   *count = 0;
-  DIR *d = opendir(path);
-  if (d == NULL) return fail(err, "opendir", errno, 0);
+  /* O_NOATIME: reading the directory must not move the atime the clone is to be given
+   * (open(2): only for the owner or CAP_FOWNER, hence the retry without it). */
+  int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOATIME);
+  if (fd < 0 && errno == EPERM) fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return fail(err, "opendir", errno, 0);
+  DIR *d = fdopendir(fd);
+  if (d == NULL) {
+    int e = errno;
+    close(fd);
+    return fail(err, "opendir", e, 0);
+  }
   uint32_t cap = 64, names_cap = 4096, names_len = 0;
   cf_dirent *ents = malloc(cap * sizeof *ents);
   char *buf = malloc(names_cap);
@@ -536,24 +611,15 @@ int cf_scan_dir(const char *path, int follow, cf_dirent **entries, uint32_t *cou
   return 0;
 }
 
-/* Metadata by path, for entries that cannot be opened (FIFOs without a reader, devices). */
-static int copy_meta_path(const char *dst, const struct stat *st, uint32_t flags, cf_error *err) {
-  if ((flags & CF_OWNER) && lchown(dst, st->st_uid, st->st_gid) != 0 && errno != EPERM)
-    return fail(err, "lchown", errno, 1);
-  if ((flags & CF_MODE) && chmod(dst, st->st_mode & ((flags & CF_SETID) ? 07777 : 01777)) != 0)
-    return fail(err, "chmod", errno, 1);
-  struct timespec ts[2] = {st->st_atim, st->st_mtim};
-  if ((flags & CF_TIMES) && utimensat(AT_FDCWD, dst, ts, AT_SYMLINK_NOFOLLOW) != 0)
-    return fail(err, "utimensat", errno, 1);
-  return 0;
-}
-
 int cf_make_special(const char *src, const char *dst, uint32_t flags, cf_error *err) {
   struct stat st;
   if (lstat(src, &st) != 0) return fail(err, "lstat", errno, 0);
-  if (mknod(dst, st.st_mode & (S_IFMT | 0777), st.st_rdev) != 0) return fail(err, "mknod", errno, 1);
-  int rc = copy_meta_path(dst, &st, flags, err);
-  if (rc < 0) unlink(dst);
+  char *tmp = (flags & CF_OVERWRITE) ? temp_sibling(dst) : NULL;
+  const char *name = tmp ? tmp : dst;
+  int rc = mknod(name, st.st_mode & (S_IFMT | 0777), st.st_rdev) != 0
+               ? fail(err, "mknod", errno, 1)
+               : settle_entry(name, dst, copy_meta_path(src, name, &st, flags, err), err);
+  free(tmp);
   return rc;
 }
 
@@ -572,8 +638,12 @@ int cf_copy_dir_meta(const char *src, const char *dst, uint32_t flags, cf_error 
   return rc;
 }
 
-int cf_hard_link(const char *existing, const char *dst, cf_error *err) {
-  return link(existing, dst) != 0 ? fail(err, "link", errno, 1) : 0;
+int cf_hard_link(const char *existing, const char *dst, uint32_t flags, cf_error *err) {
+  char *tmp = (flags & CF_OVERWRITE) ? temp_sibling(dst) : NULL;
+  const char *name = tmp ? tmp : dst;
+  int rc = link(existing, name) != 0 ? fail(err, "link", errno, 1) : settle_entry(name, dst, 0, err);
+  free(tmp);
+  return rc;
 }
 
 int cf_rename(const char *from, const char *to, int noreplace, cf_error *err) {

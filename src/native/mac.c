@@ -61,7 +61,8 @@ static char *temp_sibling(const char *dst) {
   if (tmp == NULL) return NULL;
   const char *slash = strrchr(dst, '/');
   int dirlen = slash ? (int)(slash - dst + 1) : 0;
-  snprintf(tmp, n, "%.*s.clonefile-tmp-%d-%u-%s", dirlen, dst, (int)getpid(),
+  /* The name part is cut to 200 bytes: NAME_MAX is 255 and dst's own name may use all of it. */
+  snprintf(tmp, n, "%.*s.clonefile-tmp-%d-%u-%.200s", dirlen, dst, (int)getpid(),
            __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED), slash ? slash + 1 : dst);
   return tmp;
 }
@@ -579,8 +580,18 @@ int cf_copy_dir_meta(const char *src, const char *dst, uint32_t flags, cf_error 
   return rc;
 }
 
-int cf_hard_link(const char *existing, const char *dst, cf_error *err) {
-  return link(existing, dst) != 0 ? fail(err, "link", errno, 1) : 0;
+int cf_hard_link(const char *existing, const char *dst, uint32_t flags, cf_error *err) {
+  if (!(flags & CF_OVERWRITE)) return link(existing, dst) != 0 ? fail(err, "link", errno, 1) : 0;
+  /* Replacing: link under a temporary name, then rename over dst (atomic). */
+  char *tmp = temp_sibling(dst);
+  if (tmp == NULL) return fail(err, "malloc", ENOMEM, 1);
+  int rc = link(existing, tmp) != 0 ? fail(err, "link", errno, 1) : 0;
+  if (rc == 0 && rename(tmp, dst) != 0) {
+    rc = fail(err, "rename", errno, 1);
+    unlink(tmp);
+  }
+  free(tmp);
+  return rc;
 }
 
 /* RENAME_EXCL refuses any existing `to`, an empty directory included (rename(2)). */

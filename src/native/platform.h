@@ -98,17 +98,19 @@ typedef struct {
 int cf_scan_dir(const char *path, int follow, cf_dirent **entries, uint32_t *count, char **names,
                 cf_error *err);
 
-/* Recreates a symlink (its target, owner and times as flags say). */
+/* Recreates a symlink (its target, owner, xattrs and times as flags say); with CF_OVERWRITE
+ * it replaces what is at dst. */
 int cf_copy_symlink(const char *src, const char *dst, uint32_t flags, cf_error *err);
 
-/* Recreates a FIFO or device node (mknod), with owner, mode and times as flags say. */
+/* Recreates a FIFO or device node (mknod), with owner, xattrs, mode and times as flags say;
+ * with CF_OVERWRITE it replaces what is at dst. */
 int cf_make_special(const char *src, const char *dst, uint32_t flags, cf_error *err);
 
 /* Gives the existing directory dst the metadata of directory src (owner, xattrs, mode, times). */
 int cf_copy_dir_meta(const char *src, const char *dst, uint32_t flags, cf_error *err);
 
-/* A hard link dst to existing. */
-int cf_hard_link(const char *existing, const char *dst, cf_error *err);
+/* A hard link dst to existing; with CF_OVERWRITE it replaces what is at dst. */
+int cf_hard_link(const char *existing, const char *dst, uint32_t flags, cf_error *err);
 
 /* Renames from to to; with noreplace an existing `to` is EEXIST (never clobbered), even a
  * directory that rename(2) would replace when empty. */

@@ -155,7 +155,8 @@ static int temp_sibling(const char *dst, wchar_t **out, cf_error *err) {
   const char *base = dst;
   for (const char *p = dst; *p; p++)
     if (*p == '/' || *p == '\\') base = p + 1;
-  snprintf(tmp, n, "%.*s.clonefile-tmp-%d-%u-%s", (int)(base - dst), dst, (int)GetCurrentProcessId(),
+  /* The name part is cut to 200 bytes: a name may be 255 units long and dst's may use them all. */
+  snprintf(tmp, n, "%.*s.clonefile-tmp-%d-%u-%.200s", (int)(base - dst), dst, (int)GetCurrentProcessId(),
            (unsigned)InterlockedIncrement(&counter), base);
   int rc = to_utf16(tmp, out, 1, err);
   free(tmp);
@@ -872,14 +873,19 @@ int cf_copy_dir_meta(const char *src, const char *dst, uint32_t flags, cf_error 
   return rc;
 }
 
-int cf_hard_link(const char *existing, const char *dst, cf_error *err) {
-  wchar_t *existing_w, *dst_w;
+int cf_hard_link(const char *existing, const char *dst, uint32_t flags, cf_error *err) {
+  wchar_t *existing_w, *dst_w, *tmp_w = NULL;
   if (to_utf16(existing, &existing_w, 0, err) < 0) return -err->errnum;
   int rc = to_utf16(dst, &dst_w, 1, err);
-  if (rc == 0) {
-    if (!CreateHardLinkW(dst_w, existing_w, NULL)) rc = fail_win(err, "CreateHardLinkW", 1);
-    free(dst_w);
+  /* CreateHardLinkW never replaces: with CF_OVERWRITE link a temporary, then move it over. */
+  if (rc == 0 && (flags & CF_OVERWRITE)) rc = temp_sibling(dst, &tmp_w, err);
+  if (rc == 0 && !CreateHardLinkW(tmp_w ? tmp_w : dst_w, existing_w, NULL)) rc = fail_win(err, "CreateHardLinkW", 1);
+  else if (rc == 0 && tmp_w && !MoveFileExW(tmp_w, dst_w, MOVEFILE_REPLACE_EXISTING)) {
+    rc = fail_win(err, "MoveFileExW", 1);
+    DeleteFileW(tmp_w);
   }
+  free(tmp_w);
+  if (dst_w) free(dst_w);
   free(existing_w);
   return rc;
 }
