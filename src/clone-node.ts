@@ -2,7 +2,6 @@
 // (and returns ENOSYS on macOS and Windows). What is lost is said in README: xattrs and ACLs,
 // and times are kept to Node's utimes precision (microseconds), not the nanosecond.
 import * as fs from 'node:fs'
-import { pipeline } from 'node:stream/promises'
 import { fsError } from './errors.js'
 import { fallbackFor } from './fallback.js'
 import type { CloneJob, CloneResult } from './clone.js'
@@ -116,7 +115,20 @@ export function cloneWithNodeSync(job: CloneJob): CloneResult {
 }
 
 async function copyBytes(src: string, dst: string): Promise<void> {
-  await pipeline(fs.createReadStream(src), fs.createWriteStream(dst, { flags: 'wx' }))
+  const buf = Buffer.allocUnsafe(1 << 20)
+  const from = await fs.promises.open(src, 'r')
+  try {
+    const to = await fs.promises.open(dst, 'wx')
+    try {
+      for (let n; (n = (await from.read(buf, 0, buf.length, null)).bytesRead) > 0;) {
+        for (let w = 0; w < n;) w += (await to.write(buf, w, n - w)).bytesWritten
+      }
+    } finally {
+      await to.close()
+    }
+  } finally {
+    await from.close()
+  }
 }
 
 async function data(job: CloneJob, src: string, tmp: string): Promise<CloneResult> {

@@ -205,8 +205,8 @@ class Scan {
   private tally = this.set
   private batch: Batch = { files: [], items: [] }
   private readonly inFlight: Array<Promise<Settled>> = []
-  private readonly setSeen = new Map<bigint, Set<bigint>>()
-  private pathSeen = new Map<bigint, Set<bigint>>()
+  private readonly setSeen = new Set<string>()
+  private pathSeen = new Set<string>()
   private readonly measured: UsageProgress = { files: 0, total: 0 }
 
   constructor(
@@ -218,13 +218,13 @@ class Scan {
   async path(path: string): Promise<Usage & { path: string }> {
     this.tally = this.shareTally ? this.set : new Tally()
     // Hard links are found again under each path, as btrfs filesystem du does.
-    this.pathSeen = new Map()
+    this.pathSeen = new Set()
     const st = await fs.promises.stat(path, { bigint: true })
     const root: Node = { path, depth: 0, directory: st.isDirectory(), parent: undefined, files: 0, apparent: 0, total: 0, exclusive: 0 }
     if (st.isDirectory()) await this.directory(path, 0, root)
     // A path given may be a symlink, followed as btrfs filesystem du does; the addon opens
     // files O_NOFOLLOW, so it gets the target's name.
-    else if (st.isFile()) await this.file(await fs.promises.realpath(path), st, 0, root)
+    else if (st.isFile()) await this.file(await fs.promises.realpath(path), statOf(st), 0, root)
     this.close(root)
     await this.drain()
     const usage = this.tally.usage()
@@ -237,36 +237,53 @@ class Scan {
   // event loop gets its turn whenever IN_FLIGHT batches are waiting.
   private async directory(dir: string, depth: number, node: Node | undefined): Promise<void> {
     this.o.signal?.throwIfAborted()
-    let entries: fs.Dirent[]
+    let listing: Listing
     try {
-      entries = fs.readdirSync(dir, { withFileTypes: true })
+      listing = this.list(dir)
     } catch (e) {
       if (!isVanished(e) || depth === 0) throw e
       this.skipped++
       return
     }
     const prefix = dir.endsWith('/') ? dir : `${dir}/`
-    for (const entry of entries) {
+    for (const entry of listing) {
       const path = prefix + entry.name
-      if (entry.isDirectory()) {
+      if (entry.directory) {
         const child = this.node(path, depth + 1, true, node)
         await this.directory(path, depth + 1, child ?? node)
         if (child !== undefined) this.close(child)
-      } else if (entry.isFile()) {
-        const st = fs.lstatSync(path, { bigint: true, throwIfNoEntry: false })
-        // Gone, or replaced by something else since readdir.
-        if (st === undefined || !st.isFile()) this.skipped++
-        else await this.file(path, st, depth + 1, node)
+      } else if (entry.file) {
+        await this.file(path, entry, depth + 1, node)
       }
     }
   }
 
-  private async file(path: string, st: fs.BigIntStats, depth: number, parent: Node | undefined): Promise<void> {
+  /**
+   * A directory's entries with what lstat says of them. With the addon one call lists and
+   * stats them all; without it (not Linux) readdir, then lstat each file.
+   */
+  private list(dir: string): Listing {
+    if (this.binding === undefined) return listWithNode(dir)
+    const { names, stats } = fromNativeScan(() => this.binding!.scanDir(dir, false), dir)
+    const out: Listing = []
+    for (let i = 0; i < names.length; i++) {
+      const type = (stats[i * 5] as number) & S_IFMT
+      if (type !== S_IFDIR && type !== S_IFREG) continue
+      out.push({
+        name: names[i] as string, directory: type === S_IFDIR, file: type === S_IFREG,
+        dev: stats[i * 5 + 1] as number, ino: stats[i * 5 + 2] as number, size: stats[i * 5 + 3] as number,
+        nlink: stats[i * 5 + 4] as number, allocated: 0,
+      })
+    }
+    return out
+  }
+
+  private async file(path: string, st: Stat, depth: number, parent: Node | undefined): Promise<void> {
     // Within one walk only a file with several links can come up twice.
-    if (st.nlink > 1n && !firstTime(this.pathSeen, st)) return
+    if (st.nlink > 1 && !firstTime(this.pathSeen, st)) return
     const inSet = this.shareTally || firstTime(this.setSeen, st)
     const own = depth === 0 ? undefined : this.node(path, depth, false, parent)
-    const item = { path, size: Number(st.size), allocated: Number(st.blocks) * 512, inSet, node: own ?? parent }
+    const item = { path, size: st.size, allocated: st.allocated, inSet, node: own ?? parent }
     this.batch.files.push(item)
     this.batch.items.push(item)
     if (own !== undefined) this.close(own)
@@ -370,12 +387,54 @@ function entryOf(node: Node): UsageEntry {
 }
 
 /** Marks the inode seen; false when it was already. */
-function firstTime(seen: Map<bigint, Set<bigint>>, st: fs.BigIntStats): boolean {
-  let inodes = seen.get(st.dev)
-  if (inodes === undefined) seen.set(st.dev, (inodes = new Set()))
-  if (inodes.has(st.ino)) return false
-  inodes.add(st.ino)
+function firstTime(seen: Set<string>, st: Stat): boolean {
+  const key = `${st.dev}:${st.ino}`
+  if (seen.has(key)) return false
+  seen.add(key)
   return true
+}
+
+/** What the walk needs of a file. */
+interface Stat {
+  dev: number
+  ino: number
+  size: number
+  nlink: number
+  /** st_blocks in bytes, used only where extents cannot be mapped */
+  allocated: number
+}
+
+type Listing = Array<Stat & { name: string; directory: boolean; file: boolean }>
+
+const S_IFMT = 0o170000
+const S_IFDIR = 0o040000
+const S_IFREG = 0o100000
+
+function statOf(st: fs.BigIntStats): Stat {
+  return { dev: Number(st.dev), ino: Number(st.ino), size: Number(st.size), nlink: Number(st.nlink), allocated: Number(st.blocks) * 512 }
+}
+
+function listWithNode(dir: string): Listing {
+  const out: Listing = []
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+    if (entry.isDirectory()) {
+      out.push({ name: entry.name, directory: true, file: false, dev: 0, ino: 0, size: 0, nlink: 1, allocated: 0 })
+      continue
+    }
+    if (!entry.isFile()) continue
+    const st = fs.lstatSync(`${dir}/${entry.name}`, { bigint: true, throwIfNoEntry: false })
+    // Gone, or replaced by something else since readdir: not an entry any more.
+    if (st !== undefined && st.isFile()) out.push({ name: entry.name, directory: false, file: true, ...statOf(st) })
+  }
+  return out
+}
+
+function fromNativeScan<T>(scan: () => T, dir: string): T {
+  try {
+    return scan()
+  } catch (e) {
+    throw fromNative(e, dir)
+  }
 }
 
 function toPaths(paths: unknown): string[] {

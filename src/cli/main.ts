@@ -1,7 +1,3 @@
-import { cp } from './cp.js'
-import { demo } from './demo.js'
-import { du } from './du.js'
-import { probeCommand } from './probe.js'
 import { UsageError, errorLine } from './output.js'
 
 const HELP = `Usage: clonefile COMMAND [OPTION]... ARG...
@@ -22,7 +18,14 @@ Run 'clonefile COMMAND --help' for a command's options.
 Exit status: 0 success, 1 the operation failed, 2 bad usage.
 `
 
-const commands: Record<string, (args: string[]) => Promise<number>> = { cp, probe: probeCommand, du, demo }
+type Command = (args: string[]) => Promise<number>
+// Each command is loaded when it runs: a CLI call pays only for the code it uses.
+const commands: Record<string, () => Promise<Command>> = {
+  cp: async () => (await import('./cp.js')).cp,
+  probe: async () => (await import('./probe.js')).probeCommand,
+  du: async () => (await import('./du.js')).du,
+  demo: async () => (await import('./demo.js')).demo,
+}
 
 /** Runs the CLI and returns the exit code; only bin/clonefile.js calls process.exit. */
 export async function main(argv: string[]): Promise<number> {
@@ -31,13 +34,13 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(HELP)
     return name === undefined ? 2 : 0
   }
-  const command = commands[name]
-  if (command === undefined) {
+  const load = Object.hasOwn(commands, name) ? commands[name] : undefined
+  if (load === undefined) {
     process.stderr.write(`clonefile: unknown command '${name}'\n${HELP}`)
     return 2
   }
   try {
-    return await command(args)
+    return await (await load())(args)
   } catch (e) {
     process.stderr.write(`clonefile ${name}: ${errorLine(e)}\n`)
     const usage = e instanceof UsageError || (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')
