@@ -47,8 +47,10 @@ export interface Binding {
   /** Runs kinds[i] from srcs[i] to dsts[i], every one of them, in order. */
   runOps(kinds: Uint8Array, srcs: string[], dsts: string[], flags: number, async: false): OpResults
   runOps(kinds: Uint8Array, srcs: string[], dsts: string[], flags: number, async: true): Promise<OpResults>
-  /** Lists a directory and stats each entry (lstat, or stat when following). */
-  scanDir(path: string, follow: boolean): DirScan
+  /** Lists a directory and stats each entry (lstat, or stat with Scan.Follow). */
+  scanDir(path: string, how: number): DirScan
+  /** Many directories in one trip; a directory that fails does not stop the others. */
+  scanDirs(paths: string[], how: number, async: true): Promise<DirsScan>
   rename(from: string, to: string, noreplace: boolean): void
 }
 
@@ -66,6 +68,19 @@ export interface DirScan {
   names: string[]
   /** [mode, dev, ino, size, nlink] for each name */
   stats: Float64Array
+}
+
+/** scanDir() `how` bits, as CF_SCAN_* in src/native/platform.h. */
+export const Scan = { Follow: 0x1, Extents: 0x2 } as const
+
+/** Several directories' entries one after the other; with Scan.Extents each entry's extents
+ * too, laid out as extentsMany() gives them. */
+export interface DirsScan extends DirScan, ExtentBatch {
+  /** how many entries of `names` belong to each directory */
+  dirs: Uint32Array
+  /** non-zero where a directory could not be listed (its entries are then none) */
+  dirErrnos: Int32Array
+  dirSyscalls: Array<string | undefined>
 }
 
 export interface ExtentBatch {

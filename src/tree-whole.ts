@@ -26,7 +26,7 @@ export function wholeTreeCounts(binding: Binding, src: string, keepSetId: boolea
   while (stack.length > 0) {
     const dir = stack.pop() as string
     r.directories++
-    const { names, stats } = binding.scanDir(dir, false)
+    const { names, stats } = binding.scanDir(dir, 0)
     for (let i = 0; i < names.length; i++) {
       const mode = stats[i * 5] as number
       const type = mode & S_IFMT

@@ -1,6 +1,6 @@
 import * as fs from 'node:fs'
 import { basename, dirname, join, resolve, sep } from 'node:path'
-import { Flag, METHOD_CLONE, Op, requireNative } from './binding.js'
+import { Flag, METHOD_CLONE, Op, Scan, requireNative } from './binding.js'
 import type { Binding, OpResults } from './binding.js'
 import { clone, cloneSync, modes } from './clone.js'
 import type { CloneMode, CloneOptions, CloneResult } from './clone.js'
@@ -209,7 +209,7 @@ class TreeRun {
       dirs.push([srcDir, dstDir])
       let names: string[], stats: Float64Array
       try {
-        ({ names, stats } = binding.scanDir(srcDir, options.dereference))
+        ({ names, stats } = binding.scanDir(srcDir, options.dereference ? Scan.Follow : 0))
       } catch (e) {
         this.fail(e, srcDir, dstDir)
         continue

@@ -2,8 +2,8 @@
 // gives on btrfs, from FIEMAP on any Linux filesystem that clones.
 import { constants } from 'node:os'
 import * as fs from 'node:fs'
-import { requireNative } from './binding.js'
-import type { Binding, ExtentBatch } from './binding.js'
+import { Scan as ScanHow, requireNative } from './binding.js'
+import type { Binding, DirsScan, ExtentBatch } from './binding.js'
 import { fromNative, fsError, invalidArgType, invalidArgValue } from './errors.js'
 import { toPath, withDefaults } from './args.js'
 
@@ -97,6 +97,9 @@ const SKIP = FIEMAP_EXTENT_UNKNOWN | FIEMAP_EXTENT_DELALLOC | FIEMAP_EXTENT_DATA
 // worker threads map extents, and memory stays bounded however big the tree.
 const BATCH = 512
 const IN_FLIGHT = 4
+/** Trips in flight, one per thread of libuv's pool (4 by default), of up to GROUP directories. */
+const PARALLEL = 4
+const GROUP = 32
 
 const VANISHED = new Set([constants.errno.ENOENT, constants.errno.ENOTDIR])
 const isVanished = (e: unknown) => ['ENOENT', 'ENOTDIR'].includes((e as NodeJS.ErrnoException).code ?? '')
@@ -208,6 +211,7 @@ class Scan {
   private readonly setSeen = new Set<string>()
   private pathSeen = new Set<string>()
   private readonly measured: UsageProgress = { files: 0, total: 0 }
+  private reported = 0
 
   constructor(
     private readonly binding: Binding | undefined,
@@ -221,14 +225,18 @@ class Scan {
     this.pathSeen = new Set()
     const st = await fs.promises.stat(path, { bigint: true })
     const root: Node = { path, depth: 0, directory: st.isDirectory(), parent: undefined, files: 0, apparent: 0, total: 0, exclusive: 0 }
-    if (st.isDirectory()) await this.directory(path, 0, root)
+    // Entries below the paths are reported in walk order; without them order does not matter.
+    const ordered = this.o.onEntry !== undefined && this.o.maxDepth > 0
+    if (st.isDirectory() && !ordered && this.binding !== undefined) await this.parallel(path)
+    else if (st.isDirectory()) await this.directory(path, 0, root)
     // A path given may be a symlink, followed as btrfs filesystem du does; the addon opens
     // files O_NOFOLLOW, so it gets the target's name.
     else if (st.isFile()) await this.file(await fs.promises.realpath(path), statOf(st), 0, root)
     this.close(root)
     await this.drain()
     const usage = this.tally.usage()
-    this.o.onEntry?.({ ...entryOf(root), setShared: usage.setShared })
+    const { files, apparent, total, exclusive, setShared } = usage
+    this.o.onEntry?.({ path, depth: 0, directory: root.directory, files, apparent, total, exclusive, setShared })
     return { path, ...usage }
   }
 
@@ -259,12 +267,88 @@ class Scan {
   }
 
   /**
+   * Without onEntry nothing depends on the walk's order: directories are listed, and their
+   * files' extents mapped (openat + FIEMAP beside the listing, no second path lookup), on the
+   * thread pool, in groups of directories so that one trip through the addon does real work.
+   */
+  private async parallel(root: string): Promise<void> {
+    const binding = this.binding as Binding
+    const pending: Array<[string, number]> = [[root, 0]]
+    const inFlight = new Set<Promise<void>>()
+    let failure: unknown
+    const launch = (group: Array<[string, number]>) => {
+      const done: Promise<void> = binding.scanDirs(group.map(([dir]) => dir), ScanHow.Extents, true)
+        .then((listing) => this.absorbDirs(group, listing, pending))
+        .catch((e: unknown) => {
+          failure ??= e
+        })
+        .finally(() => inFlight.delete(done))
+      inFlight.add(done)
+    }
+    while (pending.length > 0 || inFlight.size > 0) {
+      while (pending.length > 0 && inFlight.size < PARALLEL && failure === undefined) {
+        // Share what is pending among the idle threads, at most GROUP directories a trip.
+        const take = Math.min(GROUP, Math.ceil(pending.length / (PARALLEL - inFlight.size)))
+        launch(pending.splice(pending.length - take, take))
+      }
+      if (inFlight.size > 0) await Promise.race(inFlight)
+      if (failure === undefined && this.o.signal?.aborted) failure = this.o.signal.reason
+      if (failure !== undefined) {
+        await Promise.allSettled(inFlight)
+        throw failure
+      }
+    }
+    this.o.onProgress?.({ ...this.measured })
+  }
+
+  private absorbDirs(group: Array<[string, number]>, listing: DirsScan, pending: Array<[string, number]>): void {
+    const { dirs, dirErrnos, dirSyscalls, names, stats, counts, errnos, extents } = listing
+    let at = 0
+    let offset = 0
+    for (const [g, [dir, depth]] of group.entries()) {
+      const dirErrno = dirErrnos[g] as number
+      if (dirErrno !== 0) {
+        const err = fromNative({ errno: dirErrno, syscall: dirSyscalls[g] ?? 'opendir' }, dir)
+        if (depth === 0 || !isVanished(err)) throw err
+        this.skipped++
+        continue
+      }
+      const prefix = dir.endsWith('/') ? dir : `${dir}/`
+      for (const end = at + (dirs[g] as number); at < end; at++) {
+        const type = (stats[at * 5] as number) & S_IFMT
+        const count = counts[at] as number
+        const first = offset
+        offset += count
+        if (type === S_IFDIR) pending.push([prefix + (names[at] as string), depth + 1])
+        if (type !== S_IFREG) continue
+        const errno = errnos[at] as number
+        const path = prefix + (names[at] as string)
+        if (errno !== 0 && VANISHED.has(errno)) this.skipped++
+        else if (errno !== 0) throw fromNative({ errno, syscall: 'fiemap' }, path)
+        else this.mapped(path, stats.subarray(at * 5, at * 5 + 5), extents.subarray(first * 4, (first + count) * 4))
+      }
+    }
+    if (this.measured.files - this.reported >= BATCH) {
+      this.reported = this.measured.files
+      this.o.onProgress?.({ ...this.measured })
+    }
+  }
+
+  /** A file found by the parallel walk: [mode, dev, ino, size, nlink] and its extents. */
+  private mapped(path: string, st: Float64Array, extents: Float64Array): void {
+    const s: Stat = { dev: st[1] as number, ino: st[2] as number, size: st[3] as number, nlink: st[4] as number, allocated: 0 }
+    if (s.nlink > 1 && !firstTime(this.pathSeen, s)) return
+    const inSet = this.shareTally || firstTime(this.setSeen, s)
+    this.measure({ path, size: s.size, allocated: 0, inSet, node: undefined }, extents)
+  }
+
+  /**
    * A directory's entries with what lstat says of them. With the addon one call lists and
    * stats them all; without it (not Linux) readdir, then lstat each file.
    */
   private list(dir: string): Listing {
     if (this.binding === undefined) return listWithNode(dir)
-    const { names, stats } = fromNativeScan(() => this.binding!.scanDir(dir, false), dir)
+    const { names, stats } = fromNativeScan(() => this.binding!.scanDir(dir, 0), dir)
     const out: Listing = []
     for (let i = 0; i < names.length; i++) {
       const type = (stats[i * 5] as number) & S_IFMT
@@ -492,7 +576,9 @@ export async function sharedBytes(a: string, b: string): Promise<number> {
   const pathB = toPath('b', b).toString()
   if (process.platform !== 'linux') throw fsError('ENOTSUP', constants.errno.ENOTSUP, 'fiemap', pathA, pathB, unmeasurable())
   const binding = requireNative('sharedBytes')
-  const [stA, stB] = await Promise.all([fs.promises.stat(pathA, { bigint: true }), fs.promises.stat(pathB, { bigint: true })])
+  // One after the other: when both are missing, the error names `a`, every time.
+  const stA = await fs.promises.stat(pathA, { bigint: true })
+  const stB = await fs.promises.stat(pathB, { bigint: true })
   const same = stA.dev === stB.dev && stA.ino === stB.ino
   const { counts, errnos, extents } = await binding.extentsMany([pathA, pathB], true)
   for (const [i, path] of [pathA, pathB].entries()) {

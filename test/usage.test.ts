@@ -343,13 +343,37 @@ async function btrfsOrXfs(t: TestContext): Promise<string | undefined> {
 }
 
 describe('usage', () => {
-  test('files that vanish during the scan are skipped and counted', async (t) => {
+  test('directories that vanish during the parallel scan are skipped and counted', async (t) => {
+    const dir = await btrfsOrXfs(t)
+    if (dir === undefined) return
+    // 600 files at the top: the first progress report comes once the top is measured and its
+    // ten subdirectories are found but not yet listed; half of them go then.
+    for (let i = 0; i < 600; i++) fs.writeFileSync(path.join(dir, `f${i}`), 'x'.repeat(5000))
+    for (let d = 0; d < 10; d++) {
+      fs.mkdirSync(path.join(dir, `d${d}`))
+      for (let i = 0; i < 10; i++) fs.writeFileSync(path.join(dir, `d${d}`, `f${i}`), 'x'.repeat(5000))
+    }
+    let removed = false
+    const result = await usage(dir, {
+      onProgress: () => {
+        if (removed) return
+        removed = true
+        for (let d = 0; d < 5; d++) fs.rmSync(path.join(dir, `d${d}`), { recursive: true })
+      },
+    })
+    assert.ok(removed)
+    assert.equal(result.skipped, 5)
+    assert.equal(result.set.files, 650)
+  })
+
+  test('files that vanish during the ordered scan (onEntry) are skipped and counted', async (t) => {
     const dir = await btrfsOrXfs(t)
     if (dir === undefined) return
     const names = Array.from({ length: 6000 }, (_, i) => `f${String(i).padStart(5, '0')}`)
     for (const n of names) fs.writeFileSync(path.join(dir, n), 'x'.repeat(5000))
     let removed = false
     const result = await usage(dir, {
+      onEntry: () => {},
       onProgress: () => {
         if (removed) return
         removed = true

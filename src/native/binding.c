@@ -69,7 +69,7 @@ static double get_number(napi_env env, napi_value value) {
 
 /* ---- one job type for every async call ---- */
 
-typedef enum { JOB_CLONE_FILE, JOB_CLONE_RANGE, JOB_EXTENTS, JOB_OPS } job_kind;
+typedef enum { JOB_CLONE_FILE, JOB_CLONE_RANGE, JOB_EXTENTS, JOB_OPS, JOB_SCAN } job_kind;
 
 /* Kinds of tree operation in runOps(); src/binding.ts mirrors them. */
 enum { OP_CLONE, OP_COPY, OP_SYMLINK, OP_SPECIAL, OP_DIR_META, OP_LINK };
@@ -96,6 +96,12 @@ typedef struct {
   char **dsts;
   double *results;
   const char **syscalls;
+  /* JOB_SCAN: each of paths[] listed as `flags` (CF_SCAN_*) says; a directory that cannot
+   * be listed has its errno in errnums[] (the others go on) */
+  cf_dirent **ents;
+  char **namebufs;
+  uint32_t *nents;
+  const char **dir_syscalls;
 } job_t;
 
 static void job_free(job_t *job) {
@@ -108,6 +114,15 @@ static void job_free(job_t *job) {
   free(job->dsts);
   free(job->results);
   free(job->syscalls);
+  for (uint32_t i = 0; job->ents != NULL && i < job->npaths; i++) {
+    for (uint32_t k = 0; job->ents[i] != NULL && k < job->nents[i]; k++) free(job->ents[i][k].ext);
+    free(job->ents[i]);
+    free(job->namebufs[i]);
+  }
+  free(job->ents);
+  free(job->namebufs);
+  free(job->nents);
+  free(job->dir_syscalls);
   free(job->paths);
   free(job->ext);
   free(job->counts);
@@ -135,7 +150,16 @@ static int64_t run_op(int kind, const char *src, const char *dst, uint32_t flags
 }
 
 static void job_run(job_t *job) {
-  if (job->kind == JOB_OPS) {
+  if (job->kind == JOB_SCAN) {
+    for (uint32_t i = 0; i < job->npaths; i++) {
+      cf_error e = {0, NULL, 0};
+      if (cf_scan_dir(job->paths[i], (int)job->flags, &job->ents[i], &job->nents[i], &job->namebufs[i], &e) < 0) {
+        job->errnums[i] = e.errnum;
+        job->dir_syscalls[i] = e.syscall;
+      }
+    }
+    job->result = 0;
+  } else if (job->kind == JOB_OPS) {
     /* Every operation runs, whatever the others did: the caller decides what a failure means. */
     for (uint32_t i = 0; i < job->npaths; i++) {
       cf_error e = {0, NULL, 0};
@@ -168,11 +192,13 @@ static void job_execute(napi_env env, void *data) {
 
 static napi_value extents_result(napi_env env, job_t *job);
 static napi_value ops_result(napi_env env, job_t *job);
+static napi_value scan_result(napi_env env, job_t *job);
 
 static napi_value job_value(napi_env env, job_t *job) {
   napi_value value;
   if (job->kind == JOB_EXTENTS) return extents_result(env, job);
   if (job->kind == JOB_OPS) return ops_result(env, job);
+  if (job->kind == JOB_SCAN) return scan_result(env, job);
   napi_create_double(env, (double)job->result, &value);
   return value;
 }
@@ -460,44 +486,139 @@ static napi_value run_ops(napi_env env, napi_callback_info info) {
   return job_finish(env, job, async);
 }
 
-/* scanDir(path, follow) -> { names: string[], stats: Float64Array [mode, dev, ino, size, nlink] * n } */
-static napi_value scan_dir(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2], obj, arr, buf, names, v;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  char *path = get_path(env, argv[0]);
-  if (path == NULL) return throw_internal(env);
-  bool follow = false;
-  napi_get_value_bool(env, argv[1], &follow);
-  cf_dirent *ents;
-  char *namebuf;
-  uint32_t count;
-  cf_error err;
-  int rc = cf_scan_dir(path, follow, &ents, &count, &namebuf, &err);
-  free(path);
-  if (rc < 0) {
-    napi_throw(env, make_error(env, &err));
-    return NULL;
+static napi_value typed(napi_env env, napi_typedarray_type type, size_t n, size_t size, void **data) {
+  napi_value buf, arr;
+  napi_create_arraybuffer(env, n * size, data, &buf);
+  napi_create_typedarray(env, type, n, buf, 0, &arr);
+  return arr;
+}
+
+/* All the directories' entries one after the other: { dirs: Uint32Array (entries of each
+ * directory), dirErrnos: Int32Array, dirSyscalls, names: string[], stats: Float64Array [mode, dev,
+ * ino, size, nlink] * n } and, with CF_SCAN_EXTENTS, { counts, errnos, extents } as
+ * extentsMany() gives them, one per entry. */
+static napi_value scan_result(napi_env env, job_t *job) {
+  napi_value obj, names, syscalls, v;
+  uint32_t *dirs, total = 0;
+  int32_t *dir_errnos;
+  size_t next = 0;
+  for (uint32_t i = 0; i < job->npaths; i++) {
+    total += job->nents[i];
+    for (uint32_t k = 0; k < job->nents[i]; k++) next += job->ents[i][k].ext_count;
   }
   double *d;
   napi_create_object(env, &obj);
-  napi_create_array_with_length(env, count, &names);
-  napi_create_arraybuffer(env, (size_t)count * 5 * sizeof(double), (void **)&d, &buf);
-  for (uint32_t i = 0; i < count; i++) {
-    napi_create_string_utf8(env, namebuf + ents[i].name, NAPI_AUTO_LENGTH, &v);
-    napi_set_element(env, names, i, v);
-    d[i * 5] = ents[i].mode;
-    d[i * 5 + 1] = (double)ents[i].dev;
-    d[i * 5 + 2] = (double)ents[i].ino;
-    d[i * 5 + 3] = (double)ents[i].size;
-    d[i * 5 + 4] = (double)ents[i].nlink;
+  napi_set_named_property(env, obj, "dirs", typed(env, napi_uint32_array, job->npaths, sizeof(uint32_t), (void **)&dirs));
+  napi_set_named_property(env, obj, "dirErrnos", typed(env, napi_int32_array, job->npaths, sizeof(int32_t), (void **)&dir_errnos));
+  napi_create_array_with_length(env, job->npaths, &syscalls);
+  napi_create_array_with_length(env, total, &names);
+  napi_set_named_property(env, obj, "stats", typed(env, napi_float64_array, (size_t)total * 5, sizeof(double), (void **)&d));
+  uint32_t *counts = NULL;
+  int32_t *errnos = NULL;
+  double *x = NULL;
+  if (job->flags & CF_SCAN_EXTENTS) {
+    napi_set_named_property(env, obj, "counts", typed(env, napi_uint32_array, total, sizeof(uint32_t), (void **)&counts));
+    napi_set_named_property(env, obj, "errnos", typed(env, napi_int32_array, total, sizeof(int32_t), (void **)&errnos));
+    napi_set_named_property(env, obj, "extents", typed(env, napi_float64_array, next * 4, sizeof(double), (void **)&x));
   }
-  free(ents);
-  free(namebuf);
-  napi_create_typedarray(env, napi_float64_array, (size_t)count * 5, buf, 0, &arr);
+  uint32_t at = 0;
+  for (uint32_t i = 0; i < job->npaths; i++) {
+    dirs[i] = job->nents[i];
+    dir_errnos[i] = job->errnums[i];
+    if (job->dir_syscalls[i] != NULL) {
+      napi_create_string_utf8(env, job->dir_syscalls[i], NAPI_AUTO_LENGTH, &v);
+      napi_set_element(env, syscalls, i, v);
+    }
+    for (uint32_t k = 0; k < job->nents[i]; k++, at++) {
+      cf_dirent *e = &job->ents[i][k];
+      napi_create_string_utf8(env, job->namebufs[i] + e->name, NAPI_AUTO_LENGTH, &v);
+      napi_set_element(env, names, at, v);
+      d[at * 5] = e->mode;
+      d[at * 5 + 1] = (double)e->dev;
+      d[at * 5 + 2] = (double)e->ino;
+      d[at * 5 + 3] = (double)e->size;
+      d[at * 5 + 4] = (double)e->nlink;
+      if (counts == NULL) continue;
+      counts[at] = e->ext_count;
+      errnos[at] = e->ext_err;
+      for (uint32_t j = 0; j < e->ext_count; j++, x += 4) {
+        x[0] = (double)e->ext[j].logical;
+        x[1] = (double)e->ext[j].physical;
+        x[2] = (double)e->ext[j].length;
+        x[3] = (double)e->ext[j].flags;
+      }
+    }
+  }
+  napi_set_named_property(env, obj, "dirSyscalls", syscalls);
   napi_set_named_property(env, obj, "names", names);
-  napi_set_named_property(env, obj, "stats", arr);
   return obj;
+}
+
+/* A scan of `n` directories: the elements of the array `paths`, or `paths` itself when n is 1
+ * and it is not an array. */
+static job_t *scan_job(napi_env env, napi_value paths, uint32_t n, bool array) {
+  job_t *job = calloc(1, sizeof *job);
+  if (job == NULL) return NULL;
+  job->kind = JOB_SCAN;
+  size_t m = n ? n : 1;
+  job->paths = calloc(m, sizeof(char *));
+  job->ents = calloc(m, sizeof(cf_dirent *));
+  job->namebufs = calloc(m, sizeof(char *));
+  job->nents = calloc(m, sizeof(uint32_t));
+  job->errnums = calloc(m, sizeof(int32_t));
+  job->dir_syscalls = calloc(m, sizeof(char *));
+  bool ok = job->paths && job->ents && job->namebufs && job->nents && job->errnums && job->dir_syscalls;
+  job->npaths = n;
+  for (uint32_t i = 0; ok && i < n; i++) {
+    napi_value v = paths;
+    ok = (!array || napi_get_element(env, paths, i, &v) == napi_ok) && (job->paths[i] = get_path(env, v)) != NULL;
+  }
+  if (!ok) {
+    job_free(job);
+    return NULL;
+  }
+  return job;
+}
+
+/* scanDir(path, how: CF_SCAN_* bits): one directory, here and now; a failure throws. */
+static napi_value scan_dir(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], result;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  job_t *job = scan_job(env, argv[0], 1, false);
+  if (job == NULL) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "scanDir: path must be a string or Buffer");
+    return NULL;
+  }
+  job->flags = (uint32_t)get_number(env, argv[1]);
+  job_run(job);
+  if (job->errnums[0] != 0) {
+    cf_error e = {job->errnums[0], job->dir_syscalls[0], 0};
+    napi_throw(env, make_error(env, &e));
+    job_free(job);
+    return NULL;
+  }
+  result = scan_result(env, job);
+  job_free(job);
+  return result;
+}
+
+/* scanDirs(paths[], how, async): many directories in one trip to the thread pool. */
+static napi_value scan_dirs(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  uint32_t n = 0;
+  CHECK(napi_get_array_length(env, argv[0], &n));
+  job_t *job = scan_job(env, argv[0], n, true);
+  if (job == NULL) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "scanDirs: paths must be strings or Buffers");
+    return NULL;
+  }
+  job->flags = (uint32_t)get_number(env, argv[1]);
+  bool async = false;
+  napi_get_value_bool(env, argv[2], &async);
+  return job_finish(env, job, async);
 }
 
 /* rename(from, to, noreplace) */
@@ -528,6 +649,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"extentsMany", NULL, extents_many, NULL, NULL, NULL, napi_enumerable, NULL},
       {"runOps", NULL, run_ops, NULL, NULL, NULL, napi_enumerable, NULL},
       {"scanDir", NULL, scan_dir, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"scanDirs", NULL, scan_dirs, NULL, NULL, NULL, napi_enumerable, NULL},
       {"rename", NULL, rename_path, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;

@@ -503,35 +503,32 @@ int cf_fs_info_get(const char *path, cf_fs_info *info, cf_error *err) {
   return 0;
 }
 
-int cf_extents(const char *path, cf_extent **out, uint32_t *count, cf_error *err) {
-  enum { BATCH = 256 };
+/* The whole extent map of an open file. Most files have one or two extents: the first FIEMAP
+ * call uses a buffer on the stack, and the result grows only as far as needed. */
+static int extents_of_fd(int fd, cf_extent **out, uint32_t *count, cf_error *err) {
+  enum { BATCH = 32 };
+  union {
+    struct fiemap fm;
+    char room[sizeof(struct fiemap) + BATCH * sizeof(struct fiemap_extent)];
+  } buf;
+  struct fiemap *fm = &buf.fm;
   *out = NULL;
   *count = 0;
-  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-  if (fd < 0) return fail(err, "open", errno, 0);
-  struct fiemap *fm = malloc(sizeof *fm + BATCH * sizeof(struct fiemap_extent));
   uint32_t cap = 0;
-  int rc = 0, last = 0;
+  int last = 0;
   uint64_t start = 0;
-  if (fm == NULL) rc = fail(err, "malloc", ENOMEM, 0);
-  while (rc == 0 && !last) {
+  while (!last) {
     memset(fm, 0, sizeof *fm);
     fm->fm_start = start;
     fm->fm_length = FIEMAP_MAX_OFFSET - start;
     fm->fm_flags = *count == 0 ? FIEMAP_FLAG_SYNC : 0;
     fm->fm_extent_count = BATCH;
-    if (ioctl(fd, FS_IOC_FIEMAP, fm) != 0) {
-      rc = fail(err, "ioctl_fiemap", errno, 0);
-      break;
-    }
+    if (ioctl(fd, FS_IOC_FIEMAP, fm) != 0) return fail(err, "ioctl_fiemap", errno, 0);
     if (fm->fm_mapped_extents == 0) break;
     if (*count + fm->fm_mapped_extents > cap) {
       cap = (*count + fm->fm_mapped_extents) * 2;
       cf_extent *grown = realloc(*out, cap * sizeof(cf_extent));
-      if (grown == NULL) {
-        rc = fail(err, "malloc", ENOMEM, 0);
-        break;
-      }
+      if (grown == NULL) return fail(err, "malloc", ENOMEM, 0);
       *out = grown;
     }
     for (uint32_t i = 0; i < fm->fm_mapped_extents; i++) {
@@ -541,7 +538,13 @@ int cf_extents(const char *path, cf_extent **out, uint32_t *count, cf_error *err
       if (fe->fe_flags & FIEMAP_EXTENT_LAST) last = 1;
     }
   }
-  free(fm);
+  return 0;
+}
+
+static int extents_at(int dirfd, const char *name, cf_extent **out, uint32_t *count, cf_error *err) {
+  int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+  if (fd < 0) return fail(err, "open", errno, 0);
+  int rc = extents_of_fd(fd, out, count, err);
   close(fd);
   if (rc < 0) {
     free(*out);
@@ -551,10 +554,15 @@ int cf_extents(const char *path, cf_extent **out, uint32_t *count, cf_error *err
   return rc;
 }
 
+int cf_extents(const char *path, cf_extent **out, uint32_t *count, cf_error *err) {
+  return extents_at(AT_FDCWD, path, out, count, err);
+}
+
 /* ---- trees ---- */
 
-int cf_scan_dir(const char *path, int follow, cf_dirent **entries, uint32_t *count, char **names,
+int cf_scan_dir(const char *path, int how, cf_dirent **entries, uint32_t *count, char **names,
                 cf_error *err) {
+  int follow = how & CF_SCAN_FOLLOW;
   *entries = NULL;
   *names = NULL;
   *count = 0;
@@ -602,13 +610,20 @@ int cf_scan_dir(const char *path, int follow, cf_dirent **entries, uint32_t *cou
       buf = grown;
     }
     memcpy(buf + names_len, n, len);
-    ents[(*count)++] = (cf_dirent){.name = names_len, .mode = st.st_mode, .dev = st.st_dev,
-                                   .ino = st.st_ino, .size = (uint64_t)st.st_size, .nlink = st.st_nlink};
+    cf_dirent *ent = &ents[(*count)++];
+    *ent = (cf_dirent){.name = names_len, .mode = st.st_mode, .dev = st.st_dev, .ino = st.st_ino,
+                       .size = (uint64_t)st.st_size, .nlink = st.st_nlink};
+    if ((how & CF_SCAN_EXTENTS) && S_ISREG(st.st_mode)) {
+      /* A file that fails (vanished, unreadable) is reported in ext_err, not fatal. */
+      cf_error e;
+      if (extents_at(dirfd(d), n, &ent->ext, &ent->ext_count, &e) < 0) ent->ext_err = e.errnum;
+    }
     names_len += (uint32_t)len;
   }
   if (rc == 0 && errno != 0) rc = fail(err, "readdir", errno, 0);
   closedir(d);
   if (rc < 0) {
+    for (uint32_t i = 0; i < *count; i++) free(ents[i].ext);
     free(ents);
     free(buf);
     *count = 0;

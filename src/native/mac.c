@@ -508,11 +508,14 @@ static int scan_stat(DIR *d, const char *name, int follow, struct stat *st, cf_e
   return e == ENOENT ? 1 : fail(err, "fstatat", e, 0);
 }
 
-int cf_scan_dir(const char *path, int follow, cf_dirent **entries, uint32_t *count, char **names,
+int cf_scan_dir(const char *path, int how, cf_dirent **entries, uint32_t *count, char **names,
                 cf_error *err) {
   *entries = NULL;
   *names = NULL;
   *count = 0;
+  /* APFS has no FIEMAP: nothing to map extents with. */
+  if (how & CF_SCAN_EXTENTS) return fail(err, "fiemap", ENOTSUP, 0);
+  int follow = how & CF_SCAN_FOLLOW;
   DIR *d = opendir(path);
   if (d == NULL) return fail(err, "opendir", errno, 0);
   scan_t sc = {.ents = malloc(64 * sizeof(cf_dirent)), .names = malloc(4096), .cap = 64, .names_cap = 4096};

@@ -92,10 +92,17 @@ typedef struct {
   uint32_t name; /* offset of the NUL-terminated name in the names buffer */
   uint32_t mode; /* st_mode: type and permission bits */
   uint64_t dev, ino, size, nlink;
+  cf_extent *ext;     /* CF_SCAN_EXTENTS, regular files: the extent map (malloc'd) */
+  uint32_t ext_count;
+  int32_t ext_err;    /* the errno that kept this file's extents from being read, or 0 */
 } cf_dirent;
 
-/* Lists a directory and stats every entry (no . or ..). *entries and *names are malloc'd. */
-int cf_scan_dir(const char *path, int follow, cf_dirent **entries, uint32_t *count, char **names,
+#define CF_SCAN_FOLLOW 0x1  /* stat, not lstat: follow symlinks */
+#define CF_SCAN_EXTENTS 0x2 /* also map the extents of every regular file (ENOTSUP off Linux) */
+
+/* Lists a directory and stats every entry (no . or ..), as `how` says. *entries and *names are
+ * malloc'd, and so is each entry's ext. */
+int cf_scan_dir(const char *path, int how, cf_dirent **entries, uint32_t *count, char **names,
                 cf_error *err);
 
 /* Recreates a symlink (its target, owner, xattrs and times as flags say); with CF_OVERWRITE

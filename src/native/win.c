@@ -801,11 +801,14 @@ static int scan_entry(scan_t *sc, const wchar_t *dir, int follow, const WIN32_FI
   return rc < 0 ? rc : 0;
 }
 
-int cf_scan_dir(const char *path, int follow, cf_dirent **entries, uint32_t *count, char **names,
+int cf_scan_dir(const char *path, int how, cf_dirent **entries, uint32_t *count, char **names,
                 cf_error *err) {
   *entries = NULL;
   *names = NULL;
   *count = 0;
+  /* Windows has no FIEMAP: nothing to map extents with. */
+  if (how & CF_SCAN_EXTENTS) return fail(err, "fiemap", ENOTSUP, 0);
+  int follow = how & CF_SCAN_FOLLOW;
   wchar_t *dir;
   if (to_utf16(path, &dir, 0, err) < 0) return -err->errnum;
   scan_t sc = {.ents = malloc(64 * sizeof(cf_dirent)), .names = malloc(4096), .cap = 64, .names_cap = 4096};
