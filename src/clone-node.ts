@@ -3,7 +3,8 @@
 // and times are kept to Node's utimes precision (microseconds), not the nanosecond.
 import * as fs from 'node:fs'
 import { fsError } from './errors.js'
-import { fallbackFor } from './fallback.js'
+import { METHOD_CLONE } from './binding.js'
+import { cloneOrCopy, cloneOrCopySync } from './fallback.js'
 import type { CloneJob, CloneResult } from './clone.js'
 import { tempSibling } from './temp.js'
 
@@ -65,21 +66,19 @@ function publishSync(tmp: string, dst: string, overwrite: boolean): void {
 
 function dataSync(job: CloneJob, src: string, tmp: string): CloneResult {
   const size = fs.statSync(src).size
-  if (job.options.mode === 'never') {
-    copyBytesSync(src, tmp)
-    return { method: 'copy', size }
-  }
-  try {
-    fs.copyFileSync(src, tmp, COPYFILE_EXCL | COPYFILE_FICLONE_FORCE)
-    return { method: 'clone', size }
-  } catch (e) {
-    sameCode(e)
-    const fallback = job.options.mode === 'auto' ? fallbackFor(e) : undefined
-    if (fallback === undefined) throw e
-    fs.rmSync(tmp, { force: true })
-    copyBytesSync(src, tmp)
-    return { method: 'copy', size, fallback }
-  }
+  return cloneOrCopySync(job.options.mode, (method) => {
+    if (method === METHOD_CLONE) {
+      try {
+        fs.copyFileSync(src, tmp, COPYFILE_EXCL | COPYFILE_FICLONE_FORCE)
+      } catch (e) {
+        throw sameCode(e)
+      }
+    } else {
+      fs.rmSync(tmp, { force: true }) // what a failed clone may have left
+      copyBytesSync(src, tmp)
+    }
+    return size
+  })
 }
 
 function symlinkSync(src: string, dst: string, job: CloneJob): CloneResult {
@@ -133,21 +132,17 @@ async function copyBytes(src: string, dst: string): Promise<void> {
 
 async function data(job: CloneJob, src: string, tmp: string): Promise<CloneResult> {
   const size = (await fs.promises.stat(src)).size
-  if (job.options.mode === 'never') {
-    await copyBytes(src, tmp)
-    return { method: 'copy', size }
-  }
-  try {
-    await fs.promises.copyFile(src, tmp, COPYFILE_EXCL | COPYFILE_FICLONE_FORCE)
-    return { method: 'clone', size }
-  } catch (e) {
-    sameCode(e)
-    const fallback = job.options.mode === 'auto' ? fallbackFor(e) : undefined
-    if (fallback === undefined) throw e
-    await fs.promises.rm(tmp, { force: true })
-    await copyBytes(src, tmp)
-    return { method: 'copy', size, fallback }
-  }
+  return cloneOrCopy(job.options.mode, async (method) => {
+    if (method === METHOD_CLONE) {
+      await fs.promises.copyFile(src, tmp, COPYFILE_EXCL | COPYFILE_FICLONE_FORCE).catch((e: unknown) => {
+        throw sameCode(e)
+      })
+    } else {
+      await fs.promises.rm(tmp, { force: true }) // what a failed clone may have left
+      await copyBytes(src, tmp)
+    }
+    return size
+  })
 }
 
 export async function cloneWithNode(job: CloneJob): Promise<CloneResult> {

@@ -1,9 +1,9 @@
 import * as fs from 'node:fs'
-import { METHOD_CLONE, METHOD_COPY, requireNative } from './binding.js'
+import { requireNative } from './binding.js'
 import type { Binding } from './binding.js'
 import { fromNative, fsError, invalidArgType, outOfRange } from './errors.js'
 import type { CloneError } from './errors.js'
-import { fallbackFor } from './fallback.js'
+import { cloneOrCopy, cloneOrCopySync } from './fallback.js'
 import { oneOf, toTarget, withDefaults } from './args.js'
 import type { FileLike, Target } from './args.js'
 import { modes } from './clone.js'
@@ -95,9 +95,8 @@ function explainMisaligned(binding: Binding, err: CloneError, job: RangeJob, o: 
   return fsError('EINVAL', 22, err.syscall, err.path, err.dest, detail)
 }
 
-function settle(binding: Binding, job: RangeJob, o: Opened, e: unknown): CloneError {
-  const err = fromNative(e, job.src.label, job.dst.label) as CloneError
-  return job.mode === 'always' ? explainMisaligned(binding, err, job, o) : err
+function explain(binding: Binding, job: RangeJob, o: Opened, e: unknown): unknown {
+  return job.mode === 'always' ? explainMisaligned(binding, e as CloneError, job, o) : e
 }
 
 /**
@@ -110,26 +109,17 @@ export function cloneRangeSync(src: FileLike, dst: FileLike, range: CloneRange, 
   const binding = requireNative('cloneRange')
   const o = openSync(job)
   const { srcOffset, dstOffset, length } = job.range
-  const run = (method: number) => binding.cloneRange(o.srcFd, o.dstFd, srcOffset, dstOffset, length, method, false)
   let failed = true
   try {
-    let result: CloneResult
-    if (job.mode === 'never') {
-      result = { method: 'copy', size: run(METHOD_COPY) }
-    } else {
+    const result = cloneOrCopySync(job.mode, (method) => {
       try {
-        result = { method: 'clone', size: run(METHOD_CLONE) }
+        return binding.cloneRange(o.srcFd, o.dstFd, srcOffset, dstOffset, length, method, false)
       } catch (e) {
-        const err = settle(binding, job, o, e)
-        const fallback = job.mode === 'auto' ? fallbackFor(err) : undefined
-        if (fallback === undefined) throw err
-        result = { method: 'copy', size: run(METHOD_COPY), fallback }
+        throw fromNative(e, job.src.label, job.dst.label)
       }
-    }
+    }, (e) => explain(binding, job, o, e))
     failed = false
     return result
-  } catch (e) {
-    throw fromNative(e, job.src.label, job.dst.label)
   } finally {
     closeSync(job, o, failed)
   }
@@ -142,26 +132,14 @@ export async function cloneRange(src: FileLike, dst: FileLike, range: CloneRange
   // Opening is quick and local; the clone or copy itself runs on the thread pool.
   const o = openSync(job)
   const { srcOffset, dstOffset, length } = job.range
-  const run = (method: number) => binding.cloneRange(o.srcFd, o.dstFd, srcOffset, dstOffset, length, method, true)
   let failed = true
   try {
-    let result: CloneResult
-    if (job.mode === 'never') {
-      result = { method: 'copy', size: await run(METHOD_COPY) }
-    } else {
-      try {
-        result = { method: 'clone', size: await run(METHOD_CLONE) }
-      } catch (e) {
-        const err = settle(binding, job, o, e)
-        const fallback = job.mode === 'auto' ? fallbackFor(err) : undefined
-        if (fallback === undefined) throw err
-        result = { method: 'copy', size: await run(METHOD_COPY), fallback }
-      }
-    }
+    const result = await cloneOrCopy(job.mode, (method) =>
+      binding.cloneRange(o.srcFd, o.dstFd, srcOffset, dstOffset, length, method, true).catch((e: unknown) => {
+        throw fromNative(e, job.src.label, job.dst.label)
+      }), (e) => explain(binding, job, o, e))
     failed = false
     return result
-  } catch (e) {
-    throw fromNative(e, job.src.label, job.dst.label)
   } finally {
     closeSync(job, o, failed)
   }

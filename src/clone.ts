@@ -1,7 +1,7 @@
-import { Flag, METHOD_CLONE, METHOD_COPY, native, requireNative } from './binding.js'
+import { Flag, native, requireNative } from './binding.js'
 import type { Binding, NativePath } from './binding.js'
 import { fromNative } from './errors.js'
-import { fallbackFor } from './fallback.js'
+import { cloneOrCopy, cloneOrCopySync } from './fallback.js'
 import type { Fallback } from './fallback.js'
 import { toPath, toTarget, withDefaults, oneOf } from './args.js'
 import type { FileLike, PathLike, Target } from './args.js'
@@ -81,21 +81,10 @@ export async function clone(src: FileLike, dst: PathLike, options?: CloneOptions
   const job = cloneJob(src, dst, options)
   const binding = nativeFor(job)
   if (binding === undefined) return cloneWithNode(job)
-  const run = async (method: number) => {
-    try {
-      return await binding.cloneFile(job.src.native, job.dst.native, method, job.flags, true)
-    } catch (e) {
+  return cloneOrCopy(job.options.mode, (method) =>
+    binding.cloneFile(job.src.native, job.dst.native, method, job.flags, true).catch((e: unknown) => {
       throw fail(job, e)
-    }
-  }
-  if (job.options.mode === 'never') return { method: 'copy', size: await run(METHOD_COPY) }
-  try {
-    return { method: 'clone', size: await run(METHOD_CLONE) }
-  } catch (e) {
-    const fallback = job.options.mode === 'auto' ? fallbackFor(e) : undefined
-    if (fallback === undefined) throw e
-    return { method: 'copy', size: await run(METHOD_COPY), fallback }
-  }
+    }))
 }
 
 /** The synchronous twin of {@link clone}. */
@@ -103,19 +92,11 @@ export function cloneSync(src: FileLike, dst: PathLike, options?: CloneOptions):
   const job = cloneJob(src, dst, options)
   const binding = nativeFor(job)
   if (binding === undefined) return cloneWithNodeSync(job)
-  const run = (method: number) => {
+  return cloneOrCopySync(job.options.mode, (method) => {
     try {
       return binding.cloneFile(job.src.native, job.dst.native, method, job.flags, false)
     } catch (e) {
       throw fail(job, e)
     }
-  }
-  if (job.options.mode === 'never') return { method: 'copy', size: run(METHOD_COPY) }
-  try {
-    return { method: 'clone', size: run(METHOD_CLONE) }
-  } catch (e) {
-    const fallback = job.options.mode === 'auto' ? fallbackFor(e) : undefined
-    if (fallback === undefined) throw e
-    return { method: 'copy', size: run(METHOD_COPY), fallback }
-  }
+  })
 }

@@ -1,5 +1,6 @@
 // When an 'auto' clone may become a copy. Only errors that mean "this pair of files cannot
 // share blocks" qualify; every other error (ENOENT, EACCES, ENOSPC, EISDIR, EROFS, ...) is thrown.
+import { METHOD_CLONE, METHOD_COPY } from './binding.js'
 import type { CloneError } from './errors.js'
 
 const cannotClone = new Set([
@@ -36,4 +37,47 @@ export function fallbackFor(err: unknown): Fallback | undefined {
   const e = err as Partial<CloneError>
   if (typeof e?.code !== 'string' || !cannotClone.has(e.code) || !cloneSyscalls.has(e.syscall ?? '')) return undefined
   return { code: e.code, message: (err as Error).message }
+}
+
+export interface Outcome {
+  method: 'clone' | 'copy'
+  size: number
+  fallback?: Fallback
+}
+
+type Mode = 'auto' | 'always' | 'never'
+const same = (e: unknown) => e
+
+/** A failed clone: in 'auto' mode, why to copy instead; otherwise (or for any other error) it is thrown. */
+function copyInstead(mode: Mode, err: unknown): Fallback {
+  const fallback = mode === 'auto' ? fallbackFor(err) : undefined
+  if (fallback === undefined) throw err
+  return fallback
+}
+
+/**
+ * The clone-or-copy decision every operation shares: `attempt(METHOD_CLONE | METHOD_COPY)` does
+ * the work and returns its bytes, or throws a Node-style error. 'never' copies, 'always' clones
+ * or throws, 'auto' copies only where the clone failed for a reason copyInstead() accepts.
+ * `explain` may reword a clone's error first (cloneRange's misaligned EINVAL).
+ */
+export function cloneOrCopySync(mode: Mode, attempt: (method: number) => number, explain = same): Outcome {
+  if (mode === 'never') return { method: 'copy', size: attempt(METHOD_COPY) }
+  try {
+    return { method: 'clone', size: attempt(METHOD_CLONE) }
+  } catch (e) {
+    const fallback = copyInstead(mode, explain(e))
+    return { method: 'copy', size: attempt(METHOD_COPY), fallback }
+  }
+}
+
+/** The asynchronous twin of {@link cloneOrCopySync}. */
+export async function cloneOrCopy(mode: Mode, attempt: (method: number) => Promise<number>, explain = same): Promise<Outcome> {
+  if (mode === 'never') return { method: 'copy', size: await attempt(METHOD_COPY) }
+  try {
+    return { method: 'clone', size: await attempt(METHOD_CLONE) }
+  } catch (e) {
+    const fallback = copyInstead(mode, explain(e))
+    return { method: 'copy', size: await attempt(METHOD_COPY), fallback }
+  }
 }
