@@ -7,7 +7,7 @@ import { cloneTree } from '../tree.js'
 import type { TreeResult } from '../tree.js'
 import { fsError } from '../errors.js'
 import { ProgressBar } from './progress.js'
-import { UsageError, errorLine, writeJson } from './output.js'
+import { UsageError, errorLine, summaryLine, writeJson } from './output.js'
 
 const HELP = `Usage: clonefile cp [OPTION]... SRC DST
        clonefile cp [OPTION]... SRC... DIRECTORY
@@ -79,6 +79,20 @@ function treeLine(src: string, dst: string, r: TreeResult): string {
     `${r.skipped.length ? `, ${r.skipped.length} skipped` : ''}${r.errors.length ? `, ${r.errors.length} errors` : ''}`
 }
 
+/**
+ * What the clone saves, for -v: source and destination measured together, as `clonefile du`
+ * measures them. Nothing where sharing cannot be measured (not Linux, or no addon).
+ */
+async function savingsLine(src: string, dst: string): Promise<string> {
+  try {
+    const { usage } = await import('../usage.js')
+    const r = await usage([src, dst])
+    return r.reason === undefined ? `  ${summaryLine(r.set, r.skipped)}` : ''
+  } catch {
+    return ''
+  }
+}
+
 /** Counts entries quickly (no stat) so that the progress bar can show an ETA. */
 function countEntries(dir: string): number | undefined {
   try {
@@ -101,7 +115,7 @@ async function copyOne(src: string, dst: string, v: Values, signal: AbortSignal)
         ...(bar ? { onProgress: (p) => bar.update(p) } : {}),
       })
       bar?.done()
-      if (v.verbose) process.stdout.write(`${treeLine(src, dst, r)}\n`)
+      if (v.verbose) process.stdout.write(`${treeLine(src, dst, r)}\n${await savingsLine(src, dst)}`)
       for (const e of r.errors) process.stderr.write(`clonefile cp: ${e.message}\n`)
       return { ok: r.errors.length === 0, report: { src, dst, ...r } }
     } catch (e) {
@@ -113,7 +127,7 @@ async function copyOne(src: string, dst: string, v: Values, signal: AbortSignal)
     // As GNU cp: a symlink named on the command line is followed, unless -P or -a says otherwise.
     const followSymlinks = v.dereference || !(v.archive || v['no-dereference'])
     const r = await clone(src, dst, { mode, overwrite: v.force, followSymlinks })
-    if (v.verbose) process.stdout.write(`${fileLine(src, dst, r)}\n`)
+    if (v.verbose) process.stdout.write(`${fileLine(src, dst, r)}\n${await savingsLine(src, dst)}`)
     return { ok: true, report: { src, dst, ...r } }
   } catch (e) {
     if (!v['no-clobber'] || (e as { code?: string }).code !== 'EEXIST') throw e

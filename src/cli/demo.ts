@@ -5,7 +5,8 @@ import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { cloneSync } from '../clone.js'
 import { probeSync } from '../probe.js'
-import { UsageError, humanBytes } from './output.js'
+import { UsageError, humanBytes, summaryLine } from './output.js'
+import { usage } from '../usage.js'
 
 const HELP = `Usage: clonefile demo [--size N] [DIR]
 
@@ -87,10 +88,18 @@ export async function demo(args: string[]): Promise<number> {
     printTable([['', 'time', 'free before', 'free after', 'space used'], ...rows])
     process.stdout.write(`\nThe clone was ${((copy ?? 0) / Math.max(cloned ?? 1, 0.001)).toFixed(0)}x faster and took no space: ` +
       'both files share the same blocks until one of them is written.\n')
+    process.stdout.write(await sharing(original, join(work, 'clone.bin')))
   } finally {
     rmSync(work, { recursive: true, force: true })
   }
   return 0
+}
+
+/** `du` counts the clone in full; what the two files really take, as `clonefile du` sees it. */
+async function sharing(original: string, clone: string): Promise<string> {
+  const r = await usage([original, clone])
+  if (r.reason !== undefined) return ''
+  return `Original and clone together, as \`clonefile du\` measures them:\n  ${summaryLine(r.set, r.skipped)}`
 }
 
 function printTable(rows: string[][]): void {

@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util'
 import { usage } from '../usage.js'
-import type { Usage, UsageEntry } from '../usage.js'
-import { UsageError, humanBytes, writeJson } from './output.js'
+import type { UsageEntry } from '../usage.js'
+import { UsageError, humanBytes, summaryLine, writeJson } from './output.js'
 
 const HELP = `Usage: clonefile du [OPTION]... PATH...
 
@@ -39,18 +39,6 @@ function maxDepthOf(summarize: boolean, text: string | undefined): number {
 function row(entry: UsageEntry, size: (n: number) => string): string {
   const shared = entry.setShared === undefined ? '-' : size(entry.setShared)
   return `${size(entry.total).padStart(10)}  ${size(entry.exclusive).padStart(10)}  ${shared.padStart(10)}  ${entry.path}\n`
-}
-
-/** `20,000 files · 195 MiB referenced · 97.5 MiB on disk · sharing saves 97.5 MiB (50%)` */
-export function summaryLine(set: Usage, skipped: number): string {
-  const files = `${set.files.toLocaleString('en-US')} file${set.files === 1 ? '' : 's'}`
-  const parts = [files, `${humanBytes(set.total)} referenced`]
-  if (!Number.isNaN(set.onDisk)) {
-    const percent = set.total === 0 ? 0 : Math.round((set.saved / set.total) * 100)
-    parts.push(`${humanBytes(set.onDisk)} on disk`, `sharing saves ${humanBytes(set.saved)} (${percent}%)`)
-  }
-  if (skipped > 0) parts.push(`${skipped.toLocaleString('en-US')} vanished during the scan`)
-  return `${parts.join(' · ')}\n`
 }
 
 export async function du(args: string[]): Promise<number> {

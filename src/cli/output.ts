@@ -1,3 +1,5 @@
+import type { Usage } from '../usage.js'
+
 /** Bad usage: exit status 2. */
 export class UsageError extends Error {
   code = 'ERR_USAGE'
@@ -27,4 +29,16 @@ export function humanBytes(n: number): string {
   }
   const digits = i === 0 || v >= 100 ? 0 : 1
   return `${n < 0 ? '-' : ''}${v.toFixed(digits)} ${units[i]}`
+}
+
+/** `20,000 files · 195 MiB referenced · 97.5 MiB on disk · sharing saves 97.5 MiB (50%)` */
+export function summaryLine(set: Usage, skipped: number): string {
+  const files = `${set.files.toLocaleString('en-US')} file${set.files === 1 ? '' : 's'}`
+  const parts = [files, `${humanBytes(set.total)} referenced`]
+  if (!Number.isNaN(set.onDisk)) {
+    const percent = set.total === 0 ? 0 : Math.round((set.saved / set.total) * 100)
+    parts.push(`${humanBytes(set.onDisk)} on disk`, `sharing saves ${humanBytes(set.saved)} (${percent}%)`)
+  }
+  if (skipped > 0) parts.push(`${skipped.toLocaleString('en-US')} vanished during the scan`)
+  return `${parts.join(' · ')}\n`
 }
