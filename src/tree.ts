@@ -114,6 +114,8 @@ interface Batch {
   /** the source entry each operation stands for, as errors name it */
   labels: string[]
   flags: number
+  /** copies made because these files' clones failed (their fallbacks are counted already) */
+  retry: boolean
 }
 
 const idOf = (st: fs.Stats) => `${st.dev}:${st.ino}`
@@ -148,9 +150,9 @@ class BatchBuilder {
   get length(): number {
     return this.kinds.length
   }
-  take(): Batch {
+  take(retry = false): Batch {
     const { srcs, dsts, devs, labels, flags } = this
-    const batch = { kinds: Uint8Array.from(this.kinds), srcs, dsts, devs, labels, flags }
+    const batch = { kinds: Uint8Array.from(this.kinds), srcs, dsts, devs, labels, flags, retry }
     this.kinds = []
     this.srcs = []
     this.dsts = []
@@ -335,14 +337,14 @@ class TreeRun {
         r.files++
         // A copy planned because its filesystem already refused to clone is a fallback too
         // (a retried one was counted when its clone failed).
-        const code = kind === Op.Copy && !isRetry(batch) ? this.cannotClone.get(batch.devs[i] as number) : undefined
+        const code = kind === Op.Copy && !batch.retry ? this.cannotClone.get(batch.devs[i] as number) : undefined
         if (code !== undefined) r.fallbacks[code] = (r.fallbacks[code] ?? 0) + 1
       } else if (kind === Op.Symlink) r.symlinks++
       else if (kind === Op.Special) r.specials++
       else if (kind === Op.Link) r.hardLinks++
     }
     this.progress(false)
-    return retry.length > 0 ? markRetry(retry.take()) : undefined
+    return retry.length > 0 ? retry.take(true) : undefined
   }
 
   progress(last: boolean): void {
@@ -371,10 +373,6 @@ class TreeRun {
     this.result.errors.push({ path: src ?? this.shown(dst ?? ''), code: err.code ?? 'EUNKNOWN', message: err.message })
   }
 }
-
-const retries = new WeakSet<Batch>()
-const markRetry = (b: Batch) => (retries.add(b), b)
-const isRetry = (b: Batch) => retries.has(b)
 
 interface Prepared {
   src: string
