@@ -3,6 +3,6 @@
 // every feature that needs the addon says so with ERR_CLONEFILE_NATIVE_MISSING.
 console.warn(
   'clonefile: the native addon was not built (no prebuild for this platform and no C compiler).\n' +
-    'clonefile: clone() will use fs.copyFile; cloneRange, probe and fd sources need the addon.\n' +
+    'clonefile: clone() will use fs.copyFile; cloneRange, probe, cloneTree, usage and fd sources need the addon.\n' +
     'clonefile: install a C toolchain (python3, make, a C compiler) and run `npm rebuild clonefile`.',
 )
