@@ -1,4 +1,4 @@
-import { Flag, native, requireNative } from './binding.js'
+import { Flag, METHOD_CLONE, native, requireNative } from './binding.js'
 import type { Binding, NativePath } from './binding.js'
 import { fromNative } from './errors.js'
 import { cloneOrCopy, cloneOrCopySync } from './fallback.js'
@@ -77,14 +77,25 @@ const fail = (job: CloneJob, e: unknown) => fromNative(e, job.src.label, job.dst
  * written. With mode 'auto' a pair that cannot be cloned is copied, and the result says why.
  * On failure nothing is left at `dst`.
  */
-export async function clone(src: FileLike, dst: PathLike, options?: CloneOptions): Promise<CloneResult> {
-  const job = cloneJob(src, dst, options)
-  const binding = nativeFor(job)
+export function clone(src: FileLike, dst: PathLike, options?: CloneOptions): Promise<CloneResult> {
+  let job: CloneJob, binding: Binding | undefined
+  try {
+    job = cloneJob(src, dst, options)
+    binding = nativeFor(job)
+  } catch (e) {
+    return Promise.reject(e)
+  }
   if (binding === undefined) return cloneWithNode(job)
-  return cloneOrCopy(job.options.mode, (method) =>
-    binding.cloneFile(job.src.native, job.dst.native, method, job.flags, true).catch((e: unknown) => {
+  const attempt = (method: number) =>
+    (binding as Binding).cloneFile(job.src.native, job.dst.native, method, job.flags, true).catch((e: unknown) => {
       throw fail(job, e)
-    }))
+    })
+  // The common case, a clone that works, in one promise: this runs once per file of a tree.
+  if (job.options.mode === 'never') return cloneOrCopy('never', attempt)
+  return (binding as Binding).cloneFile(job.src.native, job.dst.native, METHOD_CLONE, job.flags, true).then(
+    (size): CloneResult => ({ method: 'clone', size }),
+    (e: unknown) => cloneOrCopy(job.options.mode, (method) => (method === METHOD_CLONE ? Promise.reject(fail(job, e)) : attempt(method))),
+  )
 }
 
 /** The synchronous twin of {@link clone}. */
