@@ -51,6 +51,9 @@ export interface Binding {
   scanDir(path: string, how: number): DirScan
   /** Many directories in one trip; a directory that fails does not stop the others. */
   scanDirs(paths: string[], how: number, async: true): Promise<DirsScan>
+  /** What the filesystem says of each file's space, in one trip: one getattrlist(2) a file on
+   * macOS; elsewhere every errno is ENOTSUP. A final symlink is not followed. */
+  fileSpace(paths: NativePath[], async: true): Promise<FileSpaceBatch>
   rename(from: string, to: string, noreplace: boolean): void
 }
 
@@ -81,6 +84,29 @@ export interface DirsScan extends DirScan, ExtentBatch {
   /** non-zero where a directory could not be listed (its entries are then none) */
   dirErrnos: Int32Array
   dirSyscalls: Array<string | undefined>
+}
+
+/** fileSpace() `known` bits, as CF_SPACE_* in src/native/platform.h. */
+export const Space = { Allocated: 0x01, PrivateSize: 0x02, CloneId: 0x04, ExtFlags: 0x08, CloneRefcount: 0x10 } as const
+
+/** One element per path; a field means something only where its Space bit is set in `known`
+ * (it is 0 otherwise). */
+export interface FileSpaceBatch {
+  /** bytes allocated to the file, all forks (what st_blocks counts) */
+  allocated: Float64Array
+  /** bytes freed at once if the file were deleted: held by no clone and no snapshot (APFS) */
+  privateSize: Float64Array
+  /** the same for a file and its pure clones, which share all their blocks; a clone written
+   * to gets a new one (APFS) */
+  cloneId: BigUint64Array
+  /** EF_* bits of <sys/stat.h>: EF_MAY_SHARE_BLOCKS 0x1, EF_SHARES_ALL_BLOCKS 0x40 */
+  extFlags: BigUint64Array
+  /** how many files have this cloneId, this one included (macOS 14+) */
+  cloneRefcount: Uint32Array
+  /** Space bits: the fields the filesystem reported */
+  known: Uint32Array
+  /** non-zero where the file could not be asked (nothing of it is known then) */
+  errnos: Int32Array
 }
 
 export interface ExtentBatch {

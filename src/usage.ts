@@ -1,9 +1,10 @@
 // How much space files take once clones share their blocks: the numbers `btrfs filesystem du`
-// gives on btrfs, from FIEMAP on any Linux filesystem that clones.
+// gives on btrfs, from FIEMAP on any Linux filesystem that clones; on macOS what APFS says of
+// each file (its private size), which leaves out what the files share with each other.
 import { constants } from 'node:os'
 import * as fs from 'node:fs'
-import { Scan as ScanHow, requireNative } from './binding.js'
-import type { Binding, DirsScan, ExtentBatch } from './binding.js'
+import { Scan as ScanHow, Space, native, requireNative } from './binding.js'
+import type { Binding, DirsScan, ExtentBatch, FileSpaceBatch } from './binding.js'
 import { fromNative, fsError, invalidArgType, invalidArgValue } from './errors.js'
 import { toPath, withDefaults } from './args.js'
 
@@ -13,9 +14,12 @@ export interface Usage {
   files: number
   /** sum of file sizes, as `ls -l` shows them */
   apparent: number
-  /** bytes of data extents: holes, unwritten (preallocated) and inline extents excluded */
+  /**
+   * bytes of data extents: holes, unwritten (preallocated) and inline extents excluded;
+   * on macOS the allocated size
+   */
   total: number
-  /** bytes in extents no other file or clone references */
+  /** bytes in extents no other file or clone references; on macOS the files' APFS private sizes */
   exclusive: number
   /** bytes of shared extents, each byte on disk counted once however often the set references it */
   setShared: number
@@ -33,8 +37,9 @@ export interface UsageResult {
   /** files and directories that vanished during the scan */
   skipped: number
   /**
-   * Set where sharing cannot be measured (not Linux): then `total` is the allocated size and
-   * `exclusive`, `setShared`, `onDisk` and `saved` are NaN.
+   * Set where sharing cannot be measured, or not all of it: then the figures that cannot be
+   * are NaN. On macOS (APFS) `exclusive` is exact but the shared figures only where at most
+   * one file may share blocks; elsewhere off Linux `total` is the allocated size and the rest NaN.
    */
   reason?: string
 }
@@ -87,6 +92,8 @@ const FIEMAP_EXTENT_DELALLOC = 0x4
 const FIEMAP_EXTENT_DATA_INLINE = 0x200
 const FIEMAP_EXTENT_UNWRITTEN = 0x800
 const FIEMAP_EXTENT_SHARED = 0x2000
+/** <sys/stat.h>: "file may share blocks with another file" */
+const EF_MAY_SHARE_BLOCKS = 0x1n
 // btrfs-progs (cmds/filesystem-du.c) skips inline extents, which take no data space, and
 // unknown/delalloc ones, whose space is not known yet; ENCODED (compressed) extents count at
 // their logical length as there. Unwritten (preallocated) extents hold no data: not counted,
@@ -162,9 +169,28 @@ class Tally {
   total = 0
   exclusive = 0
   readonly shared = new Ranges()
+  /** macOS: files with held bytes that may share blocks with another file (EF_MAY_SHARE_BLOCKS,
+   * or no flags said) */
+  mayShare = 0
+  /** macOS: allocated bytes that deleting the files would not free (a clone or snapshot has them) */
+  held = 0
 
   usage(): Usage {
     const setShared = this.shared.union()
+    const onDisk = this.exclusive + setShared
+    return { files: this.files, apparent: this.apparent, total: this.total, exclusive: this.exclusive, setShared, onDisk, saved: this.total - onDisk }
+  }
+
+  /**
+   * macOS: APFS says how much of each file is private, not which blocks the rest shares with
+   * which file, so held bytes cannot be merged across files. Exact all the same when at most
+   * one file of the set with held bytes may share blocks (a file without any holds only blocks
+   * no other file has): no two files of the set then share a block, each
+   * held byte is held for one file of the set only (by a snapshot, or a clone outside the set),
+   * and nothing is saved within the set. Otherwise NaN.
+   */
+  privateUsage(): Usage {
+    const setShared = this.mayShare <= 1 ? this.held : NaN
     const onDisk = this.exclusive + setShared
     return { files: this.files, apparent: this.apparent, total: this.total, exclusive: this.exclusive, setShared, onDisk, saved: this.total - onDisk }
   }
@@ -199,7 +225,7 @@ interface Batch {
   items: Array<FileItem | Node>
 }
 
-type Settled = { batch: Batch; result?: ExtentBatch; error?: unknown }
+type Settled = { batch: Batch; result?: ExtentBatch; space?: FileSpaceBatch; error?: unknown }
 
 /** One walk over all the paths, streaming files to the addon in batches. */
 class Scan {
@@ -213,11 +239,20 @@ class Scan {
   private readonly measured: UsageProgress = { files: 0, total: 0 }
   private reported = 0
 
+  /**
+   * `binding` lists directories and maps extents (Linux); without it the walk is Node's.
+   * `space`, on macOS, asks the filesystem for each file's allocated and private size.
+   */
   constructor(
     private readonly binding: Binding | undefined,
     private readonly o: Resolved,
     private readonly shareTally: boolean,
+    private readonly space?: SpaceBinding,
   ) {}
+
+  summary(tally: Tally): Usage {
+    return this.space === undefined ? tally.usage() : tally.privateUsage()
+  }
 
   async path(path: string): Promise<Usage & { path: string }> {
     this.tally = this.shareTally ? this.set : new Tally()
@@ -234,7 +269,7 @@ class Scan {
     else if (st.isFile()) await this.file(await fs.promises.realpath(path), statOf(st), 0, root)
     this.close(root)
     await this.drain()
-    const usage = this.tally.usage()
+    const usage = this.summary(this.tally)
     const { files, apparent, total, exclusive, setShared } = usage
     this.o.onEntry?.({ path, depth: 0, directory: root.directory, files, apparent, total, exclusive, setShared })
     return { path, ...usage }
@@ -388,11 +423,16 @@ class Scan {
   private async dispatch(): Promise<void> {
     const batch = this.batch
     this.batch = { files: [], items: [] }
-    const mapped = batch.files.length === 0 || this.binding === undefined
-      ? Promise.resolve(undefined)
-      : this.binding.extentsMany(batch.files.map((f) => f.path), true)
+    const paths = batch.files.map((f) => f.path)
+    const measured: Promise<Omit<Settled, 'batch'>> = paths.length === 0
+      ? Promise.resolve({})
+      : this.space !== undefined
+      ? this.space.fileSpace(paths, true).then((space) => ({ space }))
+      : this.binding !== undefined
+      ? this.binding.extentsMany(paths, true).then((result) => ({ result }))
+      : Promise.resolve({})
     // Settled at once, so a failure while other batches are awaited is never unhandled.
-    this.inFlight.push(mapped.then((result) => ({ batch, result }), (error: unknown) => ({ batch, error })))
+    this.inFlight.push(measured.then((m) => ({ batch, ...m }), (error: unknown) => ({ batch, error })))
     if (this.inFlight.length >= IN_FLIGHT) await this.settleOldest()
   }
 
@@ -410,12 +450,16 @@ class Scan {
     if (settled === undefined) return
     if (settled.error !== undefined) throw settled.error
     this.o.signal?.throwIfAborted()
-    const { batch, result } = settled
+    const { batch, result, space } = settled
     let k = 0
     let offset = 0
     for (const item of batch.items) {
       if (!('size' in item)) {
         this.finish(item)
+        continue
+      }
+      if (space !== undefined) {
+        this.sized(item, space, k++)
         continue
       }
       const count = result?.counts[k] ?? 0
@@ -447,6 +491,27 @@ class Scan {
     if (item.node !== undefined) addFile(item.node, item.size, total, total - shared)
   }
 
+  /** macOS: a file as the filesystem describes it, the k-th of its batch. */
+  private sized(item: FileItem, space: FileSpaceBatch, k: number): void {
+    const errno = space.errnos[k] as number
+    if (errno !== 0 && VANISHED.has(errno)) {
+      this.skipped++
+      return
+    }
+    if (errno !== 0) throw fromNative({ errno, syscall: 'getattrlist' }, item.path)
+    const known = space.known[k] as number
+    // Both are what st_blocks counts; the filesystem's own figure was read with the private size.
+    const allocated = (known & Space.Allocated) !== 0 ? (space.allocated[k] as number) : item.allocated
+    const exclusive = (known & Space.PrivateSize) !== 0 ? (space.privateSize[k] as number) : NaN
+    // A file that does not say may share blocks.
+    const mayShare = (known & Space.ExtFlags) === 0 || ((space.extFlags[k] as bigint) & EF_MAY_SHARE_BLOCKS) !== 0n
+    this.measured.files++
+    this.measured.total += allocated
+    addPrivate(this.tally, item.size, allocated, exclusive, mayShare)
+    if (item.inSet && this.tally !== this.set) addPrivate(this.set, item.size, allocated, exclusive, mayShare)
+    if (item.node !== undefined) addFile(item.node, item.size, allocated, exclusive)
+  }
+
   private finish(node: Node): void {
     if (node.depth > 0) this.o.onEntry?.(entryOf(node))
     if (node.parent !== undefined) {
@@ -463,6 +528,13 @@ function addFile(to: Tally | Node, size: number, total: number, exclusive: numbe
   to.apparent += size
   to.total += total
   to.exclusive += exclusive
+}
+
+function addPrivate(to: Tally, size: number, allocated: number, exclusive: number, mayShare: boolean): void {
+  addFile(to, size, allocated, exclusive)
+  if (mayShare && !(exclusive >= allocated)) to.mayShare++
+  // A private size above the allocated size measures something else: then nothing is exact.
+  to.held += exclusive <= allocated ? allocated - exclusive : NaN
 }
 
 function entryOf(node: Node): UsageEntry {
@@ -527,9 +599,15 @@ function toPaths(paths: unknown): string[] {
   return list.map((p, i) => toPath(Array.isArray(paths) ? `paths[${i}]` : 'paths', p).toString())
 }
 
-const unmeasurable = () =>
-  `ENOTSUP: sharing is not measurable on ${process.platform} (no FIEMAP); ` +
+const unmeasurable = (why = 'no FIEMAP') =>
+  `ENOTSUP: sharing is not measurable on ${process.platform} (${why}); ` +
   'total is the allocated size and the sharing figures are NaN'
+
+const APFS_PARTLY =
+  'ENOTSUP: APFS does not say which blocks files share: exclusive is exact (each file\'s private ' +
+  'size, what deleting it would free) and total is the allocated size, but setShared, onDisk and ' +
+  'saved are NaN where two or more files may share blocks (and exclusive where the filesystem ' +
+  'keeps no private size)'
 
 /**
  * How much space `paths` take: each path as a set of its own (like one row of
@@ -539,17 +617,41 @@ const unmeasurable = () =>
 export async function usage(paths: string | string[], options?: UsageOptions): Promise<UsageResult> {
   const list = toPaths(paths)
   const o = resolve(options)
+  if (process.platform === 'darwin') return privateSizes(native(), list, o)
   if (process.platform !== 'linux') return allocatedOnly(list, o)
-  const scan = new Scan(requireNative('usage'), o, list.length === 1)
+  return measureAll(new Scan(requireNative('usage'), o, list.length === 1), list)
+}
+
+async function measureAll(scan: Scan, list: string[]): Promise<UsageResult> {
   try {
     const rows = []
     for (const path of list) rows.push(await scan.path(path))
-    const set = list.length === 1 && rows[0] !== undefined ? withoutPath(rows[0]) : scan.set.usage()
+    const set = list.length === 1 && rows[0] !== undefined ? withoutPath(rows[0]) : scan.summary(scan.set)
     return { paths: rows, set, skipped: scan.skipped }
   } catch (e) {
     await scan.abandon()
     throw e
   }
+}
+
+/** What the macOS measurement needs of the addon. */
+export type SpaceBinding = Pick<Binding, 'fileSpace'>
+
+/**
+ * macOS: Node walks the tree (APFS has no FIEMAP to list it with), the addon asks getattrlist(2)
+ * for every file's allocated and private size on the thread pool. Never run on a Mac: the tests
+ * run it on Linux through usageWithSpace() with APFS's answers made up.
+ */
+async function privateSizes(binding: SpaceBinding | undefined, list: string[], o: Resolved): Promise<UsageResult> {
+  if (binding === undefined) return allocatedOnly(list, o, 'the native addon is not loaded')
+  const result = await measureAll(new Scan(undefined, o, list.length === 1, binding), list)
+  const partly = [result.set, ...result.paths].some((u) => Number.isNaN(u.saved))
+  return partly ? { ...result, reason: APFS_PARTLY } : result
+}
+
+/** usage() as it runs on macOS, with `binding` in place of the addon: for the tests. */
+export async function usageWithSpace(binding: SpaceBinding | undefined, paths: string | string[], options?: UsageOptions): Promise<UsageResult> {
+  return privateSizes(binding, toPaths(paths), resolve(options))
 }
 
 function withoutPath(row: Usage & { path: string }): Usage {
@@ -558,12 +660,12 @@ function withoutPath(row: Usage & { path: string }): Usage {
 }
 
 /** Off Linux nothing says which blocks are shared: file sizes and allocated sizes only. */
-async function allocatedOnly(list: string[], o: Resolved): Promise<UsageResult> {
+async function allocatedOnly(list: string[], o: Resolved, why?: string): Promise<UsageResult> {
   const scan = new Scan(undefined, o, list.length === 1)
   const rows = []
   for (const path of list) rows.push(await scan.path(path))
   const blind = (u: Usage): Usage => ({ ...u, exclusive: NaN, setShared: NaN, onDisk: NaN, saved: NaN })
-  return { paths: rows.map(blind) as UsageResult['paths'], set: blind(scan.set.usage()), skipped: scan.skipped, reason: unmeasurable() }
+  return { paths: rows.map(blind) as UsageResult['paths'], set: blind(scan.set.usage()), skipped: scan.skipped, reason: unmeasurable(why) }
 }
 
 /**

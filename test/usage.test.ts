@@ -5,11 +5,14 @@ import { execFileSync, spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
-import { describe, test } from 'node:test'
+import { after, describe, test } from 'node:test'
 import type { TestContext } from 'node:test'
 import { fileURLToPath } from 'node:url'
-import { sharedBytes, usage } from '../src/usage.js'
-import type { Usage, UsageEntry } from '../src/usage.js'
+import { tmpdir, constants } from 'node:os'
+import { Space, native } from '../src/binding.js'
+import type { FileSpaceBatch } from '../src/binding.js'
+import { sharedBytes, usage, usageWithSpace } from '../src/usage.js'
+import type { SpaceBinding, Usage, UsageEntry } from '../src/usage.js'
 import { extentsOf } from './helpers/fiemap.js'
 import { freshDir, needMount } from './helpers/mounts.js'
 import type { FsKind } from './helpers/mounts.js'
@@ -432,6 +435,127 @@ describe('usage', () => {
     await assert.rejects(usage('.', { maxDepth: '1' as unknown as number }), { code: 'ERR_INVALID_ARG_TYPE' })
     await assert.rejects(usage('.', { onEntry: 1 as unknown as () => void }), { code: 'ERR_INVALID_ARG_TYPE' })
     await assert.rejects(usage('/nonexistent'), { code: 'ENOENT' })
+  })
+})
+
+// ---- macOS: APFS private sizes, run here with made-up answers ----
+
+/** What APFS would say of one file; a field left out is one the filesystem does not report. */
+interface ApfsFile {
+  allocated: number
+  private?: number
+  /** EF_* bits; EF_MAY_SHARE_BLOCKS is 0x1 */
+  flags?: bigint
+  errno?: number
+}
+
+/** A fileSpace() that answers from `files`, by file name. */
+function fakeApfs(files: Record<string, ApfsFile>): SpaceBinding {
+  return {
+    fileSpace: async (paths) => {
+      const n = paths.length
+      const out: FileSpaceBatch = {
+        allocated: new Float64Array(n), privateSize: new Float64Array(n), cloneId: new BigUint64Array(n),
+        extFlags: new BigUint64Array(n), cloneRefcount: new Uint32Array(n), known: new Uint32Array(n), errnos: new Int32Array(n),
+      }
+      for (const [i, p] of paths.entries()) {
+        const f = files[path.basename(p.toString())]
+        assert.ok(f !== undefined, `asked about ${p.toString()}`)
+        out.errnos[i] = f.errno ?? 0
+        out.allocated[i] = f.allocated
+        out.privateSize[i] = f.private ?? 0
+        out.extFlags[i] = f.flags ?? 0n
+        out.known[i] = Space.Allocated | (f.private === undefined ? 0 : Space.PrivateSize) | (f.flags === undefined ? 0 : Space.ExtFlags)
+      }
+      return out
+    },
+  }
+}
+
+const apfsDirs: string[] = []
+after(() => {
+  for (const dir of apfsDirs) fs.rmSync(dir, { recursive: true, force: true })
+})
+
+/** Files named as in `files`, 1000 bytes each, in a fresh directory: only their names matter. */
+function apfsTree(files: Record<string, ApfsFile>): string {
+  const dir = freshDir(tmpdir(), 'apfs')
+  apfsDirs.push(dir)
+  for (const name of Object.keys(files)) fs.writeFileSync(path.join(dir, name), 'x'.repeat(1000))
+  return dir
+}
+
+describe('usage on macOS (APFS private sizes), with made-up answers', () => {
+  test('the addon says ENOTSUP for every file here: Linux measures with FIEMAP', async () => {
+    const binding = native()
+    assert.ok(binding !== undefined, 'the addon is built')
+    const dir = apfsTree({ a: { allocated: 0 }, b: { allocated: 0 } })
+    const space = await binding.fileSpace([path.join(dir, 'a'), Buffer.from(path.join(dir, 'b'))], true)
+    assert.deepEqual([...space.errnos], [constants.errno.ENOTSUP, constants.errno.ENOTSUP])
+    assert.deepEqual([...space.known], [0, 0])
+    assert.equal(space.cloneId.length, 2)
+    assert.equal((await binding.fileSpace([], true)).errnos.length, 0)
+    assert.throws(() => binding.fileSpace([1 as unknown as string], true), { code: 'ERR_INVALID_ARG_TYPE' })
+  })
+
+  test('no two files may share blocks: every figure exact, held bytes are set-shared, nothing saved', async () => {
+    // c's 4 KiB held by a snapshot; d may share blocks but holds none; e shares with a clone elsewhere.
+    const files: Record<string, ApfsFile> = {
+      a: { allocated: 8192, private: 8192, flags: 0n },
+      c: { allocated: 8192, private: 4096, flags: 0n },
+      d: { allocated: 4096, private: 4096, flags: 1n },
+      e: { allocated: 16384, private: 0, flags: 1n },
+    }
+    const dir = apfsTree(files)
+    const result = await usageWithSpace(fakeApfs(files), dir)
+    assert.equal(result.reason, undefined)
+    assert.deepEqual(result.set, { files: 4, apparent: 4000, total: 36864, exclusive: 16384, setShared: 20480, onDisk: 36864, saved: 0 })
+  })
+
+  test('two files that may share blocks: exclusive exact, the shared figures NaN, and a reason', async () => {
+    const files: Record<string, ApfsFile> = {
+      original: { allocated: 16384, private: 0, flags: 0x41n },
+      clone: { allocated: 16384, private: 0, flags: 0x41n },
+    }
+    const dir = apfsTree(files)
+    const entries: UsageEntry[] = []
+    const result = await usageWithSpace(fakeApfs(files), [path.join(dir, 'original'), path.join(dir, 'clone')], {
+      onEntry: (e) => entries.push(e),
+    })
+    assert.match(result.reason ?? '', /APFS does not say which blocks files share/)
+    // Each path alone is one file: exact. Together they may share.
+    for (const row of result.paths) assert.equal(row.saved, 0)
+    assert.equal(result.set.total, 32768)
+    assert.equal(result.set.exclusive, 0)
+    assert.ok([result.set.setShared, result.set.onDisk, result.set.saved].every(Number.isNaN))
+    assert.deepEqual(entries.map((e) => e.setShared), [16384, 16384])
+  })
+
+  test('a filesystem without private sizes (not APFS): exclusive is NaN too', async () => {
+    const files: Record<string, ApfsFile> = { a: { allocated: 4096 }, b: { allocated: 8192, private: 8192, flags: 0n } }
+    const dir = apfsTree(files)
+    const result = await usageWithSpace(fakeApfs(files), dir)
+    assert.equal(result.set.total, 12288)
+    assert.ok([result.set.exclusive, result.set.setShared, result.set.onDisk, result.set.saved].every(Number.isNaN))
+    assert.ok(result.reason !== undefined)
+  })
+
+  test('a file that vanished is skipped; another failure rejects like fs', async () => {
+    const files: Record<string, ApfsFile> = { a: { allocated: 4096, private: 4096, flags: 0n }, gone: { allocated: 0, errno: constants.errno.ENOENT } }
+    const dir = apfsTree(files)
+    const result = await usageWithSpace(fakeApfs(files), dir)
+    assert.equal(result.skipped, 1)
+    assert.equal(result.set.files, 1)
+    files.gone = { allocated: 0, errno: constants.errno.EACCES }
+    await assert.rejects(usageWithSpace(fakeApfs(files), dir), { code: 'EACCES', syscall: 'getattrlist', path: path.join(dir, 'gone') })
+  })
+
+  test('without the addon: allocated sizes only, and the reason says why', async () => {
+    const dir = apfsTree({ a: { allocated: 0 } })
+    const result = await usageWithSpace(undefined, dir)
+    assert.match(result.reason ?? '', /native addon is not loaded/)
+    assert.ok(Number.isNaN(result.set.exclusive))
+    assert.equal(result.set.files, 1)
   })
 })
 

@@ -69,7 +69,7 @@ static double get_number(napi_env env, napi_value value) {
 
 /* ---- one job type for every async call ---- */
 
-typedef enum { JOB_CLONE_FILE, JOB_CLONE_RANGE, JOB_EXTENTS, JOB_OPS, JOB_SCAN } job_kind;
+typedef enum { JOB_CLONE_FILE, JOB_CLONE_RANGE, JOB_EXTENTS, JOB_OPS, JOB_SCAN, JOB_SPACE } job_kind;
 
 /* Kinds of tree operation in runOps(); src/binding.ts mirrors them. */
 enum { OP_CLONE, OP_COPY, OP_SYMLINK, OP_SPECIAL, OP_DIR_META, OP_LINK };
@@ -102,6 +102,8 @@ typedef struct {
   char **namebufs;
   uint32_t *nents;
   const char **dir_syscalls;
+  /* JOB_SPACE: what the filesystem says of each of paths[]; errnums[i] where it failed */
+  cf_file_space *spaces;
 } job_t;
 
 static void job_free(job_t *job) {
@@ -123,6 +125,7 @@ static void job_free(job_t *job) {
   free(job->namebufs);
   free(job->nents);
   free(job->dir_syscalls);
+  free(job->spaces);
   free(job->paths);
   free(job->ext);
   free(job->counts);
@@ -172,6 +175,12 @@ static void job_run(job_t *job) {
     cf_clone_out out;
     int rc = cf_clone_file(&job->src, job->dst, job->method, job->flags, &out, &job->err);
     job->result = rc < 0 ? rc : (int64_t)out.size;
+  } else if (job->kind == JOB_SPACE) {
+    for (uint32_t i = 0; i < job->npaths; i++) {
+      cf_error e;
+      job->errnums[i] = cf_file_space_get(job->paths[i], &job->spaces[i], &e) < 0 ? e.errnum : 0;
+    }
+    job->result = 0;
   } else if (job->kind == JOB_EXTENTS) {
     /* A file that fails (vanished, unreadable) is reported, not fatal: errnums[i]. */
     for (uint32_t i = 0; i < job->npaths; i++) {
@@ -193,12 +202,14 @@ static void job_execute(napi_env env, void *data) {
 static napi_value extents_result(napi_env env, job_t *job);
 static napi_value ops_result(napi_env env, job_t *job);
 static napi_value scan_result(napi_env env, job_t *job);
+static napi_value space_result(napi_env env, job_t *job);
 
 static napi_value job_value(napi_env env, job_t *job) {
   napi_value value;
   if (job->kind == JOB_EXTENTS) return extents_result(env, job);
   if (job->kind == JOB_OPS) return ops_result(env, job);
   if (job->kind == JOB_SCAN) return scan_result(env, job);
+  if (job->kind == JOB_SPACE) return space_result(env, job);
   napi_create_double(env, (double)job->result, &value);
   return value;
 }
@@ -621,6 +632,69 @@ static napi_value scan_dirs(napi_env env, napi_callback_info info) {
   return job_finish(env, job, async);
 }
 
+/* { allocated, privateSize: Float64Array, cloneId, extFlags: BigUint64Array, cloneRefcount,
+ * known: Uint32Array, errnos: Int32Array } for fileSpace(), one element per path. The ids and
+ * flags are 64-bit: a double would round them. */
+static napi_value space_result(napi_env env, job_t *job) {
+  napi_value obj;
+  size_t n = job->npaths;
+  double *allocated, *private_size;
+  uint64_t *clone_id, *ext_flags;
+  uint32_t *refcount, *known;
+  int32_t *errnos;
+  napi_create_object(env, &obj);
+  napi_set_named_property(env, obj, "allocated", typed(env, napi_float64_array, n, sizeof(double), (void **)&allocated));
+  napi_set_named_property(env, obj, "privateSize", typed(env, napi_float64_array, n, sizeof(double), (void **)&private_size));
+  napi_set_named_property(env, obj, "cloneId", typed(env, napi_biguint64_array, n, sizeof(uint64_t), (void **)&clone_id));
+  napi_set_named_property(env, obj, "extFlags", typed(env, napi_biguint64_array, n, sizeof(uint64_t), (void **)&ext_flags));
+  napi_set_named_property(env, obj, "cloneRefcount", typed(env, napi_uint32_array, n, sizeof(uint32_t), (void **)&refcount));
+  napi_set_named_property(env, obj, "known", typed(env, napi_uint32_array, n, sizeof(uint32_t), (void **)&known));
+  napi_set_named_property(env, obj, "errnos", typed(env, napi_int32_array, n, sizeof(int32_t), (void **)&errnos));
+  for (size_t i = 0; i < n; i++) {
+    const cf_file_space *sp = &job->spaces[i];
+    allocated[i] = (double)sp->allocated;
+    private_size[i] = (double)sp->private_size;
+    clone_id[i] = sp->clone_id;
+    ext_flags[i] = sp->ext_flags;
+    refcount[i] = sp->clone_refcount;
+    known[i] = sp->known;
+    errnos[i] = job->errnums[i];
+  }
+  return obj;
+}
+
+/* fileSpace(paths: Array<string | Buffer>, async): what the filesystem says of each file's
+ * space, in one trip (ENOTSUP in errnos off macOS). */
+static napi_value file_space(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  uint32_t n = 0;
+  CHECK(napi_get_array_length(env, argv[0], &n));
+  job_t *job = calloc(1, sizeof *job);
+  if (job == NULL) return throw_internal(env);
+  job->kind = JOB_SPACE;
+  job->paths = calloc(n ? n : 1, sizeof(char *));
+  job->spaces = calloc(n ? n : 1, sizeof(cf_file_space));
+  job->errnums = calloc(n ? n : 1, sizeof(int32_t));
+  if (job->paths == NULL || job->spaces == NULL || job->errnums == NULL) {
+    job_free(job);
+    return throw_internal(env);
+  }
+  job->npaths = n;
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value v;
+    if (napi_get_element(env, argv[0], i, &v) != napi_ok || (job->paths[i] = get_path(env, v)) == NULL) {
+      job_free(job);
+      napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "fileSpace: paths must be strings or Buffers");
+      return NULL;
+    }
+  }
+  bool async = false;
+  napi_get_value_bool(env, argv[1], &async);
+  return job_finish(env, job, async);
+}
+
 /* rename(from, to, noreplace) */
 static napi_value rename_path(napi_env env, napi_callback_info info) {
   size_t argc = 3;
@@ -650,6 +724,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"runOps", NULL, run_ops, NULL, NULL, NULL, napi_enumerable, NULL},
       {"scanDir", NULL, scan_dir, NULL, NULL, NULL, napi_enumerable, NULL},
       {"scanDirs", NULL, scan_dirs, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"fileSpace", NULL, file_space, NULL, NULL, NULL, napi_enumerable, NULL},
       {"rename", NULL, rename_path, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;

@@ -558,6 +558,14 @@ int cf_extents(const char *path, cf_extent **out, uint32_t *count, cf_error *err
   return extents_at(AT_FDCWD, path, out, count, err);
 }
 
+/* Linux has no per-file "private size": usage() maps extents instead (FIEMAP_EXTENT_SHARED).
+ * The name is mac.c's so errors read alike. */
+int cf_file_space_get(const char *path, cf_file_space *out, cf_error *err) {
+  (void)path;
+  memset(out, 0, sizeof *out);
+  return fail(err, "getattrlist", ENOTSUP, 0);
+}
+
 /* ---- trees ---- */
 
 int cf_scan_dir(const char *path, int how, cf_dirent **entries, uint32_t *count, char **names,

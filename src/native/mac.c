@@ -470,6 +470,95 @@ int cf_extents(const char *path, cf_extent **out, uint32_t *count, cf_error *err
   return fail(err, "ioctl_fiemap", ENOTSUP, 0);
 }
 
+/* ---- space: getattrlist(2) ----
+ *
+ * UNTESTED like the rest of this file: compiled against zig's macOS 11-13 SDK headers only,
+ * never run. The layout below is what <sys/attr.h>, getattrlist(2) and xnu's
+ * bsd/vfs/vfs_attrlist.c (attr_pack_common_extended) describe. */
+
+/* Newer than some SDKs: the values of the macOS 14 SDK's <sys/attr.h>. */
+#ifndef ATTR_CMNEXT_CLONEID
+#define ATTR_CMNEXT_CLONEID 0x00000100
+#endif
+#ifndef ATTR_CMNEXT_EXT_FLAGS
+#define ATTR_CMNEXT_EXT_FLAGS 0x00000200
+#endif
+#ifndef ATTR_CMNEXT_CLONE_REFCNT
+#define ATTR_CMNEXT_CLONE_REFCNT 0x00001000
+#endif
+
+/* getattrlist(2) fails with EINVAL on any attribute bit the kernel does not know
+ * (getattrlist_parsetab), whatever SDK the addon was built with: CLONE_REFCNT came with macOS 14,
+ * CLONEID and EXT_FLAGS after PRIVATESIZE (the macOS 11 SDK has them). So the request shrinks
+ * down this list on EINVAL, and remembers where the kernel stopped. */
+static const uint32_t space_requests[] = {
+    ATTR_CMNEXT_PRIVATESIZE | ATTR_CMNEXT_CLONEID | ATTR_CMNEXT_EXT_FLAGS | ATTR_CMNEXT_CLONE_REFCNT,
+    ATTR_CMNEXT_PRIVATESIZE | ATTR_CMNEXT_CLONEID | ATTR_CMNEXT_EXT_FLAGS,
+    ATTR_CMNEXT_PRIVATESIZE,
+};
+static int space_level; /* index into space_requests; only ever grows (relaxed atomics) */
+
+/* Copies the next value of the answer when `present`; 0 when the answer is too short for it. */
+static int space_field(const uint8_t **p, const uint8_t *end, int present, void *value, size_t n) {
+  if (!present) return 1;
+  if ((size_t)(end - *p) < n) return 0;
+  memcpy(value, *p, n);
+  *p += n;
+  return 1;
+}
+
+/* The answer: u32 length (itself included), the attribute_set_t of the attributes returned
+ * (ATTR_CMN_RETURNED_ATTRS comes first), then only those attributes, group by group (common,
+ * file, then the CMNEXT bits of forkattr) and by ascending bit within a group, each at 4-byte
+ * alignment with no padding: ATTR_FILE_ALLOCSIZE off_t; ATTR_CMNEXT_PRIVATESIZE off_t (0x8),
+ * CLONEID u_int64_t (0x100), EXT_FLAGS u_int64_t (0x200), CLONE_REFCNT u_int32_t (0x1000).
+ * An attribute the filesystem does not keep (HFS+, SMB, ...) is left out, not zeroed, since
+ * FSOPT_PACK_INVAL_ATTRS is not asked for. Hence memcpy: an 8-byte value may sit at 4 mod 8. */
+static int space_parse(const uint8_t *buf, size_t size, cf_file_space *out) {
+  uint32_t length;
+  attribute_set_t got;
+  memcpy(&length, buf, sizeof length);
+  /* The kernel reports the size of what was asked for; no more than the buffer was copied. */
+  if (length > size) length = (uint32_t)size;
+  if (length < sizeof length + sizeof got) return -1;
+  memcpy(&got, buf + sizeof length, sizeof got);
+  const uint8_t *p = buf + sizeof length + sizeof got, *end = buf + length;
+  int64_t allocated = -1, private_size = -1;
+  int ok = space_field(&p, end, got.fileattr & ATTR_FILE_ALLOCSIZE, &allocated, 8) &&
+           space_field(&p, end, got.forkattr & ATTR_CMNEXT_PRIVATESIZE, &private_size, 8) &&
+           space_field(&p, end, got.forkattr & ATTR_CMNEXT_CLONEID, &out->clone_id, 8) &&
+           space_field(&p, end, got.forkattr & ATTR_CMNEXT_EXT_FLAGS, &out->ext_flags, 8) &&
+           space_field(&p, end, got.forkattr & ATTR_CMNEXT_CLONE_REFCNT, &out->clone_refcount, 4);
+  if (!ok) return -1;
+  /* off_t: a negative size would be nonsense, so it counts as not reported. */
+  if (allocated >= 0) out->allocated = (uint64_t)allocated;
+  if (private_size >= 0) out->private_size = (uint64_t)private_size;
+  out->known = (allocated >= 0 ? CF_SPACE_ALLOCATED : 0) | (private_size >= 0 ? CF_SPACE_PRIVATE_SIZE : 0) |
+               ((got.forkattr & ATTR_CMNEXT_CLONEID) ? CF_SPACE_CLONE_ID : 0) |
+               ((got.forkattr & ATTR_CMNEXT_EXT_FLAGS) ? CF_SPACE_EXT_FLAGS : 0) |
+               ((got.forkattr & ATTR_CMNEXT_CLONE_REFCNT) ? CF_SPACE_CLONE_REFCOUNT : 0);
+  return 0;
+}
+
+int cf_file_space_get(const char *path, cf_file_space *out, cf_error *err) {
+  memset(out, 0, sizeof *out);
+  /* 4 + 20 (attribute_set_t) + 4 * 8 + 4 = 60 bytes at most. */
+  uint8_t buf[64];
+  int level = __atomic_load_n(&space_level, __ATOMIC_RELAXED);
+  int last = (int)(sizeof space_requests / sizeof space_requests[0]) - 1;
+  for (;;) {
+    struct attrlist al = {.bitmapcount = ATTR_BIT_MAP_COUNT, .commonattr = ATTR_CMN_RETURNED_ATTRS,
+                          .fileattr = ATTR_FILE_ALLOCSIZE, .forkattr = space_requests[level]};
+    if (getattrlist(path, &al, buf, sizeof buf, FSOPT_ATTR_CMN_EXTENDED | FSOPT_NOFOLLOW) == 0) break;
+    if (errno != EINVAL || level == last) return fail(err, "getattrlist", errno, 0);
+    level++;
+  }
+  /* Only a smaller request that worked shows which bits this kernel lacks. */
+  if (level > __atomic_load_n(&space_level, __ATOMIC_RELAXED)) __atomic_store_n(&space_level, level, __ATOMIC_RELAXED);
+  /* A short or inconsistent answer: what getattrlist(2) says of a buffer too small. */
+  return space_parse(buf, sizeof buf, out) == 0 ? 0 : fail(err, "getattrlist", ERANGE, 0);
+}
+
 /* ---- trees ---- */
 
 typedef struct {

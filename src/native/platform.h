@@ -85,6 +85,29 @@ int cf_fs_info_get(const char *path, cf_fs_info *info, cf_error *err);
  * malloc'd array of *count extents that the caller frees. ENOTSUP off Linux. */
 int cf_extents(const char *path, cf_extent **out, uint32_t *count, cf_error *err);
 
+/* What the filesystem says of one file's space, as far as it says it (see `known`). */
+typedef struct {
+  uint64_t allocated;      /* bytes allocated to the file, all forks (what st_blocks counts) */
+  uint64_t private_size;   /* bytes freed at once if the file were deleted: blocks that no clone
+                              and no snapshot also holds (APFS ATTR_CMNEXT_PRIVATESIZE) */
+  uint64_t clone_id;       /* the same for a file and its pure clones, that share all their blocks;
+                              a clone written to gets a new one (ATTR_CMNEXT_CLONEID) */
+  uint64_t ext_flags;      /* EF_* of <sys/stat.h>: EF_MAY_SHARE_BLOCKS 0x1, EF_SHARES_ALL_BLOCKS 0x40 */
+  uint32_t clone_refcount; /* how many files share clone_id, this one included (macOS 14+) */
+  uint32_t known;          /* CF_SPACE_* bits: the fields the filesystem reported; the others are 0 */
+} cf_file_space;
+
+#define CF_SPACE_ALLOCATED 0x01
+#define CF_SPACE_PRIVATE_SIZE 0x02
+#define CF_SPACE_CLONE_ID 0x04
+#define CF_SPACE_EXT_FLAGS 0x08
+#define CF_SPACE_CLONE_REFCOUNT 0x10
+
+/* The space facts of the file at path (not following a final symlink), from one getattrlist(2)
+ * on macOS. ENOTSUP elsewhere: Linux measures sharing with FIEMAP (cf_extents), and Windows has
+ * no per-file figure of what is shared. */
+int cf_file_space_get(const char *path, cf_file_space *out, cf_error *err);
+
 /* ---- trees: the same syscall sequences for many entries (batching is mechanism) ---- */
 
 /* One directory entry with what lstat (or stat, when following) says of it. */

@@ -707,6 +707,14 @@ int cf_extents(const char *path, cf_extent **out, uint32_t *count, cf_error *err
   return fail(err, "ioctl_fiemap", ENOTSUP, 0);
 }
 
+/* ReFS block cloning leaves no per-file trace of what is shared: no private size, no clone id
+ * (the allocated size is st_blocks, which Node's stat already gives). The name is mac.c's. */
+int cf_file_space_get(const char *path, cf_file_space *out, cf_error *err) {
+  (void)path;
+  memset(out, 0, sizeof *out);
+  return fail(err, "getattrlist", ENOTSUP, 0);
+}
+
 /* ---- trees ---- */
 
 typedef struct {
