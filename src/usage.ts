@@ -357,10 +357,9 @@ class Scan {
         if (type === S_IFDIR) pending.push([prefix + (names[at] as string), depth + 1])
         if (type !== S_IFREG) continue
         const errno = errnos[at] as number
-        const path = prefix + (names[at] as string)
         if (errno !== 0 && VANISHED.has(errno)) this.skipped++
-        else if (errno !== 0) throw fromNative({ errno, syscall: 'fiemap' }, path)
-        else this.mapped(path, stats.subarray(at * 5, at * 5 + 5), extents.subarray(first * 4, (first + count) * 4))
+        else if (errno !== 0) throw fromNative({ errno, syscall: 'fiemap' }, prefix + (names[at] as string))
+        else this.mapped(stats, at, extents.subarray(first * 4, (first + count) * 4))
       }
     }
     if (this.measured.files - this.reported >= BATCH) {
@@ -369,12 +368,16 @@ class Scan {
     }
   }
 
-  /** A file found by the parallel walk: [mode, dev, ino, size, nlink] and its extents. */
-  private mapped(path: string, st: Float64Array, extents: Float64Array): void {
-    const s: Stat = { dev: st[1] as number, ino: st[2] as number, size: st[3] as number, nlink: st[4] as number, allocated: 0 }
-    if (s.nlink > 1 && !firstTime(this.pathSeen, s)) return
-    const inSet = this.shareTally || firstTime(this.setSeen, s)
-    this.measure({ path, size: s.size, allocated: 0, inSet, node: undefined }, extents)
+  /**
+   * File `at` of a parallel listing ([mode, dev, ino, size, nlink] each) and its extents. Tens of
+   * thousands a second go through here: no objects, and an inode key only where one is needed.
+   */
+  private mapped(stats: Float64Array, at: number, extents: Float64Array): void {
+    const nlink = stats[at * 5 + 4] as number
+    const key = nlink > 1 || !this.shareTally ? `${stats[at * 5 + 1]}:${stats[at * 5 + 2]}` : ''
+    if (nlink > 1 && !once(this.pathSeen, key)) return
+    const inSet = this.shareTally || once(this.setSeen, key)
+    this.measure(stats[at * 5 + 3] as number, 0, inSet, undefined, extents)
   }
 
   /**
@@ -466,29 +469,32 @@ class Scan {
       const errno = result?.errnos[k++] ?? 0
       if (errno !== 0 && VANISHED.has(errno)) this.skipped++
       else if (errno !== 0) throw fromNative({ errno, syscall: 'fiemap' }, item.path)
-      else this.measure(item, result?.extents.subarray(offset * 4, (offset + count) * 4))
+      else this.measure(item.size, item.allocated, item.inSet, item.node, result?.extents.subarray(offset * 4, (offset + count) * 4))
       offset += count
     }
     this.o.onProgress?.({ ...this.measured })
   }
 
-  private measure(item: FileItem, extents: Float64Array | undefined): void {
-    let total = extents === undefined ? item.allocated : 0
+  private measure(size: number, allocated: number, inSet: boolean, node: Node | undefined, extents: Float64Array | undefined): void {
+    let total = extents === undefined ? allocated : 0
     let shared = 0
+    const alsoSet = inSet && this.tally !== this.set
     for (let i = 0; extents !== undefined && i < extents.length; i += 4) {
-      const [physical, length, flags] = [extents[i + 1]!, extents[i + 2]!, extents[i + 3]!]
+      const physical = extents[i + 1] as number
+      const length = extents[i + 2] as number
+      const flags = extents[i + 3] as number
       if ((flags & SKIP) !== 0 || length === 0) continue
       total += length
       if ((flags & FIEMAP_EXTENT_SHARED) === 0) continue
       shared += length
       this.tally.shared.add(physical, length)
-      if (item.inSet && this.tally !== this.set) this.set.shared.add(physical, length)
+      if (alsoSet) this.set.shared.add(physical, length)
     }
     this.measured.files++
     this.measured.total += total
-    addFile(this.tally, item.size, total, total - shared)
-    if (item.inSet && this.tally !== this.set) addFile(this.set, item.size, total, total - shared)
-    if (item.node !== undefined) addFile(item.node, item.size, total, total - shared)
+    addFile(this.tally, size, total, total - shared)
+    if (alsoSet) addFile(this.set, size, total, total - shared)
+    if (node !== undefined) addFile(node, size, total, total - shared)
   }
 
   /** macOS: a file as the filesystem describes it, the k-th of its batch. */
@@ -544,7 +550,11 @@ function entryOf(node: Node): UsageEntry {
 
 /** Marks the inode seen; false when it was already. */
 function firstTime(seen: Set<string>, st: Stat): boolean {
-  const key = `${st.dev}:${st.ino}`
+  return once(seen, `${st.dev}:${st.ino}`)
+}
+
+/** Marks the key seen; false when it was already. */
+function once(seen: Set<string>, key: string): boolean {
   if (seen.has(key)) return false
   seen.add(key)
   return true
