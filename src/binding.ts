@@ -77,7 +77,8 @@ export interface DirScan {
 export const Scan = { Follow: 0x1, Extents: 0x2 } as const
 
 /** Several directories' entries one after the other; with Scan.Extents each entry's extents
- * too, laid out as extentsMany() gives them. */
+ * too, laid out as extentsMany() gives them, and `names` left empty for the regular files that
+ * were mapped without error (a name is then wanted only to report one). */
 export interface DirsScan extends DirScan, ExtentBatch {
   /** how many entries of `names` belong to each directory */
   dirs: Uint32Array

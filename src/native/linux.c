@@ -568,6 +568,69 @@ int cf_file_space_get(const char *path, cf_file_space *out, cf_error *err) {
 
 /* ---- trees ---- */
 
+/* Appends a zeroed entry named n, growing both buffers as needed. */
+static int add_entry(cf_dirent **ents, uint32_t *cap, char **buf, uint32_t *names_cap, uint32_t *names_len,
+                     uint32_t *count, const char *n, cf_error *err) {
+  size_t len = strlen(n) + 1;
+  if (*count == *cap) {
+    cf_dirent *grown = realloc(*ents, (*cap * 2) * sizeof **ents);
+    if (grown == NULL) return fail(err, "malloc", ENOMEM, 0);
+    *ents = grown;
+    *cap *= 2;
+  }
+  if (*names_len + len > *names_cap) {
+    uint32_t want = *names_cap;
+    while (*names_len + len > want) want *= 2;
+    char *grown = realloc(*buf, want);
+    if (grown == NULL) return fail(err, "malloc", ENOMEM, 0);
+    *buf = grown;
+    *names_cap = want;
+  }
+  memcpy(*buf + *names_len, n, len);
+  (*ents)[(*count)++] = (cf_dirent){.name = *names_len};
+  *names_len += (uint32_t)len;
+  return 0;
+}
+
+static void stat_into(cf_dirent *ent, const struct stat *st) {
+  ent->mode = st->st_mode;
+  ent->dev = st->st_dev;
+  ent->ino = st->st_ino;
+  ent->size = (uint64_t)st->st_size;
+  ent->nlink = st->st_nlink;
+}
+
+/* CF_SCAN_EXTENTS, with the type from the listing: only a regular file needs more, and it is
+ * opened for FIEMAP anyway, so fstat on it spares a second path lookup per file. A file that
+ * cannot be opened (vanished, unreadable) gets its errno in ext_err. */
+static void measure_entry(int dirfd, const char *name, unsigned char type, cf_dirent *ent) {
+  static const mode_t modes[] = {[DT_FIFO] = S_IFIFO, [DT_CHR] = S_IFCHR, [DT_DIR] = S_IFDIR,
+                                 [DT_BLK] = S_IFBLK,  [DT_REG] = S_IFREG, [DT_LNK] = S_IFLNK,
+                                 [DT_SOCK] = S_IFSOCK};
+  ent->mode = type < sizeof modes / sizeof modes[0] ? modes[type] : 0;
+  if (type != DT_REG) return;
+  struct stat st;
+  int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+  if (fd < 0) {
+    ent->ext_err = errno;
+    if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) stat_into(ent, &st);
+    return;
+  }
+  cf_error e;
+  if (fstat(fd, &st) != 0) {
+    ent->ext_err = errno;
+  } else {
+    stat_into(ent, &st);
+    if (extents_of_fd(fd, &ent->ext, &ent->ext_count, &e) < 0) {
+      ent->ext_err = e.errnum;
+      free(ent->ext);
+      ent->ext = NULL;
+      ent->ext_count = 0;
+    }
+  }
+  close(fd);
+}
+
 int cf_scan_dir(const char *path, int how, cf_dirent **entries, uint32_t *count, char **names,
                 cf_error *err) {
   int follow = how & CF_SCAN_FOLLOW;
@@ -594,6 +657,11 @@ int cf_scan_dir(const char *path, int how, cf_dirent **entries, uint32_t *count,
     const char *n = de->d_name;
     if (n[0] == '.' && (n[1] == '\0' || (n[1] == '.' && n[2] == '\0'))) continue;
     struct stat st;
+    if ((how & CF_SCAN_EXTENTS) && de->d_type != DT_UNKNOWN) {
+      if ((rc = add_entry(&ents, &cap, &buf, &names_cap, &names_len, count, n, err)) < 0) break;
+      measure_entry(dirfd(d), n, de->d_type, &ents[*count - 1]);
+      continue;
+    }
     if (fstatat(dirfd(d), n, &st, follow ? 0 : AT_SYMLINK_NOFOLLOW) != 0) {
       int e = errno;
       /* Following, a dangling symlink is kept as the link itself (cp -L reports it). */
@@ -605,28 +673,14 @@ int cf_scan_dir(const char *path, int how, cf_dirent **entries, uint32_t *count,
         break;
       }
     }
-    size_t len = strlen(n) + 1;
-    if (*count == cap) {
-      cf_dirent *grown = realloc(ents, (cap *= 2) * sizeof *ents);
-      if (grown == NULL) { rc = fail(err, "malloc", ENOMEM, 0); break; }
-      ents = grown;
-    }
-    if (names_len + len > names_cap) {
-      while (names_len + len > names_cap) names_cap *= 2;
-      char *grown = realloc(buf, names_cap);
-      if (grown == NULL) { rc = fail(err, "malloc", ENOMEM, 0); break; }
-      buf = grown;
-    }
-    memcpy(buf + names_len, n, len);
-    cf_dirent *ent = &ents[(*count)++];
-    *ent = (cf_dirent){.name = names_len, .mode = st.st_mode, .dev = st.st_dev, .ino = st.st_ino,
-                       .size = (uint64_t)st.st_size, .nlink = st.st_nlink};
+    if ((rc = add_entry(&ents, &cap, &buf, &names_cap, &names_len, count, n, err)) < 0) break;
+    cf_dirent *ent = &ents[*count - 1];
+    stat_into(ent, &st);
     if ((how & CF_SCAN_EXTENTS) && S_ISREG(st.st_mode)) {
       /* A file that fails (vanished, unreadable) is reported in ext_err, not fatal. */
       cf_error e;
       if (extents_at(dirfd(d), n, &ent->ext, &ent->ext_count, &e) < 0) ent->ext_err = e.errnum;
     }
-    names_len += (uint32_t)len;
   }
   if (rc == 0 && errno != 0) rc = fail(err, "readdir", errno, 0);
   closedir(d);

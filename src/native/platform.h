@@ -121,7 +121,9 @@ typedef struct {
 } cf_dirent;
 
 #define CF_SCAN_FOLLOW 0x1  /* stat, not lstat: follow symlinks */
-#define CF_SCAN_EXTENTS 0x2 /* also map the extents of every regular file (ENOTSUP off Linux) */
+#define CF_SCAN_EXTENTS 0x2 /* also map the extents of every regular file (ENOTSUP off Linux);
+                               then only regular files carry dev/ino/size/nlink, other entries
+                               just their type (from the listing where it gives one) */
 
 /* Lists a directory and stats every entry (no . or ..), as `how` says. *entries and *names are
  * malloc'd, and so is each entry's ext. */
