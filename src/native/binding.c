@@ -4,6 +4,7 @@
  * { errno, syscall, onDest } that src/binding.ts makes into a Node-style error.
  */
 #include <node_api.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -60,6 +61,20 @@ static char *get_path(napi_env env, napi_value value) {
     s[len] = '\0';
   }
   return s;
+}
+
+/* Reads the paths of a JS array into out[0..n); false, with a TypeError naming `who`, on a bad one. */
+static bool get_paths(napi_env env, napi_value array, uint32_t n, char **out, const char *who) {
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value v;
+    if (napi_get_element(env, array, i, &v) != napi_ok || (out[i] = get_path(env, v)) == NULL) {
+      char message[96];
+      snprintf(message, sizeof message, "%s: paths must be strings or Buffers", who);
+      napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", message);
+      return false;
+    }
+  }
+  return true;
 }
 
 static double get_number(napi_env env, napi_value value) {
@@ -427,13 +442,9 @@ static napi_value extents_many(napi_env env, napi_callback_info info) {
     return throw_internal(env);
   }
   job->npaths = n;
-  for (uint32_t i = 0; i < n; i++) {
-    napi_value v;
-    if (napi_get_element(env, argv[0], i, &v) != napi_ok || (job->paths[i] = get_path(env, v)) == NULL) {
-      job_free(job);
-      napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "extentsMany: paths must be strings or Buffers");
-      return NULL;
-    }
+  if (!get_paths(env, argv[0], n, job->paths, "extentsMany")) {
+    job_free(job);
+    return NULL;
   }
   bool async = false;
   napi_get_value_bool(env, argv[1], &async);
@@ -483,14 +494,9 @@ static napi_value run_ops(napi_env env, napi_callback_info info) {
   }
   memcpy(job->kinds, kinds, n);
   job->npaths = (uint32_t)n;
-  for (uint32_t i = 0; i < n; i++) {
-    napi_value a, b;
-    if (napi_get_element(env, argv[1], i, &a) != napi_ok || napi_get_element(env, argv[2], i, &b) != napi_ok ||
-        (job->paths[i] = get_path(env, a)) == NULL || (job->dsts[i] = get_path(env, b)) == NULL) {
-      job_free(job);
-      napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "runOps: paths must be strings or Buffers");
-      return NULL;
-    }
+  if (!get_paths(env, argv[1], (uint32_t)n, job->paths, "runOps") || !get_paths(env, argv[2], (uint32_t)n, job->dsts, "runOps")) {
+    job_free(job);
+    return NULL;
   }
   job->flags = (uint32_t)get_number(env, argv[3]);
   bool async = false;
@@ -570,9 +576,8 @@ static napi_value scan_result(napi_env env, job_t *job) {
   return obj;
 }
 
-/* A scan of `n` directories: the elements of the array `paths`, or `paths` itself when n is 1
- * and it is not an array. */
-static job_t *scan_job(napi_env env, napi_value paths, uint32_t n, bool array) {
+/* A scan of `n` directories, paths still to be filled in. */
+static job_t *scan_job(uint32_t n) {
   job_t *job = calloc(1, sizeof *job);
   if (job == NULL) return NULL;
   job->kind = JOB_SCAN;
@@ -583,17 +588,10 @@ static job_t *scan_job(napi_env env, napi_value paths, uint32_t n, bool array) {
   job->nents = calloc(m, sizeof(uint32_t));
   job->errnums = calloc(m, sizeof(int32_t));
   job->dir_syscalls = calloc(m, sizeof(char *));
-  bool ok = job->paths && job->ents && job->namebufs && job->nents && job->errnums && job->dir_syscalls;
   job->npaths = n;
-  for (uint32_t i = 0; ok && i < n; i++) {
-    napi_value v = paths;
-    ok = (!array || napi_get_element(env, paths, i, &v) == napi_ok) && (job->paths[i] = get_path(env, v)) != NULL;
-  }
-  if (!ok) {
-    job_free(job);
-    return NULL;
-  }
-  return job;
+  if (job->paths && job->ents && job->namebufs && job->nents && job->errnums && job->dir_syscalls) return job;
+  job_free(job);
+  return NULL;
 }
 
 /* scanDir(path, how: CF_SCAN_* bits): one directory, here and now; a failure throws. */
@@ -601,8 +599,10 @@ static napi_value scan_dir(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2], result;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  job_t *job = scan_job(env, argv[0], 1, false);
-  if (job == NULL) {
+  job_t *job = scan_job(1);
+  if (job == NULL) return throw_internal(env);
+  if ((job->paths[0] = get_path(env, argv[0])) == NULL) {
+    job_free(job);
     napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "scanDir: path must be a string or Buffer");
     return NULL;
   }
@@ -626,9 +626,10 @@ static napi_value scan_dirs(napi_env env, napi_callback_info info) {
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   uint32_t n = 0;
   CHECK(napi_get_array_length(env, argv[0], &n));
-  job_t *job = scan_job(env, argv[0], n, true);
-  if (job == NULL) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "scanDirs: paths must be strings or Buffers");
+  job_t *job = scan_job(n);
+  if (job == NULL) return throw_internal(env);
+  if (!get_paths(env, argv[0], n, job->paths, "scanDirs")) {
+    job_free(job);
     return NULL;
   }
   job->flags = (uint32_t)get_number(env, argv[1]);
@@ -687,13 +688,9 @@ static napi_value file_space(napi_env env, napi_callback_info info) {
     return throw_internal(env);
   }
   job->npaths = n;
-  for (uint32_t i = 0; i < n; i++) {
-    napi_value v;
-    if (napi_get_element(env, argv[0], i, &v) != napi_ok || (job->paths[i] = get_path(env, v)) == NULL) {
-      job_free(job);
-      napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "fileSpace: paths must be strings or Buffers");
-      return NULL;
-    }
+  if (!get_paths(env, argv[0], n, job->paths, "fileSpace")) {
+    job_free(job);
+    return NULL;
   }
   bool async = false;
   napi_get_value_bool(env, argv[1], &async);
