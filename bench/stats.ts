@@ -50,11 +50,28 @@ export function sync(): void {
   execFileSync('sync', { stdio: 'ignore' })
 }
 
-/** Free bytes for an unprivileged user, after writing back what is pending. */
+const pause = new Int32Array(new SharedArrayBuffer(4))
+
+/**
+ * Free bytes for an unprivileged user, after writing back what is pending and once the figure
+ * stops moving: XFS frees a deleted file's blocks later, in the background (inode GC), so a
+ * file removed just before would otherwise show up as space a clone "gave back".
+ */
 export function freeBytes(dir: string): number {
   sync()
-  const s = statfsSync(dir)
-  return s.bavail * s.bsize
+  const read = () => {
+    const s = statfsSync(dir)
+    return s.bavail * s.bsize
+  }
+  let last = read()
+  // Settled: the same figure 200 ms running, or give up after 5 s.
+  for (let i = 0, same = 0; i < 100 && same < 4; i++) {
+    Atomics.wait(pause, 0, 0, 50)
+    const now = read()
+    same = now === last ? same + 1 : 0
+    last = now
+  }
+  return last
 }
 
 /** Rotates the contenders so that none always runs first (or right after a given other). */

@@ -1,6 +1,7 @@
 // When an 'auto' clone may become a copy. Only errors that mean "this pair of files cannot
 // share blocks" qualify; every other error (ENOENT, EACCES, ENOSPC, EISDIR, EROFS, ...) is thrown.
 import { METHOD_CLONE, METHOD_COPY } from './binding.js'
+import type { CloneMode, CloneResult } from './clone.js'
 import type { CloneError } from './errors.js'
 
 const cannotClone = new Set([
@@ -39,17 +40,10 @@ export function fallbackFor(err: unknown): Fallback | undefined {
   return { code: e.code, message: (err as Error).message }
 }
 
-export interface Outcome {
-  method: 'clone' | 'copy'
-  size: number
-  fallback?: Fallback
-}
-
-type Mode = 'auto' | 'always' | 'never'
 const same = (e: unknown) => e
 
 /** A failed clone: in 'auto' mode, why to copy instead; otherwise (or for any other error) it is thrown. */
-function copyInstead(mode: Mode, err: unknown): Fallback {
+function copyInstead(mode: CloneMode, err: unknown): Fallback {
   const fallback = mode === 'auto' ? fallbackFor(err) : undefined
   if (fallback === undefined) throw err
   return fallback
@@ -61,7 +55,7 @@ function copyInstead(mode: Mode, err: unknown): Fallback {
  * or throws, 'auto' copies only where the clone failed for a reason copyInstead() accepts.
  * `explain` may reword a clone's error first (cloneRange's misaligned EINVAL).
  */
-export function cloneOrCopySync(mode: Mode, attempt: (method: number) => number, explain = same): Outcome {
+export function cloneOrCopySync(mode: CloneMode, attempt: (method: number) => number, explain = same): CloneResult {
   if (mode === 'never') return { method: 'copy', size: attempt(METHOD_COPY) }
   try {
     return { method: 'clone', size: attempt(METHOD_CLONE) }
@@ -72,7 +66,7 @@ export function cloneOrCopySync(mode: Mode, attempt: (method: number) => number,
 }
 
 /** The asynchronous twin of {@link cloneOrCopySync}. */
-export async function cloneOrCopy(mode: Mode, attempt: (method: number) => Promise<number>, explain = same): Promise<Outcome> {
+export async function cloneOrCopy(mode: CloneMode, attempt: (method: number) => Promise<number>, explain = same): Promise<CloneResult> {
   if (mode === 'never') return { method: 'copy', size: await attempt(METHOD_COPY) }
   try {
     return { method: 'clone', size: await attempt(METHOD_CLONE) }
