@@ -109,6 +109,29 @@ describe('clonefile cp on a tree: progress and Ctrl-C', () => {
   })
 })
 
+describe('clonefile cp killed with SIGKILL', () => {
+  it('leaves only its temporary tree, which the next run removes', async (t) => {
+    const xfs = await needMount(t, 'xfs')
+    if (!xfs) return
+    const dir = freshDir(xfs)
+    for (let d = 0; d < 200; d++) {
+      fs.mkdirSync(join(dir, 'src', `d${d}`), { recursive: true })
+      for (let f = 0; f < 100; f++) fs.writeFileSync(join(dir, 'src', `d${d}`, `f${f}`), `${d}/${f}`)
+    }
+    const child = spawn(process.execPath, [cli, 'cp', '-a', join(dir, 'src'), join(dir, 'dst')], { stdio: 'ignore' })
+    const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)))
+    const temps = () => fs.readdirSync(dir).filter((n) => n.startsWith('.clonefile-tmp-'))
+    for (let i = 0; i < 2000 && temps().length === 0; i++) await new Promise((r) => setTimeout(r, 2))
+    child.kill('SIGKILL')
+    assert.equal(await exited, 'SIGKILL')
+    assert.equal(temps().length, 1, 'killed while building: its temporary tree is left')
+    assert.ok(!fs.existsSync(join(dir, 'dst')), 'nothing at DST')
+    const again = runCli(['cp', '-a', join(dir, 'src'), join(dir, 'dst')])
+    assert.equal(again.status, 0, again.stderr)
+    assert.deepEqual(fs.readdirSync(dir).sort(), ['dst', 'src'], 'the next run removed the leftover')
+  })
+})
+
 describe('clonefile probe', () => {
   it('prints what the filesystem can do, and --json', async (t) => {
     const xfs = await needMount(t, 'xfs')
