@@ -11,7 +11,7 @@ import type { TestContext } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { allShared, extentsOf, parseFiemap, sharedBytes } from './helpers/fiemap.js'
 import { bindMount, freshDir, mount, needMount, RO_DATA, RO_DATA_SIZE } from './helpers/mounts.js'
-import type { FsKind, TestMount } from './helpers/mounts.js'
+import type { FsKind } from './helpers/mounts.js'
 
 const MAGIC: Record<FsKind, number> = {
   xfs: 0x58465342,
