@@ -423,8 +423,9 @@ static napi_value extents_result(napi_env env, job_t *job) {
   return obj;
 }
 
-/* extentsMany(paths: Array<string | Buffer>, async) -> extents of every file, in one trip */
-static napi_value extents_many(napi_env env, napi_callback_info info) {
+/* A call (paths[], async) that does one thing to each path on the worker thread: the job gets
+ * the paths, an errno and a result slot for each (extents, or space). */
+static napi_value paths_call(napi_env env, napi_callback_info info, job_kind kind, const char *who) {
   size_t argc = 2;
   napi_value argv[2];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
@@ -432,23 +433,36 @@ static napi_value extents_many(napi_env env, napi_callback_info info) {
   CHECK(napi_get_array_length(env, argv[0], &n));
   job_t *job = calloc(1, sizeof *job);
   if (job == NULL) return throw_internal(env);
-  job->kind = JOB_EXTENTS;
-  job->paths = calloc(n ? n : 1, sizeof(char *));
-  job->ext = calloc(n ? n : 1, sizeof(cf_extent *));
-  job->counts = calloc(n ? n : 1, sizeof(uint32_t));
-  job->errnums = calloc(n ? n : 1, sizeof(int32_t));
-  if (job->paths == NULL || job->ext == NULL || job->counts == NULL || job->errnums == NULL) {
+  size_t m = n ? n : 1;
+  job->kind = kind;
+  job->npaths = n;
+  job->paths = calloc(m, sizeof(char *));
+  job->errnums = calloc(m, sizeof(int32_t));
+  bool ok = job->paths != NULL && job->errnums != NULL;
+  if (kind == JOB_EXTENTS) {
+    job->ext = calloc(m, sizeof(cf_extent *));
+    job->counts = calloc(m, sizeof(uint32_t));
+    ok = ok && job->ext != NULL && job->counts != NULL;
+  } else {
+    job->spaces = calloc(m, sizeof(cf_file_space));
+    ok = ok && job->spaces != NULL;
+  }
+  if (!ok) {
     job_free(job);
     return throw_internal(env);
   }
-  job->npaths = n;
-  if (!get_paths(env, argv[0], n, job->paths, "extentsMany")) {
+  if (!get_paths(env, argv[0], n, job->paths, who)) {
     job_free(job);
     return NULL;
   }
   bool async = false;
   napi_get_value_bool(env, argv[1], &async);
   return job_finish(env, job, async);
+}
+
+/* extentsMany(paths: Array<string | Buffer>, async) -> extents of every file, in one trip */
+static napi_value extents_many(napi_env env, napi_callback_info info) {
+  return paths_call(env, info, JOB_EXTENTS, "extentsMany");
 }
 
 /* { results: Float64Array, syscalls: Array<string | undefined> } for runOps() */
@@ -672,29 +686,7 @@ static napi_value space_result(napi_env env, job_t *job) {
 /* fileSpace(paths: Array<string | Buffer>, async): what the filesystem says of each file's
  * space, in one trip (ENOTSUP in errnos off macOS). */
 static napi_value file_space(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  uint32_t n = 0;
-  CHECK(napi_get_array_length(env, argv[0], &n));
-  job_t *job = calloc(1, sizeof *job);
-  if (job == NULL) return throw_internal(env);
-  job->kind = JOB_SPACE;
-  job->paths = calloc(n ? n : 1, sizeof(char *));
-  job->spaces = calloc(n ? n : 1, sizeof(cf_file_space));
-  job->errnums = calloc(n ? n : 1, sizeof(int32_t));
-  if (job->paths == NULL || job->spaces == NULL || job->errnums == NULL) {
-    job_free(job);
-    return throw_internal(env);
-  }
-  job->npaths = n;
-  if (!get_paths(env, argv[0], n, job->paths, "fileSpace")) {
-    job_free(job);
-    return NULL;
-  }
-  bool async = false;
-  napi_get_value_bool(env, argv[1], &async);
-  return job_finish(env, job, async);
+  return paths_call(env, info, JOB_SPACE, "fileSpace");
 }
 
 /* rename(from, to, noreplace) */
