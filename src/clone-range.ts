@@ -50,20 +50,41 @@ interface Opened {
   created: boolean
 }
 
-function openSync(job: RangeJob): Opened {
-  const srcFd = job.src.fd ?? fs.openSync(job.src.native as string, 'r')
+function openDst(job: RangeJob, srcFd: number): Opened {
   if (job.dst.fd !== undefined) return { srcFd, dstFd: job.dst.fd, created: false }
   try {
     return { srcFd, dstFd: fs.openSync(job.dst.native as string, 'r+'), created: false }
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e
   }
+  const mode = fs.fstatSync(srcFd).mode & 0o777
+  return { srcFd, dstFd: fs.openSync(job.dst.native as string, 'wx+', mode), created: true }
+}
+
+function openSync(job: RangeJob): Opened {
+  const srcFd = job.src.fd ?? fs.openSync(job.src.native as string, 'r')
   try {
-    const mode = fs.fstatSync(srcFd).mode & 0o777
-    return { srcFd, dstFd: fs.openSync(job.dst.native as string, 'wx+', mode), created: true }
+    return openDst(job, srcFd)
   } catch (e) {
     if (job.src.fd === undefined) fs.closeSync(srcFd)
     throw e
+  }
+}
+
+/**
+ * Within one file, overlapping ranges cannot be cloned (FICLONE(2const): EINVAL) and a copy
+ * would read what it has just written: refused in every mode.
+ */
+function refuseOverlap(job: RangeJob, o: Opened): void {
+  if (o.created) return
+  const a = fs.fstatSync(o.srcFd)
+  const b = o.dstFd === o.srcFd ? a : fs.fstatSync(o.dstFd)
+  if (a.dev !== b.dev || a.ino !== b.ino) return
+  const { srcOffset, dstOffset, length } = job.range
+  const srcEnd = length === 0 ? Math.max(a.size, srcOffset) : srcOffset + length
+  const dstEnd = dstOffset + (srcEnd - srcOffset)
+  if (srcOffset < dstEnd && dstOffset < srcEnd) {
+    throw fsError('EINVAL', 22, 'cloneRange', job.src.label, job.dst.label, 'the source and destination ranges overlap in one file')
   }
 }
 
@@ -111,6 +132,7 @@ export function cloneRangeSync(src: FileLike, dst: FileLike, range: CloneRange, 
   const { srcOffset, dstOffset, length } = job.range
   let failed = true
   try {
+    refuseOverlap(job, o)
     const result = cloneOrCopySync(job.mode, (method) => {
       try {
         return binding.cloneRange(o.srcFd, o.dstFd, srcOffset, dstOffset, length, method, false)
@@ -134,6 +156,7 @@ export async function cloneRange(src: FileLike, dst: FileLike, range: CloneRange
   const { srcOffset, dstOffset, length } = job.range
   let failed = true
   try {
+    refuseOverlap(job, o)
     const result = await cloneOrCopy(job.mode, (method) =>
       binding.cloneRange(o.srcFd, o.dstFd, srcOffset, dstOffset, length, method, true).catch((e: unknown) => {
         throw fromNative(e, job.src.label, job.dst.label)

@@ -94,6 +94,25 @@ for (const kind of ['xfs', 'btrfs'] as FsKind[]) {
 }
 
 describe('cloneRange errors', () => {
+  it('overlapping ranges in one file are refused in every mode; apart, they clone', async (t) => {
+    const m = await needMount(t, 'xfs')
+    if (!m) return
+    const dir = freshDir(m)
+    const file = join(dir, 'one')
+    const data = writeRandom(file, 16 * K)
+    for (const mode of ['auto', 'always', 'never'] as const) {
+      assert.throws(() => cloneRangeSync(file, file, { srcOffset: 0, dstOffset: 4 * K, length: 8 * K }, { mode }), (e: NodeJS.ErrnoException) => {
+        assert.equal(e.code, 'EINVAL')
+        assert.match(e.message, /overlap/)
+        return true
+      })
+    }
+    assert.deepEqual(fs.readFileSync(file), data, 'the file is untouched')
+    const r = await cloneRange(file, file, { srcOffset: 0, dstOffset: 8 * K, length: 8 * K }, { mode: 'always' })
+    assert.equal(r.method, 'clone')
+    assert.deepEqual(fs.readFileSync(file).subarray(8 * K), data.subarray(0, 8 * K))
+  })
+
   it('ext4: always throws EOPNOTSUPP and leaves no destination; auto copies', async (t) => {
     const m = await needMount(t, 'ext4')
     if (!m) return
