@@ -671,11 +671,9 @@ function withoutPath(row: Usage & { path: string }): Usage {
 
 /** Off Linux nothing says which blocks are shared: file sizes and allocated sizes only. */
 async function allocatedOnly(list: string[], o: Resolved, why?: string): Promise<UsageResult> {
-  const scan = new Scan(undefined, o, list.length === 1)
-  const rows = []
-  for (const path of list) rows.push(await scan.path(path))
-  const blind = (u: Usage): Usage => ({ ...u, exclusive: NaN, setShared: NaN, onDisk: NaN, saved: NaN })
-  return { paths: rows.map(blind) as UsageResult['paths'], set: blind(scan.set.usage()), skipped: scan.skipped, reason: unmeasurable(why) }
+  const { paths, set, skipped } = await measureAll(new Scan(undefined, o, list.length === 1), list)
+  const blind = <U extends Usage>(u: U): U => ({ ...u, exclusive: NaN, setShared: NaN, onDisk: NaN, saved: NaN })
+  return { paths: paths.map(blind), set: blind(set), skipped, reason: unmeasurable(why) }
 }
 
 /**
