@@ -34,6 +34,16 @@ const made = new Map<FsKind, Promise<TestMount>>()
 let root: string | undefined
 let bindCount = 0
 let cleaned = false
+let bigImages: number | undefined
+
+/**
+ * Makes the xfs and btrfs images created from now on `bytes` large instead of 512 MiB, with
+ * the geometry mkfs chooses for that size (the benchmark: growing a small XFS would leave it
+ * with many small allocation groups, which favours parallel writers).
+ */
+export function useImageSize(bytes: number): void {
+  bigImages = bytes
+}
 
 /** Raised when the platform cannot have these filesystems at all (not Linux). */
 class NotOnThisPlatform extends Error {}
@@ -86,9 +96,9 @@ async function create(kind: FsKind): Promise<TestMount> {
       run('mount', ['-t', 'tmpfs', '-o', 'size=256m', 'tmpfs', dir])
       return { kind, dir }
     case 'xfs':
-      return loopMount(kind, dir, () => mkfs(kind, 512 * MiB, 'mkfs.xfs', ['-q', '-f', '-m', 'reflink=1']))
+      return loopMount(kind, dir, () => mkfs(kind, bigImages ?? 512 * MiB, 'mkfs.xfs', ['-q', '-f', '-m', 'reflink=1']))
     case 'btrfs':
-      return loopMount(kind, dir, () => mkfs(kind, 512 * MiB, 'mkfs.btrfs', ['-q', '-f']))
+      return loopMount(kind, dir, () => mkfs(kind, bigImages ?? 512 * MiB, 'mkfs.btrfs', ['-q', '-f']))
     case 'ext4':
       return loopMount(kind, dir, () => mkfs(kind, 256 * MiB, 'mkfs.ext4', ['-q', '-F']))
     case 'xfs-tiny':
