@@ -50,7 +50,10 @@ export interface Binding {
   /** Lists a directory and stats each entry (lstat, or stat with Scan.Follow). */
   scanDir(path: string, how: number): DirScan
   /** Many directories in one trip; a directory that fails does not stop the others. */
-  scanDirs(paths: string[], how: number, async: true): Promise<DirsScan>
+  scanDirs(paths: string[], how: number, async: true, makes?: Array<string | undefined>, modes?: Uint32Array): Promise<DirsScan>
+  /** With `makes`, directory makes[i] (where given) is made with mode modes[i] before paths[i]
+   * is listed; a failure to make it is that directory's error (dirOnDest set). */
+  scanDirs(paths: string[], how: number, async: false, makes?: Array<string | undefined>, modes?: Uint32Array): DirsScan
   /** What the filesystem says of each file's space, in one trip: one getattrlist(2) a file on
    * macOS; elsewhere every errno is ENOTSUP. A final symlink is not followed. */
   fileSpace(paths: NativePath[], async: true): Promise<FileSpaceBatch>
@@ -73,8 +76,13 @@ export interface DirScan {
   stats: Float64Array
 }
 
-/** scanDir() `how` bits, as CF_SCAN_* in src/native/platform.h. */
-export const Scan = { Follow: 0x1, Extents: 0x2 } as const
+/** scanDir() `how` bits, as CF_SCAN_* in src/native/platform.h; Merge (scanDirs with `makes`:
+ * an existing directory is fine) as SCAN_MERGE in src/native/binding.c. */
+export const Scan = { Follow: 0x1, Extents: 0x2, Merge: 0x100 } as const
+
+/** A bit of runOps' `flags` and scanDirs' `how` (JOB_SERIAL in src/native/binding.c): the job
+ * runs while no other such job does, in one lane shared by the whole process. */
+export const SERIAL = 0x40000000
 
 /** Several directories' entries one after the other; with Scan.Extents each entry's extents
  * too, laid out as extentsMany() gives them, and `names` left empty for the regular files that
@@ -85,6 +93,8 @@ export interface DirsScan extends DirScan, ExtentBatch {
   /** non-zero where a directory could not be listed (its entries are then none) */
   dirErrnos: Int32Array
   dirSyscalls: Array<string | undefined>
+  /** 1 where the failure was making the directory rather than listing its source */
+  dirOnDest: Uint8Array
 }
 
 /** fileSpace() `known` bits, as CF_SPACE_* in src/native/platform.h. */

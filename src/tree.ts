@@ -1,7 +1,7 @@
 import * as fs from 'node:fs'
 import { basename, dirname, join, resolve, sep } from 'node:path'
-import { Flag, METHOD_CLONE, Op, Scan, requireNative } from './binding.js'
-import type { Binding, OpResults } from './binding.js'
+import { Flag, METHOD_CLONE, Op, SERIAL, Scan, requireNative } from './binding.js'
+import type { Binding, DirsScan, OpResults } from './binding.js'
 import { clone, cloneSync, modes } from './clone.js'
 import type { CloneMode, CloneOptions, CloneResult } from './clone.js'
 import { abortError, fromNative, fsError, invalidArgType, invalidArgValue } from './errors.js'
@@ -56,7 +56,7 @@ export interface CloneTreeOptions {
   dereference?: boolean
   /** entries for which it returns false are left out (a directory with all it holds) @default undefined */
   filter?: ((path: string, entry: TreeEntry) => boolean) | undefined
-  /** batches of operations running at once on the thread pool @default 4 */
+  /** batches of operations running at once on the thread pool @default 4, or 1 on btrfs */
   concurrency?: number
   /** stops the run; with `atomic`, nothing is left at `dst` @default undefined */
   signal?: AbortSignal | undefined
@@ -91,7 +91,7 @@ const defaults: ResolvedOptions = Object.freeze({
   preserve: {},
   dereference: false,
   filter: undefined,
-  concurrency: 4,
+  concurrency: 0,
   signal: undefined,
   onProgress: undefined,
   atomic: true,
@@ -104,6 +104,8 @@ const BATCH = 64
 /** Errors that say a whole filesystem cannot clone: later files from it are copied straight away. */
 const fsWide = new Set(['EXDEV', 'EOPNOTSUPP', 'ENOTSUP', 'ENOTTY', 'ENOSYS'])
 const BARRIER = Symbol('barrier')
+/** Directories made and listed per scanDirs() call. */
+const SCAN_GROUP = 16
 
 interface Batch {
   kinds: Uint8Array
@@ -150,16 +152,59 @@ class BatchBuilder {
   get length(): number {
     return this.kinds.length
   }
-  take(retry = false): Batch {
-    const { srcs, dsts, devs, labels, flags } = this
-    const batch = { kinds: Uint8Array.from(this.kinds), srcs, dsts, devs, labels, flags, retry }
+  /** The first `max` operations (all by default), which leave the builder. */
+  take(retry = false, max = Infinity): Batch {
+    const { flags } = this
+    const n = Math.min(max, this.kinds.length)
+    const cut = <T>(xs: T[]): T[] => (n === xs.length ? xs : xs.slice(0, n))
+    const batch = { kinds: Uint8Array.from(cut(this.kinds)), srcs: cut(this.srcs), dsts: cut(this.dsts), devs: cut(this.devs), labels: cut(this.labels), flags, retry }
+    if (n === this.kinds.length) {
+      this.kinds = []
+      this.srcs = []
+      this.dsts = []
+      this.devs = []
+      this.labels = []
+    } else {
+      this.kinds = this.kinds.slice(n)
+      this.srcs = this.srcs.slice(n)
+      this.dsts = this.dsts.slice(n)
+      this.devs = this.devs.slice(n)
+      this.labels = this.labels.slice(n)
+    }
+    return batch
+  }
+
+  /** Everything, in batches of BATCH. */
+  *chunks(): Generator<Batch> {
+    const { kinds, srcs, dsts, devs, labels, flags } = this
     this.kinds = []
     this.srcs = []
     this.dsts = []
     this.devs = []
     this.labels = []
-    return batch
+    for (let i = 0; i < kinds.length; i += BATCH) {
+      const j = i + BATCH
+      yield { kinds: Uint8Array.from(kinds.slice(i, j)), srcs: srcs.slice(i, j), dsts: dsts.slice(i, j), devs: devs.slice(i, j), labels: labels.slice(i, j), flags, retry: false }
+    }
   }
+}
+
+interface DirTask {
+  src: string
+  dst: string
+  /** for mkdir: the source's permission bits, and owner rwx until its metadata is set */
+  mode: number
+  /** with dereference: dev:ino of the directories it is inside, to stop symlink loops */
+  ancestors: string[]
+}
+
+/** A group of directories to make and list in one scanDirs() call. */
+interface ScanJob {
+  tasks: DirTask[]
+  paths: string[]
+  makes: string[]
+  modes: Uint32Array
+  how: number
 }
 
 /**
@@ -176,6 +221,13 @@ class TreeRun {
   readonly preserve: Required<TreePreserve>
   private lastProgress = 0
   private readonly root = process.getuid?.() === 0
+  /** Directories still to make and list, deepest last (the walk takes from the end). */
+  readonly pending: DirTask[] = []
+  readonly files: BatchBuilder
+  private readonly links: BatchBuilder
+  /** every directory made, parents before children: their metadata is set last, in reverse */
+  private readonly dirs: Array<[string, string]> = []
+  private readonly firstOfLink = new Map<string, string>()
 
   constructor(
     readonly binding: Binding,
@@ -191,36 +243,58 @@ class TreeRun {
       (p.xattr ? Flag.Xattr | Flag.Acl : 0) | (p.mode && p.ownership && this.root ? Flag.SetId : 0)
     this.placeFlags = !merge ? Flag.Direct : options.overwrite === 'replace' ? Flag.Overwrite : 0
     this.fileFlags = this.metaFlags | this.placeFlags
+    this.files = new BatchBuilder(this.fileFlags)
+    this.links = new BatchBuilder(this.placeFlags)
   }
 
-  /** The walk: yields batches of operations, and BARRIER where all before must be done. */
-  *plan(): Generator<Batch | typeof BARRIER> {
-    const { binding, options } = this
-    const signal = options.signal
-    const files = new BatchBuilder(this.fileFlags)
-    const links = new BatchBuilder(this.placeFlags)
-    const dirs: Array<[string, string]> = []
-    const firstOfLink = new Map<string, string>()
-    this.makeDir(this.build, 0o700)
+  /** The first task: make the build directory (private until its metadata is set) and list src. */
+  begin(): void {
     // Following symlinks, one that leads back to an enclosing directory (the root too) would
     // clone the tree into itself without end.
-    const rootId = options.dereference ? idOf(fs.statSync(this.src)) : ''
-    const stack: Array<[string, string, string[]]> = [[this.src, this.build, [rootId]]]
-    while (stack.length > 0 && !this.stopped) {
-      const [srcDir, dstDir, ancestors] = stack.pop() as [string, string, string[]]
-      dirs.push([srcDir, dstDir])
-      let names: string[], stats: Float64Array
-      try {
-        ({ names, stats } = binding.scanDir(srcDir, options.dereference ? Scan.Follow : 0))
-      } catch (e) {
-        this.fail(e, srcDir, dstDir)
+    const rootId = this.options.dereference ? idOf(fs.statSync(this.src)) : ''
+    this.pending.push({ src: this.src, dst: this.build, mode: 0o700, ancestors: [rootId] })
+  }
+
+  /** The next directories to make and list, with the arguments scanDirs() takes for them. */
+  nextScan(): ScanJob {
+    const tasks = this.pending.splice(Math.max(0, this.pending.length - SCAN_GROUP))
+    return {
+      tasks,
+      paths: tasks.map((t) => t.src),
+      makes: tasks.map((t) => t.dst),
+      modes: Uint32Array.from(tasks, (t) => t.mode),
+      how: (this.options.dereference ? Scan.Follow : 0) | (this.merge ? Scan.Merge : 0),
+    }
+  }
+
+  /** Takes what scanDirs() found: the directories' entries become operations and new tasks. */
+  absorbScan(job: ScanJob, out: DirsScan): void {
+    const { options } = this
+    const signal = options.signal
+    let at = 0
+    for (let k = 0; k < job.tasks.length; k++) {
+      const { src: srcDir, dst: dstDir, ancestors } = job.tasks[k] as DirTask
+      const count = out.dirs[k] as number
+      const first = at
+      at += count
+      const errno = out.dirErrnos[k] as number
+      if (errno !== 0 && out.dirOnDest[k] === 1) {
+        this.fail({ errno, syscall: out.dirSyscalls[k] ?? 'mkdir' }, srcDir, dstDir)
         continue
       }
+      this.result.directories++
+      this.dirs.push([srcDir, dstDir])
+      if (errno !== 0) {
+        this.fail({ errno, syscall: out.dirSyscalls[k] ?? 'scandir' }, srcDir, dstDir)
+        continue
+      }
+      if (this.stopped) continue
       // Plain concatenation: both are normalised already, and path.join per entry shows in
       // a profile of a 200k-file tree.
       const srcPrefix = srcDir.endsWith(sep) ? srcDir : srcDir + sep
       const dstPrefix = dstDir.endsWith(sep) ? dstDir : dstDir + sep
-      for (let i = 0; i < names.length; i++) {
+      const { names, stats } = out
+      for (let i = first; i < first + count; i++) {
         if (signal?.aborted) throw abortError(signal)
         const name = names[i] as string
         const mode = stats[i * 5] as number
@@ -236,7 +310,7 @@ class TreeRun {
             this.skip(s, 'ELOOP: a symlink leads back to an enclosing directory')
             continue
           }
-          if (this.makeDir(d, (mode & 0o777) | 0o700)) stack.push([s, d, options.dereference ? [...ancestors, id] : ancestors])
+          this.pending.push({ src: s, dst: d, mode: (mode & 0o777) | 0o700, ancestors: options.dereference ? [...ancestors, id] : ancestors })
           continue
         }
         if (type === 'socket') {
@@ -256,28 +330,32 @@ class TreeRun {
         // member is cloned, the others are linked to it once it exists.
         if (this.preserve.links && (stats[i * 5 + 4] as number) > 1) {
           const id = `${dev}:${stats[i * 5 + 2]}`
-          const first = firstOfLink.get(id)
-          if (first !== undefined) {
-            links.add(Op.Link, first, d, 0, s)
+          const firstLink = this.firstOfLink.get(id)
+          if (firstLink !== undefined) {
+            this.links.add(Op.Link, firstLink, d, 0, s)
             continue
           }
-          firstOfLink.set(id, d)
+          this.firstOfLink.set(id, d)
         }
-        if (type === 'file') files.add(this.fileOp(dev), s, d, dev)
-        else files.add(special ? Op.Special : Op.Symlink, s, d)
-        if (files.length >= BATCH) yield files.take()
+        if (type === 'file') this.files.add(this.fileOp(dev), s, d, dev)
+        else this.files.add(special ? Op.Special : Op.Symlink, s, d)
       }
     }
-    if (files.length > 0) yield files.take()
-    yield BARRIER
-    // Hard links once their first member exists; directory metadata last, deepest first, so
-    // that writing inside a directory does not change its times afterwards.
+  }
+
+  /**
+   * After the walk and every file: hard links once their first member exists, then directory
+   * metadata, deepest first, so that writing inside a directory does not change its times
+   * afterwards. BARRIER where all before must be done.
+   */
+  *finish(): Generator<Batch | typeof BARRIER> {
+    const signal = this.options.signal
     if (signal?.aborted) throw abortError(signal)
-    if (links.length > 0 && !this.stopped) yield links.take()
+    if (this.links.length > 0 && !this.stopped) yield* this.links.chunks()
     yield BARRIER
     const meta = new BatchBuilder(this.metaFlags)
-    for (let i = dirs.length - 1; i >= 0 && !this.stopped; i--) {
-      const [s, d] = dirs[i] as [string, string]
+    for (let i = this.dirs.length - 1; i >= 0 && !this.stopped; i--) {
+      const [s, d] = this.dirs[i] as [string, string]
       meta.add(Op.DirMeta, s, d)
       if (meta.length >= BATCH) yield meta.take()
     }
@@ -293,21 +371,6 @@ class TreeRun {
   private fileOp(dev: number): number {
     if (this.options.mode === 'never' || this.cannotClone.has(dev)) return Op.Copy
     return Op.Clone
-  }
-
-  private makeDir(path: string, mode: number): boolean {
-    try {
-      fs.mkdirSync(path, { mode })
-      this.result.directories++
-      return true
-    } catch (e) {
-      if (this.merge && (e as NodeJS.ErrnoException).code === 'EEXIST' && fs.lstatSync(path).isDirectory()) {
-        this.result.directories++
-        return true
-      }
-      this.fail(e, undefined, path)
-      return false
-    }
   }
 
   /** Takes a batch's results; returns the copies to make where 'auto' clones failed. */
@@ -393,7 +456,11 @@ function prepare(src: unknown, dst: unknown, options: unknown): Prepared {
   const o = withDefaults('options', options, defaults)
   oneOf('options.mode', o.mode, modes)
   oneOf('options.overwrite', o.overwrite, ['error', 'skip', 'replace'])
-  if (!Number.isInteger(o.concurrency) || o.concurrency < 1) throw invalidArgValue('options.concurrency', o.concurrency, 'must be an integer >= 1')
+  // Left out, it is 0: chosen for the destination's filesystem.
+  const asked = (options as CloneTreeOptions | undefined)?.concurrency
+  if (asked !== undefined && (!Number.isInteger(asked) || asked < 1)) {
+    throw invalidArgValue('options.concurrency', asked, 'must be an integer >= 1')
+  }
   for (const key of ['filter', 'onProgress'] as const) {
     if (o[key] !== undefined && typeof o[key] !== 'function') throw invalidArgType(`options.${key}`, 'of type function', o[key])
   }
@@ -513,6 +580,18 @@ async function wholeTree(run: TreeRun, p: Prepared): Promise<TreeResult | undefi
 }
 
 /**
+ * Batches at once when the caller does not say: 4, but 1 on btrfs, where clones and creations
+ * running in parallel contend for the same b-tree locks and take longer than one after another.
+ */
+function autoConcurrency(binding: Binding, dir: string): number {
+  try {
+    return binding.fsInfo(dir).name === 'btrfs' ? 1 : 4
+  } catch {
+    return 4
+  }
+}
+
+/**
  * Clones the directory tree `src` to the new path `dst`, as faithfully as `cp -a` (modes, times
  * to the nanosecond, owners when root, xattrs, symlinks, hard links, FIFOs), sharing the blocks
  * of every file. With `atomic` (the default) a failure or an abort leaves nothing at `dst`.
@@ -530,27 +609,58 @@ export async function cloneTree(src: PathLike, dst: PathLike, options?: CloneTre
   const run = startRun(p)
   const whole = await wholeTree(run, p)
   if (whole !== undefined) return whole
+  const { binding } = run
+  const concurrency = p.options.concurrency || autoConcurrency(binding, run.build)
+  // One more job queued than run at once, so the pool never waits for this thread; with
+  // concurrency 1 the jobs take turns in the serial lane.
+  const slots = concurrency + 1
+  const serial = concurrency === 1 ? SERIAL : 0
+  const backlog = BATCH * slots * 2
   const inflight = new Set<Promise<void>>()
-  const launch = (batch: Batch): void => {
-    const done: Promise<void> = run.binding.runOps(batch.kinds, batch.srcs, batch.dsts, batch.flags, true)
-      .then((out) => {
-        const retry = run.absorb(batch, out)
-        if (retry !== undefined) launch(retry)
-      }, (e: unknown) => {
-        run.error ??= e
-      })
-      .finally(() => inflight.delete(done))
+  let scans = 0
+  // A job's promise never rejects: a failure, or a throw from the callbacks run in absorbing
+  // its results (filter, onProgress, an abort), becomes the run's error and stops the walk.
+  const track = (job: Promise<void>): void => {
+    const done: Promise<void> = job.catch((e: unknown) => {
+      run.error ??= e
+    }).finally(() => inflight.delete(done))
     inflight.add(done)
+  }
+  const launch = (batch: Batch): void => {
+    track(binding.runOps(batch.kinds, batch.srcs, batch.dsts, batch.flags | serial, true).then((out) => {
+      const retry = run.absorb(batch, out)
+      if (retry !== undefined) launch(retry)
+    }))
+  }
+  const scan = (job: ScanJob): void => {
+    scans++
+    track(binding.scanDirs(job.paths, job.how | serial, true, job.makes, job.modes)
+      .finally(() => scans--)
+      .then((out) => run.absorbScan(job, out)))
   }
   const drain = async (below: number) => {
     while (inflight.size > below) await Promise.race(inflight)
   }
+  const signal = p.options.signal
   try {
-    for (const step of run.plan()) {
+    run.begin()
+    // The walk and the files together: directories are made and listed on the pool too, a
+    // group at a time, and their files go out in batches as soon as they are known.
+    while (!run.stopped) {
+      if (signal?.aborted) throw abortError(signal)
+      const files = run.files.length
+      if (inflight.size >= slots) await Promise.race(inflight)
+      else if (run.pending.length > 0 && scans === 0 && files < backlog) scan(run.nextScan())
+      else if (files >= BATCH || (files > 0 && (scans === 0 || inflight.size < concurrency))) launch(run.files.take(false, BATCH))
+      else if (inflight.size > 0) await Promise.race(inflight)
+      else break
+    }
+    await drain(0)
+    for (const step of run.finish()) {
       if (step === BARRIER) await drain(0)
       else {
         launch(step)
-        await drain(p.options.concurrency - 1)
+        await drain(slots - 1)
       }
     }
   } catch (e) {
@@ -574,12 +684,21 @@ export function cloneTreeSync(src: PathLike, dst: PathLike, options?: CloneTreeO
   const run = startRun(p)
   const whole = wholeTreeSync(run, p)
   if (whole !== undefined) return whole
-  try {
-    for (const step of run.plan()) {
-      for (let batch = step === BARRIER ? undefined : step; batch !== undefined;) {
-        batch = run.absorb(batch, run.binding.runOps(batch.kinds, batch.srcs, batch.dsts, batch.flags, false))
-      }
+  const { binding } = run
+  const execute = (step: Batch | typeof BARRIER): void => {
+    for (let batch = step === BARRIER ? undefined : step; batch !== undefined;) {
+      batch = run.absorb(batch, binding.runOps(batch.kinds, batch.srcs, batch.dsts, batch.flags, false))
     }
+  }
+  try {
+    run.begin()
+    while (run.pending.length > 0 && !run.stopped) {
+      const job = run.nextScan()
+      run.absorbScan(job, binding.scanDirs(job.paths, job.how, false, job.makes, job.modes))
+      while (run.files.length >= BATCH && !run.stopped) execute(run.files.take(false, BATCH))
+    }
+    if (run.files.length > 0 && !run.stopped) execute(run.files.take())
+    for (const step of run.finish()) execute(step)
   } catch (e) {
     abandon(run, p, e)
   }

@@ -8,8 +8,21 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <uv.h>
 
 #include "platform.h"
+
+/* Bits of runOps' flags and scanDirs' `how` that the glue handles itself. */
+#define JOB_SERIAL 0x40000000u /* runs while no other JOB_SERIAL job does (src/binding.ts: Serial) */
+#define SCAN_MERGE 0x100u      /* scanDirs: a directory to make that exists already is no error */
+
+/* One lane for JOB_SERIAL jobs: on filesystems where concurrent metadata updates contend
+ * (btrfs), one job at a time is faster, and the next job waits here already queued. */
+static uv_once_t serial_once = UV_ONCE_INIT;
+static uv_mutex_t serial_lock;
+static void serial_init(void) {
+  uv_mutex_init(&serial_lock);
+}
 
 #define CHECK(call)                                   \
   do {                                                \
@@ -98,6 +111,7 @@ typedef struct {
   char *src_path, *dst;
   int method, dst_fd;
   uint32_t flags;
+  bool serial;
   uint64_t src_offset, dst_offset, length;
   int64_t result;
   cf_error err;
@@ -118,6 +132,10 @@ typedef struct {
   char **namebufs;
   uint32_t *nents;
   const char **dir_syscalls;
+  uint8_t *dir_on_dest;
+  /* and, where makes[i] is set, first mkdir(makes[i], modes[i]) (a failure skips the listing) */
+  char **makes;
+  uint32_t *modes;
   /* JOB_SPACE: what the filesystem says of each of paths[]; errnums[i] where it failed */
   cf_file_space *spaces;
 } job_t;
@@ -127,7 +145,11 @@ static void job_free(job_t *job) {
     free(job->paths[i]);
     if (job->ext != NULL) free(job->ext[i]);
     if (job->dsts != NULL) free(job->dsts[i]);
+    if (job->makes != NULL) free(job->makes[i]);
   }
+  free(job->makes);
+  free(job->modes);
+  free(job->dir_on_dest);
   free(job->kinds);
   free(job->dsts);
   free(job->results);
@@ -168,13 +190,17 @@ static int64_t run_op(int kind, const char *src, const char *dst, uint32_t flags
   }
 }
 
-static void job_run(job_t *job) {
+static void job_run_now(job_t *job) {
   if (job->kind == JOB_SCAN) {
+    int how = (int)(job->flags & (CF_SCAN_FOLLOW | CF_SCAN_EXTENTS));
     for (uint32_t i = 0; i < job->npaths; i++) {
       cf_error e = {0, NULL, 0};
-      if (cf_scan_dir(job->paths[i], (int)job->flags, &job->ents[i], &job->nents[i], &job->namebufs[i], &e) < 0) {
+      if ((job->makes != NULL && job->makes[i] != NULL &&
+           cf_make_dir(job->makes[i], job->modes[i], (job->flags & SCAN_MERGE) != 0, &e) < 0) ||
+          cf_scan_dir(job->paths[i], how, &job->ents[i], &job->nents[i], &job->namebufs[i], &e) < 0) {
         job->errnums[i] = e.errnum;
         job->dir_syscalls[i] = e.syscall;
+        job->dir_on_dest[i] = (uint8_t)e.on_dest;
       }
     }
     job->result = 0;
@@ -208,6 +234,16 @@ static void job_run(job_t *job) {
     job->result = cf_clone_range(job->src.fd, job->dst_fd, job->src_offset, job->dst_offset,
                                  job->length, job->method, &job->err);
   }
+}
+
+static void job_run(job_t *job) {
+  if (!job->serial) {
+    job_run_now(job);
+    return;
+  }
+  uv_mutex_lock(&serial_lock);
+  job_run_now(job);
+  uv_mutex_unlock(&serial_lock);
 }
 
 static void job_execute(napi_env env, void *data) {
@@ -513,6 +549,8 @@ static napi_value run_ops(napi_env env, napi_callback_info info) {
     return NULL;
   }
   job->flags = (uint32_t)get_number(env, argv[3]);
+  job->serial = (job->flags & JOB_SERIAL) != 0;
+  job->flags &= ~JOB_SERIAL;
   bool async = false;
   napi_get_value_bool(env, argv[4], &async);
   return job_finish(env, job, async);
@@ -533,6 +571,7 @@ static napi_value scan_result(napi_env env, job_t *job) {
   napi_value obj, names, syscalls, v;
   uint32_t *dirs, total = 0;
   int32_t *dir_errnos;
+  uint8_t *dir_on_dest;
   size_t next = 0;
   for (uint32_t i = 0; i < job->npaths; i++) {
     total += job->nents[i];
@@ -542,6 +581,7 @@ static napi_value scan_result(napi_env env, job_t *job) {
   napi_create_object(env, &obj);
   napi_set_named_property(env, obj, "dirs", typed(env, napi_uint32_array, job->npaths, sizeof(uint32_t), (void **)&dirs));
   napi_set_named_property(env, obj, "dirErrnos", typed(env, napi_int32_array, job->npaths, sizeof(int32_t), (void **)&dir_errnos));
+  napi_set_named_property(env, obj, "dirOnDest", typed(env, napi_uint8_array, job->npaths, 1, (void **)&dir_on_dest));
   napi_create_array_with_length(env, job->npaths, &syscalls);
   napi_create_array_with_length(env, total, &names);
   napi_set_named_property(env, obj, "stats", typed(env, napi_float64_array, (size_t)total * 5, sizeof(double), (void **)&d));
@@ -557,6 +597,7 @@ static napi_value scan_result(napi_env env, job_t *job) {
   for (uint32_t i = 0; i < job->npaths; i++) {
     dirs[i] = job->nents[i];
     dir_errnos[i] = job->errnums[i];
+    dir_on_dest[i] = job->dir_on_dest[i];
     if (job->dir_syscalls[i] != NULL) {
       napi_create_string_utf8(env, job->dir_syscalls[i], NAPI_AUTO_LENGTH, &v);
       napi_set_element(env, syscalls, i, v);
@@ -602,8 +643,9 @@ static job_t *scan_job(uint32_t n) {
   job->nents = calloc(m, sizeof(uint32_t));
   job->errnums = calloc(m, sizeof(int32_t));
   job->dir_syscalls = calloc(m, sizeof(char *));
+  job->dir_on_dest = calloc(m, 1);
   job->npaths = n;
-  if (job->paths && job->ents && job->namebufs && job->nents && job->errnums && job->dir_syscalls) return job;
+  if (job->paths && job->ents && job->namebufs && job->nents && job->errnums && job->dir_syscalls && job->dir_on_dest) return job;
   job_free(job);
   return NULL;
 }
@@ -633,20 +675,58 @@ static napi_value scan_dir(napi_env env, napi_callback_info info) {
   return result;
 }
 
-/* scanDirs(paths[], how, async): many directories in one trip to the thread pool. */
+/* Reads makes[] (a path, or undefined: nothing to make) and modes (Uint32Array) of scanDirs. */
+static bool get_makes(napi_env env, napi_value array, napi_value modes, job_t *job) {
+  napi_typedarray_type type;
+  size_t n = 0;
+  void *data = NULL;
+  if (napi_get_typedarray_info(env, modes, &type, &n, &data, NULL, NULL) != napi_ok || type != napi_uint32_array || n < job->npaths) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "scanDirs: modes must be a Uint32Array, one per path");
+    return false;
+  }
+  size_t m = job->npaths ? job->npaths : 1;
+  job->makes = calloc(m, sizeof(char *));
+  job->modes = malloc(m * sizeof(uint32_t));
+  if (job->makes == NULL || job->modes == NULL) {
+    throw_internal(env);
+    return false;
+  }
+  memcpy(job->modes, data, job->npaths * sizeof(uint32_t));
+  for (uint32_t i = 0; i < job->npaths; i++) {
+    napi_value v;
+    napi_valuetype t;
+    if (napi_get_element(env, array, i, &v) != napi_ok || napi_typeof(env, v, &t) != napi_ok) {
+      throw_internal(env);
+      return false;
+    }
+    if (t == napi_undefined) continue;
+    if ((job->makes[i] = get_path(env, v)) == NULL) {
+      napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "scanDirs: directories to make must be strings or Buffers");
+      return false;
+    }
+  }
+  return true;
+}
+
+/* scanDirs(paths[], how, async, makes?, modes?): many directories in one trip to the thread
+ * pool; where makes[i] is given, that directory is made first (mode modes[i]). */
 static napi_value scan_dirs(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
+  size_t argc = 5;
+  napi_value argv[5];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   uint32_t n = 0;
   CHECK(napi_get_array_length(env, argv[0], &n));
   job_t *job = scan_job(n);
   if (job == NULL) return throw_internal(env);
-  if (!get_paths(env, argv[0], n, job->paths, "scanDirs")) {
+  napi_valuetype makes_type = napi_undefined;
+  if (argc >= 5) napi_typeof(env, argv[3], &makes_type);
+  if (!get_paths(env, argv[0], n, job->paths, "scanDirs") ||
+      (makes_type != napi_undefined && !get_makes(env, argv[3], argv[4], job))) {
     job_free(job);
     return NULL;
   }
   job->flags = (uint32_t)get_number(env, argv[1]);
+  job->serial = (job->flags & JOB_SERIAL) != 0;
   bool async = false;
   napi_get_value_bool(env, argv[2], &async);
   return job_finish(env, job, async);
@@ -708,6 +788,7 @@ static napi_value rename_path(napi_env env, napi_callback_info info) {
 }
 
 static napi_value init(napi_env env, napi_value exports) {
+  uv_once(&serial_once, serial_init);
   napi_property_descriptor props[] = {
       {"cloneFile", NULL, clone_file, NULL, NULL, NULL, napi_enumerable, NULL},
       {"cloneRange", NULL, clone_range, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -696,6 +696,14 @@ int cf_scan_dir(const char *path, int how, cf_dirent **entries, uint32_t *count,
   return 0;
 }
 
+int cf_make_dir(const char *path, uint32_t mode, int merge, cf_error *err) {
+  if (mkdir(path, (mode_t)mode) == 0) return 0;
+  int e = errno;
+  struct stat st;
+  if (e == EEXIST && merge && lstat(path, &st) == 0 && S_ISDIR(st.st_mode)) return 1;
+  return fail(err, "mkdir", e, 1);
+}
+
 int cf_make_special(const char *src, const char *dst, uint32_t flags, cf_error *err) {
   struct stat st;
   if (lstat(src, &st) != 0) return fail(err, "lstat", errno, 0);

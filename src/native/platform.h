@@ -130,6 +130,10 @@ typedef struct {
 int cf_scan_dir(const char *path, int how, cf_dirent **entries, uint32_t *count, char **names,
                 cf_error *err);
 
+/* mkdir(path, mode): 0 when made. With merge, an existing directory there (not a symlink to
+ * one) is no error: 1. */
+int cf_make_dir(const char *path, uint32_t mode, int merge, cf_error *err);
+
 /* Recreates a symlink (its target, owner, xattrs and times as flags say); with CF_OVERWRITE
  * it replaces what is at dst. */
 int cf_copy_symlink(const char *src, const char *dst, uint32_t flags, cf_error *err);

@@ -850,6 +850,25 @@ int cf_scan_dir(const char *path, int how, cf_dirent **entries, uint32_t *count,
   return 0;
 }
 
+/* Windows directories have no mode bits to give: `mode` is unused. */
+int cf_make_dir(const char *path, uint32_t mode, int merge, cf_error *err) {
+  (void)mode;
+  wchar_t *w;
+  if (to_utf16(path, &w, 1, err) < 0) return -err->errnum;
+  int rc = 0;
+  if (!CreateDirectoryW(w, NULL)) {
+    DWORD code = GetLastError();
+    DWORD attrs = code == ERROR_ALREADY_EXISTS && merge ? GetFileAttributesW(w) : INVALID_FILE_ATTRIBUTES;
+    if (attrs != INVALID_FILE_ATTRIBUTES && (attrs & FILE_ATTRIBUTE_DIRECTORY) && !(attrs & FILE_ATTRIBUTE_REPARSE_POINT)) {
+      rc = 1;
+    } else {
+      rc = fail(err, "CreateDirectoryW", errno_of(code), 1);
+    }
+  }
+  free(w);
+  return rc;
+}
+
 /* Windows has no FIFOs or device nodes to recreate (cf_scan_dir never reports one). */
 int cf_make_special(const char *src, const char *dst, uint32_t flags, cf_error *err) {
   (void)src;
