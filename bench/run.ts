@@ -21,6 +21,8 @@ const SIZE = 8 * GiB
 // dist/bench/run.js -> the repository root
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const quick = process.env.BENCH_QUICK === '1'
+/** BENCH_ONLY=single,tree,du runs only those sections, and leaves bench/RESULTS.md as it is. */
+const only = process.env.BENCH_ONLY?.split(',')
 const started = performance.now()
 const log = (line: string) => process.stderr.write(`[${((performance.now() - started) / 1000).toFixed(0).padStart(4)} s] ${line}\n`)
 
@@ -50,6 +52,7 @@ async function main(): Promise<void> {
   const sections: string[] = []
   const timings: string[] = []
   const section = async (name: string, fn: () => Promise<string | undefined>) => {
+    if (only !== undefined && !only.includes(name)) return
     const t = performance.now()
     try {
       const s = await fn()
@@ -74,6 +77,10 @@ async function main(): Promise<void> {
     ...sections,
   ].join('\n')
   process.stdout.write(`${report}\n`)
+  if (only !== undefined) {
+    log(`bench: done (${only.join(', ')} only: bench/RESULTS.md left as it was)`)
+    return
+  }
   fs.writeFileSync(join(repo, 'bench', 'RESULTS.md'), `${report}\n`)
   log('bench: done; report written to bench/RESULTS.md')
 }

@@ -45,8 +45,8 @@ export interface Binding {
   extentsMany(paths: NativePath[], async: false): ExtentBatch
   extentsMany(paths: NativePath[], async: true): Promise<ExtentBatch>
   /** Runs kinds[i] from srcs[i] to dsts[i], every one of them, in order. */
-  runOps(kinds: Uint8Array, srcs: string[], dsts: string[], flags: number, async: false): OpResults
-  runOps(kinds: Uint8Array, srcs: string[], dsts: string[], flags: number, async: true): Promise<OpResults>
+  runOps(kinds: Uint8Array, srcs: NativePath[], dsts: NativePath[], flags: number, async: false): OpResults
+  runOps(kinds: Uint8Array, srcs: NativePath[], dsts: NativePath[], flags: number, async: true): Promise<OpResults>
   /** Lists a directory and stats each entry (lstat, or stat with Scan.Follow). */
   scanDir(path: string, how: number): DirScan
   /** Many directories in one trip; a directory that fails does not stop the others. */

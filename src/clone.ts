@@ -1,4 +1,4 @@
-import { Flag, METHOD_CLONE, native, requireNative } from './binding.js'
+import { Flag, METHOD_CLONE, Op, native, requireNative } from './binding.js'
 import type { Binding, NativePath } from './binding.js'
 import { fromNative } from './errors.js'
 import { cloneOrCopy, cloneOrCopySync } from './fallback.js'
@@ -72,6 +72,65 @@ function nativeFor(job: CloneJob): Binding | undefined {
 
 const fail = (job: CloneJob, e: unknown) => fromNative(e, job.src.label, job.dst.label)
 
+/*
+ * Clones asked for in the same turn of the event loop (a caller keeping many in flight asks for
+ * the next ones as the last ones finish, all in one turn) go to the thread pool together: up to
+ * CHUNK in one job, which saves the per-job cost of the pool and of waking this thread. The
+ * jobs still run in parallel when there are several.
+ */
+const CHUNK = 8
+interface Queued {
+  job: CloneJob
+  src: NativePath
+  resolve: (size: number) => void
+  reject: (e: unknown) => void
+}
+/** by flags: one runOps() call has one set of flags */
+const queued = new Map<number, Queued[]>()
+let flushing = false
+
+function cloneQueued(binding: Binding, job: CloneJob): Promise<number> {
+  const src = job.src.native
+  if (typeof src === 'number') return binding.cloneFile(src, job.dst.native, METHOD_CLONE, job.flags, true)
+  return new Promise((resolve, reject) => {
+    let q = queued.get(job.flags)
+    if (q === undefined) queued.set(job.flags, (q = []))
+    q.push({ job, src, resolve, reject })
+    if (!flushing) {
+      flushing = true
+      queueMicrotask(() => flush(binding))
+    }
+  })
+}
+
+function flush(binding: Binding): void {
+  flushing = false
+  for (const [flags, q] of queued) {
+    queued.delete(flags)
+    for (let i = 0; i < q.length; i += CHUNK) runQueued(binding, flags, q.slice(i, i + CHUNK))
+  }
+}
+
+function runQueued(binding: Binding, flags: number, items: Queued[]): void {
+  if (items.length === 1) {
+    const { job, resolve, reject } = items[0] as Queued
+    binding.cloneFile(job.src.native, job.dst.native, METHOD_CLONE, flags, true).then(resolve, reject)
+    return
+  }
+  const kinds = new Uint8Array(items.length).fill(Op.Clone)
+  const srcs = items.map((q) => q.src)
+  const dsts = items.map((q) => q.job.dst.native)
+  binding.runOps(kinds, srcs, dsts, flags, true).then((out) => {
+    items.forEach((q, i) => {
+      const n = out.results[i] as number
+      if (n >= 0) q.resolve(n)
+      else q.reject({ errno: -n, syscall: out.syscalls[i] ?? 'ioctl_ficlone' })
+    })
+  }, (e: unknown) => {
+    for (const q of items) q.reject(e)
+  })
+}
+
 /**
  * Clones the file `src` to the new file `dst`: the two share their data blocks until one is
  * written. With mode 'auto' a pair that cannot be cloned is copied, and the result says why.
@@ -92,7 +151,7 @@ export function clone(src: FileLike, dst: PathLike, options?: CloneOptions): Pro
     })
   // The common case, a clone that works, in one promise: this runs once per file of a tree.
   if (job.options.mode === 'never') return cloneOrCopy('never', attempt)
-  return (binding as Binding).cloneFile(job.src.native, job.dst.native, METHOD_CLONE, job.flags, true).then(
+  return cloneQueued(binding, job).then(
     (size): CloneResult => ({ method: 'clone', size }),
     (e: unknown) => cloneOrCopy(job.options.mode, (method) => (method === METHOD_CLONE ? Promise.reject(fail(job, e)) : attempt(method))),
   )

@@ -318,3 +318,47 @@ describe('metadata is the same whether cloned or copied', () => {
     assert.deepEqual([fs.statSync(join(dir, 'mine')).uid, fs.statSync(join(dir, 'mine')).gid], [0, 0])
   })
 })
+
+describe('many clones asked for at once (they share trips to the thread pool)', () => {
+  it('each gets its own result or error, fallbacks included, and every clone is real', async (t) => {
+    const xfs = await needMount(t, 'xfs')
+    const ext4 = await needMount(t, 'ext4')
+    if (!xfs || !ext4) return
+    const dir = freshDir(xfs)
+    const other = freshDir(ext4)
+    const src = setuidSource(dir, 256 * 1024)
+    const before = sha(src)
+    fs.writeFileSync(join(dir, 'taken'), 'keep me')
+    const far = join(other, 'far.bin')
+    writeRandom(far, 64 * 1024)
+    const goods = Array.from({ length: 20 }, (_, i) => join(dir, `ok-${i}`))
+    // All in one turn of the event loop, with two sets of options: 20 clones that work, one
+    // onto an existing file, one from a missing file, one that needs a copy (EXDEV), one
+    // 'always' that cannot clone.
+    const settled = await Promise.allSettled([
+      ...goods.map((d, i) => clone(src, d, i % 2 === 0 ? {} : { preserveOwner: false })),
+      clone(src, join(dir, 'taken')),
+      clone(join(dir, 'missing'), join(dir, 'never-made')),
+      clone(far, join(dir, 'from-ext4')),
+      clone(far, join(dir, 'from-ext4-always'), { mode: 'always' }),
+    ])
+    const size = fs.statSync(src).size
+    for (const [i, s] of settled.slice(0, goods.length).entries()) {
+      assert.deepEqual(s, { status: 'fulfilled', value: { method: 'clone', size } }, `clone ${i}`)
+      assert.ok(allShared(goods[i] as string), `ok-${i} shares its blocks`)
+      assertKept(src, goods[i] as string)
+    }
+    const [taken, missing, copied, always] = settled.slice(goods.length)
+    assert.equal(taken?.status === 'rejected' && (taken.reason as NodeJS.ErrnoException).code, 'EEXIST')
+    assert.equal(fs.readFileSync(join(dir, 'taken'), 'utf8'), 'keep me', 'the existing file is untouched')
+    assert.equal(missing?.status === 'rejected' && (missing.reason as NodeJS.ErrnoException).code, 'ENOENT')
+    assert.equal(missing?.status === 'rejected' && (missing.reason as NodeJS.ErrnoException).path, join(dir, 'missing'))
+    assert.equal(fs.existsSync(join(dir, 'never-made')), false)
+    assert.equal(copied?.status === 'fulfilled' && copied.value.method, 'copy')
+    assert.equal(copied?.status === 'fulfilled' && copied.value.fallback?.code, 'EXDEV')
+    assert.equal(sha(join(dir, 'from-ext4')), sha(far))
+    assert.equal(always?.status === 'rejected' && (always.reason as NodeJS.ErrnoException).code, 'EXDEV')
+    assert.equal(fs.existsSync(join(dir, 'from-ext4-always')), false)
+    assert.equal(sha(src), before, 'source unchanged')
+  })
+})
