@@ -611,9 +611,10 @@ export async function cloneTree(src: PathLike, dst: PathLike, options?: CloneTre
   if (whole !== undefined) return whole
   const { binding } = run
   const concurrency = p.options.concurrency || autoConcurrency(binding, run.build)
-  // One more job queued than run at once, so the pool never waits for this thread; with
-  // concurrency 1 the jobs take turns in the serial lane.
-  const slots = concurrency + 1
+  // One more job queued than run at once, so the pool never waits for this thread. With
+  // concurrency 1 the jobs take turns in the serial lane, where the thread that has it runs the
+  // jobs queued behind its own: three queued keep it from ever waiting.
+  const slots = concurrency === 1 ? 4 : concurrency + 1
   const serial = concurrency === 1 ? SERIAL : 0
   const backlog = BATCH * slots * 2
   const inflight = new Set<Promise<void>>()

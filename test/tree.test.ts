@@ -666,3 +666,36 @@ describe('cloneTree: options', () => {
     })
   }
 })
+
+describe('cloneTree: concurrency', () => {
+  test('three runs at once with concurrency 1 share the serial lane (the thread that has it runs the others\' jobs): every tree is whole and shares its blocks', async (t) => {
+    const m = await needMount(t, 'btrfs')
+    if (!m) return
+    const base = freshDir(m)
+    const src = path.join(base, 'src')
+    // 3 runs x 4 jobs in flight: the lane's queue fills, so it is handed over after LANE_RUN jobs too.
+    buildWideTree(src, 30, 30, 5000)
+    setDistinctTimes(src)
+    const before = snapshot(src)
+    const dsts = [1, 2, 3].map((i) => path.join(base, `dst-${i}`))
+    const results = await Promise.all(dsts.map((d) => cloneTree(src, d, { concurrency: 1 })))
+    for (const [i, d] of dsts.entries()) {
+      assert.equal(results[i]?.cloned.files, 900)
+      assert.deepEqual(compareSnapshots(before, snapshot(d)), [], d)
+      assert.deepEqual(sharingProblems(src, d, before), [], d)
+    }
+    assert.deepEqual(compareSnapshots(before, snapshot(src)), [], 'source unchanged')
+  })
+
+  test('rejects a concurrency that is not a positive integer', async (t) => {
+    const m = await needMount(t, 'xfs')
+    if (!m) return
+    const base = freshDir(m)
+    buildSimpleTree(path.join(base, 'src'))
+    for (const bad of [0, -1, 1.5, Number.NaN]) {
+      assert.throws(() => cloneTreeSync(path.join(base, 'src'), path.join(base, 'dst'), { concurrency: bad }), { code: 'ERR_INVALID_ARG_VALUE' })
+      await assert.rejects(cloneTree(path.join(base, 'src'), path.join(base, 'dst'), { concurrency: bad }), { code: 'ERR_INVALID_ARG_VALUE' })
+    }
+    assert.equal(exists(path.join(base, 'dst')), false)
+  })
+})
