@@ -36,6 +36,11 @@ describe('clonefile cp', () => {
     assert.equal(fs.existsSync(join(dir, 'x')), false)
   })
 
+  it('--version and -V print the package version', () => {
+    const { version } = JSON.parse(fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+    for (const flag of ['--version', '-V']) assert.deepEqual(runCli([flag]), { status: 0, stdout: `clonefile ${version}\n`, stderr: '' })
+  })
+
   it('--json reports the result; --reflink=always fails on ext4 with the code', async (t) => {
     const ext4 = await needMount(t, 'ext4')
     if (!ext4) return

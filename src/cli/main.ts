@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs'
 import { UsageError, errorLine } from './output.js'
 
 const HELP = `Usage: clonefile COMMAND [OPTION]... ARG...
@@ -14,7 +15,7 @@ Commands:
   demo [--size MiB] [DIR]
                       time a copy and a clone of a 1 GiB file in DIR and show the space each takes
 
-Run 'clonefile COMMAND --help' for a command's options.
+Run 'clonefile COMMAND --help' for a command's options, 'clonefile --version' for the version.
 Exit status: 0 success, 1 the operation failed, 2 bad usage.
 `
 
@@ -33,6 +34,12 @@ export async function main(argv: string[]): Promise<number> {
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     process.stdout.write(HELP)
     return name === undefined ? 2 : 0
+  }
+  if (name === '--version' || name === '-V') {
+    // dist/src/cli/main.js -> the package root
+    const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }
+    process.stdout.write(`clonefile ${pkg.version}\n`)
+    return 0
   }
   const load = Object.hasOwn(commands, name) ? commands[name] : undefined
   if (load === undefined) {
