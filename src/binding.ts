@@ -80,9 +80,12 @@ export interface DirScan {
  * an existing directory is fine) as SCAN_MERGE in src/native/binding.c. */
 export const Scan = { Follow: 0x1, Extents: 0x2, Merge: 0x100 } as const
 
-/** A bit of runOps' `flags` and scanDirs' `how` (JOB_SERIAL in src/native/binding.c): the job
- * runs while no other such job does, in one lane shared by the whole process. */
-export const SERIAL = 0x40000000
+/**
+ * Bits of runOps' `flags` and scanDirs' `how` (JOB_LANE_* in src/native/binding.c): the jobs
+ * of lane `n` (1 to 15) run one after another, process-wide; different lanes side by side.
+ */
+export const LANES = 15
+export const lane = (n: number): number => (n >= 1 && n <= LANES ? Math.trunc(n) << 26 : 0)
 
 /** Several directories' entries one after the other; with Scan.Extents each entry's extents
  * too, laid out as extentsMany() gives them, and `names` left empty for the regular files that

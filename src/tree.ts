@@ -1,6 +1,7 @@
 import * as fs from 'node:fs'
+import { availableParallelism } from 'node:os'
 import { basename, dirname, join, resolve, sep } from 'node:path'
-import { Flag, METHOD_CLONE, Op, SERIAL, Scan, requireNative } from './binding.js'
+import { Flag, LANES, METHOD_CLONE, Op, Scan, lane, requireNative } from './binding.js'
 import type { Binding, DirsScan, OpResults } from './binding.js'
 import { clone, cloneSync, modes } from './clone.js'
 import type { CloneMode, CloneOptions, CloneResult } from './clone.js'
@@ -56,7 +57,7 @@ export interface CloneTreeOptions {
   dereference?: boolean
   /** entries for which it returns false are left out (a directory with all it holds) @default undefined */
   filter?: ((path: string, entry: TreeEntry) => boolean) | undefined
-  /** batches of operations running at once on the thread pool @default 4, or 1 on btrfs */
+  /** batches of operations running at once on the thread pool @default one per CPU up to 4; 1 on btrfs */
   concurrency?: number
   /** stops the run; with `atomic`, nothing is left at `dst` @default undefined */
   signal?: AbortSignal | undefined
@@ -140,9 +141,12 @@ class BatchBuilder {
   dsts: string[] = []
   devs: number[] = []
   labels: string[] = []
+  /** the directory each operation's entry is in (a number per directory), or -1 */
+  dirs: number[] = []
   constructor(readonly flags: number) {}
   /** `label` is the source entry errors name: a hard link's `src` is its group's first clone. */
-  add(kind: number, src: string, dst: string, dev = 0, label = src): void {
+  add(kind: number, src: string, dst: string, dev = 0, label = src, dir = -1): void {
+    this.dirs.push(dir)
     this.kinds.push(kind)
     this.srcs.push(src)
     this.dsts.push(dst)
@@ -152,25 +156,28 @@ class BatchBuilder {
   get length(): number {
     return this.kinds.length
   }
-  /** The first `max` operations (all by default), which leave the builder. */
+  /**
+   * The first `max` operations (all by default), which leave the builder; fewer where that
+   * keeps a directory's entries together (two jobs creating files in one directory at once
+   * wait for each other).
+   */
   take(retry = false, max = Infinity): Batch {
-    const { flags } = this
-    const n = Math.min(max, this.kinds.length)
+    const { flags, dirs } = this
+    let n = Math.min(max, this.kinds.length)
+    if (n < this.kinds.length && dirs[n] !== -1 && dirs[n] === dirs[n - 1]) {
+      let start = n - 1
+      while (start > 0 && dirs[start - 1] === dirs[n]) start--
+      if (start > 0) n = start
+    }
     const cut = <T>(xs: T[]): T[] => (n === xs.length ? xs : xs.slice(0, n))
     const batch = { kinds: Uint8Array.from(cut(this.kinds)), srcs: cut(this.srcs), dsts: cut(this.dsts), devs: cut(this.devs), labels: cut(this.labels), flags, retry }
-    if (n === this.kinds.length) {
-      this.kinds = []
-      this.srcs = []
-      this.dsts = []
-      this.devs = []
-      this.labels = []
-    } else {
-      this.kinds = this.kinds.slice(n)
-      this.srcs = this.srcs.slice(n)
-      this.dsts = this.dsts.slice(n)
-      this.devs = this.devs.slice(n)
-      this.labels = this.labels.slice(n)
-    }
+    const rest = <T>(xs: T[]): T[] => (n === xs.length ? [] : xs.slice(n))
+    this.kinds = rest(this.kinds)
+    this.srcs = rest(this.srcs)
+    this.dsts = rest(this.dsts)
+    this.devs = rest(this.devs)
+    this.labels = rest(this.labels)
+    this.dirs = rest(dirs)
     return batch
   }
 
@@ -182,6 +189,7 @@ class BatchBuilder {
     this.dsts = []
     this.devs = []
     this.labels = []
+    this.dirs = []
     for (let i = 0; i < kinds.length; i += BATCH) {
       const j = i + BATCH
       yield { kinds: Uint8Array.from(kinds.slice(i, j)), srcs: srcs.slice(i, j), dsts: dsts.slice(i, j), devs: devs.slice(i, j), labels: labels.slice(i, j), flags, retry: false }
@@ -223,7 +231,14 @@ class TreeRun {
   private readonly root = process.getuid?.() === 0
   /** Directories still to make and list, deepest last (the walk takes from the end). */
   readonly pending: DirTask[] = []
-  readonly files: BatchBuilder
+  /**
+   * File operations (symlinks and FIFOs too) waiting to run, in streams that run side by side:
+   * all of a directory's entries go to one stream, directory d to stream d % streams.length.
+   * XFS gives each new directory the next allocation group in turn, and its files the group of
+   * their directory: so two streams never create files in one group at once, where they would
+   * wait for each other.
+   */
+  streams: BatchBuilder[]
   private readonly links: BatchBuilder
   /** every directory made, parents before children: their metadata is set last, in reverse */
   private readonly dirs: Array<[string, string]> = []
@@ -243,8 +258,19 @@ class TreeRun {
       (p.xattr ? Flag.Xattr | Flag.Acl : 0) | (p.mode && p.ownership && this.root ? Flag.SetId : 0)
     this.placeFlags = !merge ? Flag.Direct : options.overwrite === 'replace' ? Flag.Overwrite : 0
     this.fileFlags = this.metaFlags | this.placeFlags
-    this.files = new BatchBuilder(this.fileFlags)
+    this.streams = [new BatchBuilder(this.fileFlags)]
     this.links = new BatchBuilder(this.placeFlags)
+  }
+
+  useStreams(n: number): void {
+    this.streams = Array.from({ length: n }, () => new BatchBuilder(this.fileFlags))
+  }
+
+  /** File operations waiting in all streams. */
+  get waiting(): number {
+    let n = 0
+    for (const s of this.streams) n += s.length
+    return n
   }
 
   /** The first task: make the build directory (private until its metadata is set) and list src. */
@@ -293,6 +319,8 @@ class TreeRun {
       // a profile of a 200k-file tree.
       const srcPrefix = srcDir.endsWith(sep) ? srcDir : srcDir + sep
       const dstPrefix = dstDir.endsWith(sep) ? dstDir : dstDir + sep
+      const dirNumber = this.dirs.length
+      const stream = this.streams[dirNumber % this.streams.length] as BatchBuilder
       const { names, stats } = out
       for (let i = first; i < first + count; i++) {
         if (signal?.aborted) throw abortError(signal)
@@ -337,8 +365,8 @@ class TreeRun {
           }
           this.firstOfLink.set(id, d)
         }
-        if (type === 'file') this.files.add(this.fileOp(dev), s, d, dev)
-        else this.files.add(special ? Op.Special : Op.Symlink, s, d)
+        if (type === 'file') stream.add(this.fileOp(dev), s, d, dev, s, dirNumber)
+        else stream.add(special ? Op.Special : Op.Symlink, s, d, 0, s, dirNumber)
       }
     }
   }
@@ -580,14 +608,16 @@ async function wholeTree(run: TreeRun, p: Prepared): Promise<TreeResult | undefi
 }
 
 /**
- * Batches at once when the caller does not say: 4, but 1 on btrfs, where clones and creations
- * running in parallel contend for the same b-tree locks and take longer than one after another.
+ * Batches at once when the caller does not say: one per CPU, at most 4 (on XFS more contend for
+ * the locks of its few allocation groups), and 1 on btrfs, where clones and creations running
+ * in parallel contend for the same b-tree locks and take longer than one after another.
  */
 function autoConcurrency(binding: Binding, dir: string): number {
+  const cpus = Math.min(4, availableParallelism())
   try {
-    return binding.fsInfo(dir).name === 'btrfs' ? 1 : 4
+    return binding.fsInfo(dir).name === 'btrfs' ? 1 : cpus
   } catch {
-    return 4
+    return cpus
   }
 }
 
@@ -611,33 +641,42 @@ export async function cloneTree(src: PathLike, dst: PathLike, options?: CloneTre
   if (whole !== undefined) return whole
   const { binding } = run
   const concurrency = p.options.concurrency || autoConcurrency(binding, run.build)
-  // One more job queued than run at once, so the pool never waits for this thread. With
-  // concurrency 1 the jobs take turns in the serial lane, where the thread that has it runs the
-  // jobs queued behind its own: three queued keep it from ever waiting.
-  const slots = concurrency === 1 ? 4 : concurrency + 1
-  const serial = concurrency === 1 ? SERIAL : 0
-  const backlog = BATCH * slots * 2
+  // One lane per stream of files: jobs of one lane run one after another (the thread that has
+  // the lane takes the next queued job itself), lanes side by side. Each lane has one job
+  // queued beyond the one running, so it never waits for this thread.
+  const lanes = Math.min(concurrency, LANES)
+  run.useStreams(lanes)
+  const perLane = 2
+  const backlog = BATCH * lanes * 4
+  const queued = new Array<number>(lanes).fill(0)
   const inflight = new Set<Promise<void>>()
   let scans = 0
+  let nextLane = 0
   // A job's promise never rejects: a failure, or a throw from the callbacks run in absorbing
   // its results (filter, onProgress, an abort), becomes the run's error and stops the walk.
-  const track = (job: Promise<void>): void => {
+  const track = (job: Promise<void>, l: number): void => {
+    queued[l] = (queued[l] as number) + 1
     const done: Promise<void> = job.catch((e: unknown) => {
       run.error ??= e
-    }).finally(() => inflight.delete(done))
+    }).finally(() => {
+      queued[l] = (queued[l] as number) - 1
+      inflight.delete(done)
+    })
     inflight.add(done)
   }
-  const launch = (batch: Batch): void => {
-    track(binding.runOps(batch.kinds, batch.srcs, batch.dsts, batch.flags | serial, true).then((out) => {
+  const launch = (batch: Batch, l: number): void => {
+    track(binding.runOps(batch.kinds, batch.srcs, batch.dsts, batch.flags | lane(l + 1), true).then((out) => {
       const retry = run.absorb(batch, out)
-      if (retry !== undefined) launch(retry)
-    }))
+      if (retry !== undefined) launch(retry, l)
+    }), l)
   }
   const scan = (job: ScanJob): void => {
+    const l = nextLane
+    nextLane = (nextLane + 1) % lanes
     scans++
-    track(binding.scanDirs(job.paths, job.how | serial, true, job.makes, job.modes)
+    track(binding.scanDirs(job.paths, job.how | lane(l + 1), true, job.makes, job.modes)
       .finally(() => scans--)
-      .then((out) => run.absorbScan(job, out)))
+      .then((out) => run.absorbScan(job, out)), l)
   }
   const drain = async (below: number) => {
     while (inflight.size > below) await Promise.race(inflight)
@@ -649,19 +688,32 @@ export async function cloneTree(src: PathLike, dst: PathLike, options?: CloneTre
     // group at a time, and their files go out in batches as soon as they are known.
     while (!run.stopped) {
       if (signal?.aborted) throw abortError(signal)
-      const files = run.files.length
-      if (inflight.size >= slots) await Promise.race(inflight)
-      else if (run.pending.length > 0 && scans === 0 && files < backlog) scan(run.nextScan())
-      else if (files >= BATCH || (files > 0 && (scans === 0 || inflight.size < concurrency))) launch(run.files.take(false, BATCH))
-      else if (inflight.size > 0) await Promise.race(inflight)
-      else break
+      if (run.pending.length > 0 && scans === 0 && run.waiting < backlog) {
+        scan(run.nextScan())
+        continue
+      }
+      let launched = false
+      for (let l = 0; l < lanes; l++) {
+        const stream = run.streams[l] as BatchBuilder
+        const n = stream.length
+        if (n === 0 || (queued[l] as number) >= perLane) continue
+        // A part batch only where nothing more is coming soon, or the lane would stand idle.
+        if (n >= BATCH || scans === 0 || queued[l] === 0) {
+          launch(stream.take(false, BATCH), l)
+          launched = true
+        }
+      }
+      if (launched) continue
+      if (inflight.size === 0) break
+      await Promise.race(inflight)
     }
     await drain(0)
     for (const step of run.finish()) {
       if (step === BARRIER) await drain(0)
       else {
-        launch(step)
-        await drain(slots - 1)
+        launch(step, nextLane)
+        nextLane = (nextLane + 1) % lanes
+        await drain(lanes * perLane - 1)
       }
     }
   } catch (e) {
@@ -696,9 +748,10 @@ export function cloneTreeSync(src: PathLike, dst: PathLike, options?: CloneTreeO
     while (run.pending.length > 0 && !run.stopped) {
       const job = run.nextScan()
       run.absorbScan(job, binding.scanDirs(job.paths, job.how, false, job.makes, job.modes))
-      while (run.files.length >= BATCH && !run.stopped) execute(run.files.take(false, BATCH))
+      const stream = run.streams[0] as BatchBuilder
+      while (stream.length >= BATCH && !run.stopped) execute(stream.take(false, BATCH))
     }
-    if (run.files.length > 0 && !run.stopped) execute(run.files.take())
+    for (const stream of run.streams) if (stream.length > 0 && !run.stopped) execute(stream.take())
     for (const step of run.finish()) execute(step)
   } catch (e) {
     abandon(run, p, e)

@@ -13,25 +13,33 @@
 #include "platform.h"
 
 /* Bits of runOps' flags and scanDirs' `how` that the glue handles itself. */
-#define JOB_SERIAL 0x40000000u /* runs while no other JOB_SERIAL job does (src/binding.ts: Serial) */
-#define SCAN_MERGE 0x100u      /* scanDirs: a directory to make that exists already is no error */
+#define JOB_LANE_SHIFT 26
+#define JOB_LANE_MASK (15u << JOB_LANE_SHIFT) /* 1-15: the lane to run in (src/binding.ts: lane()) */
+#define SCAN_MERGE 0x100u                    /* scanDirs: a directory to make that exists already is no error */
 
-/* One lane for JOB_SERIAL jobs: on filesystems where concurrent metadata updates contend
- * (btrfs), one job at a time is faster. Waking a sleeping thread takes some 0.1 ms here, as
- * long as a small job: so a pool thread that has the lane runs the jobs queued behind its own
+/* Lanes: the jobs of one lane run one after another, in the order they were queued, whatever
+ * the size of the thread pool; jobs of different lanes run side by side. A caller chooses how
+ * many run at once, and which jobs never run together (filesystems whose metadata updates
+ * contend gain from fewer at once: btrfs one; and on XFS two jobs creating files in one
+ * allocation group wait for each other). Waking a sleeping thread takes some 0.1 ms here, as
+ * long as a small job: so the pool thread that has a lane runs the jobs queued behind its own
  * too (up to LANE_RUN), and only then hands the lane to the next waiting thread. */
+#define LANES 15
 #define LANE_RUN 8
 typedef struct lane_item {
   struct job *job;
-  int state; /* LANE_QUEUED, LANE_YOURS (run it yourself, and the lane), LANE_DONE */
+  int state; /* LANE_QUEUED, LANE_YOURS (run it yourself, and hold a place), LANE_DONE */
   uv_cond_t cond;
   struct lane_item *next;
 } lane_item;
 enum { LANE_QUEUED, LANE_YOURS, LANE_DONE };
+typedef struct {
+  lane_item *head, *tail;
+  int busy; /* a thread has the lane */
+} lane_t;
 static uv_once_t lane_once = UV_ONCE_INIT;
 static uv_mutex_t lane_lock;
-static lane_item *lane_head, *lane_tail;
-static int lane_busy;
+static lane_t lanes[LANES + 1];
 static void lane_init(void) {
   uv_mutex_init(&lane_lock);
 }
@@ -123,7 +131,7 @@ typedef struct job {
   char *src_path, *dst;
   int method, dst_fd;
   uint32_t flags;
-  bool serial;
+  int lane; /* 0, or the lane it runs in */
   uint64_t src_offset, dst_offset, length;
   int64_t result;
   cf_error err;
@@ -249,35 +257,37 @@ static void job_run_now(job_t *job) {
 }
 
 static void job_run(job_t *job) {
-  if (!job->serial) {
+  if (job->lane == 0) {
     job_run_now(job);
     return;
   }
+  lane_t *lane = &lanes[job->lane];
   lane_item me = {.job = job, .state = LANE_QUEUED, .next = NULL};
   uv_cond_init(&me.cond);
   uv_mutex_lock(&lane_lock);
-  if (lane_busy) {
-    if (lane_tail != NULL) lane_tail->next = &me;
-    else lane_head = &me;
-    lane_tail = &me;
+  if (lane->busy) {
+    if (lane->tail != NULL) lane->tail->next = &me;
+    else lane->head = &me;
+    lane->tail = &me;
     while (me.state == LANE_QUEUED) uv_cond_wait(&me.cond, &lane_lock);
   } else {
-    lane_busy = 1;
+    lane->busy = 1;
     me.state = LANE_YOURS;
   }
   if (me.state == LANE_YOURS) {
-    /* This thread has the lane: its own job, then those queued behind it. */
+    /* This thread has the lane: its own job, then the jobs queued behind it. */
     uv_mutex_unlock(&lane_lock);
     job_run_now(job);
     uv_mutex_lock(&lane_lock);
-    int ran = 1;
-    while (lane_head != NULL) {
-      lane_item *it = lane_head;
-      lane_head = it->next;
-      if (lane_head == NULL) lane_tail = NULL;
+    int ran = 1, handed = 0;
+    while (lane->head != NULL) {
+      lane_item *it = lane->head;
+      lane->head = it->next;
+      if (lane->head == NULL) lane->tail = NULL;
       if (ran++ == LANE_RUN) {
-        it->state = LANE_YOURS; /* the lane stays busy: that thread has it now */
+        it->state = LANE_YOURS; /* the lane passes to that thread */
         uv_cond_signal(&it->cond);
+        handed = 1;
         break;
       }
       uv_mutex_unlock(&lane_lock);
@@ -286,10 +296,17 @@ static void job_run(job_t *job) {
       it->state = LANE_DONE;
       uv_cond_signal(&it->cond);
     }
-    if (ran <= LANE_RUN) lane_busy = 0;
+    if (!handed) lane->busy = 0;
   }
   uv_mutex_unlock(&lane_lock);
   uv_cond_destroy(&me.cond);
+}
+
+/* The lane a job's flags ask for (0: none), and the flags without it. */
+static int take_lane(uint32_t *flags) {
+  int lane = (int)((*flags & JOB_LANE_MASK) >> JOB_LANE_SHIFT);
+  *flags &= ~JOB_LANE_MASK;
+  return lane;
 }
 
 static void job_execute(napi_env env, void *data) {
@@ -595,8 +612,7 @@ static napi_value run_ops(napi_env env, napi_callback_info info) {
     return NULL;
   }
   job->flags = (uint32_t)get_number(env, argv[3]);
-  job->serial = (job->flags & JOB_SERIAL) != 0;
-  job->flags &= ~JOB_SERIAL;
+  job->lane = take_lane(&job->flags);
   bool async = false;
   napi_get_value_bool(env, argv[4], &async);
   return job_finish(env, job, async);
@@ -772,7 +788,7 @@ static napi_value scan_dirs(napi_env env, napi_callback_info info) {
     return NULL;
   }
   job->flags = (uint32_t)get_number(env, argv[1]);
-  job->serial = (job->flags & JOB_SERIAL) != 0;
+  job->lane = take_lane(&job->flags);
   bool async = false;
   napi_get_value_bool(env, argv[2], &async);
   return job_finish(env, job, async);
