@@ -640,7 +640,7 @@ export async function cloneTree(src: PathLike, dst: PathLike, options?: CloneTre
   const whole = await wholeTree(run, p)
   if (whole !== undefined) return whole
   const { binding } = run
-  const concurrency = p.options.concurrency || autoConcurrency(binding, run.build)
+  const concurrency = p.options.concurrency || autoConcurrency(binding, dirname(run.build))
   // One lane per stream of files: jobs of one lane run one after another (the thread that has
   // the lane takes the next queued job itself), lanes side by side. Each lane has one job
   // queued beyond the one running, so it never waits for this thread.
