@@ -45,8 +45,9 @@ export interface Binding {
   extentsMany(paths: NativePath[], async: false): ExtentBatch
   extentsMany(paths: NativePath[], async: true): Promise<ExtentBatch>
   /** Runs kinds[i] from srcs[i] to dsts[i], every one of them, in order. */
-  runOps(kinds: Uint8Array, srcs: NativePath[], dsts: NativePath[], flags: number, async: false): OpResults
-  runOps(kinds: Uint8Array, srcs: NativePath[], dsts: NativePath[], flags: number, async: true): Promise<OpResults>
+  /** srcs and dsts: arrays, or (cheaper to pass) strings of the paths joined by '\0' */
+  runOps(kinds: Uint8Array, srcs: NativePath[] | string, dsts: NativePath[] | string, flags: number, async: false): OpResults
+  runOps(kinds: Uint8Array, srcs: NativePath[] | string, dsts: NativePath[] | string, flags: number, async: true): Promise<OpResults>
   /** Lists a directory and stats each entry (lstat, or stat with Scan.Follow). */
   scanDir(path: string, how: number): DirScan
   /** Many directories in one trip; a directory that fails does not stop the others. */

@@ -665,7 +665,7 @@ export async function cloneTree(src: PathLike, dst: PathLike, options?: CloneTre
     inflight.add(done)
   }
   const launch = (batch: Batch, l: number): void => {
-    track(binding.runOps(batch.kinds, batch.srcs, batch.dsts, batch.flags | lane(l + 1), true).then((out) => {
+    track(binding.runOps(batch.kinds, batch.srcs.join('\0'), batch.dsts.join('\0'), batch.flags | lane(l + 1), true).then((out) => {
       const retry = run.absorb(batch, out)
       if (retry !== undefined) launch(retry, l)
     }), l)
@@ -740,7 +740,7 @@ export function cloneTreeSync(src: PathLike, dst: PathLike, options?: CloneTreeO
   const { binding } = run
   const execute = (step: Batch | typeof BARRIER): void => {
     for (let batch = step === BARRIER ? undefined : step; batch !== undefined;) {
-      batch = run.absorb(batch, binding.runOps(batch.kinds, batch.srcs, batch.dsts, batch.flags, false))
+      batch = run.absorb(batch, binding.runOps(batch.kinds, batch.srcs.join('\0'), batch.dsts.join('\0'), batch.flags, false))
     }
   }
   try {

@@ -96,13 +96,34 @@ static char *get_path(napi_env env, napi_value value) {
   return s;
 }
 
-/* Reads the paths of a JS array into out[0..n); false, with a TypeError naming `who`, on a bad one. */
-static bool get_paths(napi_env env, napi_value array, uint32_t n, char **out, const char *who) {
+/* Reads n paths into out[0..n): from a JS array of strings or Buffers (each malloc'd), or from
+ * one string of them joined by NUL characters, which one conversion reads whole: then out[i]
+ * point into *arena, the one allocation. False, with a TypeError naming `who`, on a bad one. */
+static bool get_paths(napi_env env, napi_value value, uint32_t n, char **out, char **arena, const char *who) {
+  char message[96];
+  snprintf(message, sizeof message, "%s: paths must be strings or Buffers", who);
+  napi_valuetype type;
+  if (napi_typeof(env, value, &type) == napi_ok && type == napi_string) {
+    size_t len = 0;
+    if (napi_get_value_string_utf8(env, value, NULL, 0, &len) != napi_ok || (*arena = malloc(len + 1)) == NULL) {
+      napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", message);
+      return false;
+    }
+    napi_get_value_string_utf8(env, value, *arena, len + 1, &len);
+    char *p = *arena, *end = *arena + len;
+    for (uint32_t i = 0; i < n; i++) {
+      if (p > end) {
+        napi_throw_type_error(env, "ERR_INVALID_ARG_VALUE", "joined paths: fewer than expected");
+        return false;
+      }
+      out[i] = p;
+      p += strlen(p) + 1;
+    }
+    return true;
+  }
   for (uint32_t i = 0; i < n; i++) {
     napi_value v;
-    if (napi_get_element(env, array, i, &v) != napi_ok || (out[i] = get_path(env, v)) == NULL) {
-      char message[96];
-      snprintf(message, sizeof message, "%s: paths must be strings or Buffers", who);
+    if (napi_get_element(env, value, i, &v) != napi_ok || (out[i] = get_path(env, v)) == NULL) {
       napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", message);
       return false;
     }
@@ -138,6 +159,8 @@ typedef struct job {
   /* JOB_EXTENTS: many files, one worker-thread trip */
   char **paths;
   uint32_t npaths;
+  /* where paths (or dsts) came as one NUL-joined string: its copy, which they point into */
+  char *paths_arena, *dsts_arena;
   cf_extent **ext;
   uint32_t *counts;
   int32_t *errnums;
@@ -162,9 +185,9 @@ typedef struct job {
 
 static void job_free(job_t *job) {
   for (uint32_t i = 0; i < job->npaths; i++) {
-    free(job->paths[i]);
+    if (job->paths_arena == NULL) free(job->paths[i]);
     if (job->ext != NULL) free(job->ext[i]);
-    if (job->dsts != NULL) free(job->dsts[i]);
+    if (job->dsts != NULL && job->dsts_arena == NULL) free(job->dsts[i]);
     if (job->makes != NULL) free(job->makes[i]);
   }
   free(job->makes);
@@ -185,6 +208,8 @@ static void job_free(job_t *job) {
   free(job->dir_syscalls);
   free(job->spaces);
   free(job->paths);
+  free(job->paths_arena);
+  free(job->dsts_arena);
   free(job->ext);
   free(job->counts);
   free(job->errnums);
@@ -550,7 +575,7 @@ static napi_value paths_call(napi_env env, napi_callback_info info, job_kind kin
     job_free(job);
     return throw_internal(env);
   }
-  if (!get_paths(env, argv[0], n, job->paths, who)) {
+  if (!get_paths(env, argv[0], n, job->paths, &job->paths_arena, who)) {
     job_free(job);
     return NULL;
   }
@@ -607,7 +632,8 @@ static napi_value run_ops(napi_env env, napi_callback_info info) {
   }
   memcpy(job->kinds, kinds, n);
   job->npaths = (uint32_t)n;
-  if (!get_paths(env, argv[1], (uint32_t)n, job->paths, "runOps") || !get_paths(env, argv[2], (uint32_t)n, job->dsts, "runOps")) {
+  if (!get_paths(env, argv[1], (uint32_t)n, job->paths, &job->paths_arena, "runOps") ||
+      !get_paths(env, argv[2], (uint32_t)n, job->dsts, &job->dsts_arena, "runOps")) {
     job_free(job);
     return NULL;
   }
@@ -782,7 +808,7 @@ static napi_value scan_dirs(napi_env env, napi_callback_info info) {
   if (job == NULL) return throw_internal(env);
   napi_valuetype makes_type = napi_undefined;
   if (argc >= 5) napi_typeof(env, argv[3], &makes_type);
-  if (!get_paths(env, argv[0], n, job->paths, "scanDirs") ||
+  if (!get_paths(env, argv[0], n, job->paths, &job->paths_arena, "scanDirs") ||
       (makes_type != napi_undefined && !get_makes(env, argv[3], argv[4], job))) {
     job_free(job);
     return NULL;
