@@ -8,6 +8,7 @@ import * as path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { usage } from '../src/usage.js'
 import { freshDir, mount } from '../test/helpers/mounts.js'
+import { genTree } from './gen-tree.js'
 
 const FILES = 20_000
 const RSS_FILES = 200_000
@@ -17,41 +18,6 @@ const MiB = 1024 * KiB
 const CLI = fileURLToPath(new URL('../../bin/clonefile.js', import.meta.url))
 const SELF = fileURLToPath(import.meta.url)
 const PATH = `${process.env.PATH ?? ''}:/usr/sbin:/sbin`
-
-/** Deterministic, so every run measures the same tree. */
-function random(seed: number): () => number {
-  let a = seed
-  return () => {
-    a = (a + 0x6d2b79f5) | 0
-    let t = Math.imul(a ^ (a >>> 15), 1 | a)
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-
-/** Sizes of a node_modules tree: lognormal around 1.5 KiB, and one file in a thousand of MiBs. */
-function sizeOf(next: () => number): number {
-  if (next() < 0.001) return Math.floor((1 + next() * 3) * MiB)
-  const normal = Math.sqrt(-2 * Math.log(1 - next())) * Math.cos(2 * Math.PI * next())
-  return Math.max(1, Math.round(1.5 * KiB * Math.exp(normal)))
-}
-
-/** `files` regular files in packages of about 20, and 1% as many symlinks between them. */
-function buildTree(dir: string, files: number): void {
-  const next = random(42)
-  const data = Buffer.alloc(4 * MiB)
-  for (let i = 0; i < data.length; i += 4) data.writeUInt32LE((next() * 2 ** 32) >>> 0, i)
-  let written = 0
-  for (let pkg = 0; written < files; pkg++) {
-    const root = path.join(dir, 'node_modules', `pkg-${pkg}`)
-    for (const sub of ['', 'lib', 'dist']) fs.mkdirSync(path.join(root, sub), { recursive: true })
-    for (let f = 0; f < 20 && written < files; f++, written++) {
-      const sub = f < 4 ? '' : f < 12 ? 'lib' : 'dist'
-      fs.writeFileSync(path.join(root, sub, `file-${f}.js`), data.subarray(0, sizeOf(next)))
-    }
-    if (pkg % 5 === 0) fs.symlinkSync('file-0.js', path.join(root, 'link.js'))
-  }
-}
 
 function run(tool: string, args: string[]): string {
   return execFileSync(tool, args, { encoding: 'utf8', env: { ...process.env, PATH }, maxBuffer: 64 * MiB })
@@ -125,7 +91,8 @@ function buildRssTree(dir: string): void {
 export async function benchDu(): Promise<string> {
   const m = await mount('btrfs')
   const root = freshDir(m, 'du-bench')
-  buildTree(path.join(root, 'tree'), FILES)
+  // The node_modules-like tree of the tree benchmark (bench/gen-tree.ts, the same seed).
+  genTree(path.join(root, 'tree'), { files: FILES, seed: 20_000 })
   run('cp', ['-a', '--reflink=always', path.join(root, 'tree'), path.join(root, 'clone')])
   run('sync', [])
 
