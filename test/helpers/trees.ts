@@ -6,7 +6,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import * as fs from 'node:fs'
 import * as net from 'node:net'
 import * as path from 'node:path'
-import { extentsOf } from './fiemap.js'
+import { extentsOfMany } from './fiemap.js'
 
 export type Kind = 'file' | 'directory' | 'symlink' | 'fifo' | 'socket' | 'block-device' | 'character-device'
 
@@ -188,18 +188,24 @@ export function hashTree(root: string): string {
 export function sharingProblems(src: string, copy: string, entries: Entry[]): string[] {
   const problems: string[] = []
   const seen = new Set<string>()
+  const files: string[] = []
   for (const e of entries) {
     if (e.type !== 'file' || e.size === 0) continue
     if (e.inodeGroup !== undefined && seen.has(e.inodeGroup)) continue
     if (e.inodeGroup !== undefined) seen.add(e.inodeGroup)
-    const from = extentsOf(path.join(src, e.path))
-    const to = extentsOf(path.join(copy, e.path))
-    if (from.length === 0 && to.length !== 0) problems.push(`${show(e.path)}: has data extents, the source has none`)
+    files.push(e.path)
+  }
+  const froms = extentsOfMany(files.map((f) => path.join(src, f)))
+  const tos = extentsOfMany(files.map((f) => path.join(copy, f)))
+  for (const [i, f] of files.entries()) {
+    const from = froms[i] ?? []
+    const to = tos[i] ?? []
+    if (from.length === 0 && to.length !== 0) problems.push(`${show(f)}: has data extents, the source has none`)
     if (from.length > 0 && (to.length === 0 || !to.every((x) => x.shared))) {
-      problems.push(`${show(e.path)}: not all shared (${to.map((x) => x.flags.join('+') || 'private').join(', ')})`)
+      problems.push(`${show(f)}: not all shared (${to.map((x) => x.flags.join('+') || 'private').join(', ')})`)
     }
     const physical = (xs: typeof from) => xs.map((x) => `${x.logical}:${x.physical}:${x.length}`).join(' ')
-    if (from.length > 0 && physical(from) !== physical(to)) problems.push(`${show(e.path)}: extents differ from the source's`)
+    if (from.length > 0 && physical(from) !== physical(to)) problems.push(`${show(f)}: extents differ from the source's`)
   }
   return problems
 }
