@@ -58,7 +58,7 @@ export interface Binding {
   /** What the filesystem says of each file's space, in one trip: one getattrlist(2) a file on
    * macOS; elsewhere every errno is ENOTSUP. A final symlink is not followed. */
   fileSpace(paths: NativePath[], async: true): Promise<FileSpaceBatch>
-  rename(from: string, to: string, noreplace: boolean): void
+  rename(from: NativePath, to: NativePath, noreplace: boolean): void
 }
 
 /** Kinds of tree operation for runOps(), as in src/native/binding.c. */
@@ -80,6 +80,12 @@ export interface DirScan {
 /** scanDir() `how` bits, as CF_SCAN_* in src/native/platform.h; Merge (scanDirs with `makes`:
  * an existing directory is fine) as SCAN_MERGE in src/native/binding.c. */
 export const Scan = { Follow: 0x1, Extents: 0x2, Merge: 0x100 } as const
+
+/**
+ * A bit of runOps' `flags` and scanDir(s)' `how` (JOB_RAW in src/native/binding.c): paths given
+ * as strings are byte strings, and names come back so (see raw.ts).
+ */
+export const RAW = 0x40000000
 
 /**
  * Bits of runOps' `flags` and scanDirs' `how` (JOB_LANE_* in src/native/binding.c): the jobs

@@ -1,6 +1,8 @@
+// Paths here are byte strings (raw.ts): a tree may hold names that are not UTF-8.
 import * as fs from 'node:fs'
 import { basename, dirname, join } from 'node:path'
-import { TEMP_PREFIX, tempTag } from './temp.js'
+import { bytes } from './raw.js'
+import { TEMP_PREFIX, tempTagRaw } from './temp.js'
 
 function alive(pid: number): boolean {
   try {
@@ -22,23 +24,24 @@ export function discardTree(path: string): void {
 
 /**
  * Removes a tree, making its directories writable first where needed: a clone of read-only
- * directories cannot otherwise be emptied by an unprivileged process.
+ * directories cannot otherwise be emptied by an unprivileged process. (fs.rm given a Buffer
+ * lists directories as Buffers too, so every name is removed as it is.)
  */
 export function removeTree(path: string): void {
   try {
-    fs.rmSync(path, { recursive: true, force: true })
+    fs.rmSync(bytes(path), { recursive: true, force: true })
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'EACCES' && (e as NodeJS.ErrnoException).code !== 'EPERM') throw e
     makeWritable(path)
-    fs.rmSync(path, { recursive: true, force: true })
+    fs.rmSync(bytes(path), { recursive: true, force: true })
   }
 }
 
 function makeWritable(path: string): void {
-  const st = fs.lstatSync(path, { throwIfNoEntry: false })
+  const st = fs.lstatSync(bytes(path), { throwIfNoEntry: false })
   if (st === undefined || !st.isDirectory()) return
-  fs.chmodSync(path, (st.mode & 0o7777) | 0o700)
-  for (const name of fs.readdirSync(path)) makeWritable(join(path, name))
+  fs.chmodSync(bytes(path), (st.mode & 0o7777) | 0o700)
+  for (const name of fs.readdirSync(bytes(path), { encoding: 'buffer' })) makeWritable(join(path, name.toString('latin1')))
 }
 
 /**
@@ -47,14 +50,15 @@ function makeWritable(path: string): void {
  */
 export function removeLeftovers(dst: string): void {
   const dir = dirname(dst)
-  const suffix = `-${tempTag(basename(dst))}`
-  let names: string[]
+  const suffix = `-${tempTagRaw(basename(dst))}`
+  let names: Buffer[]
   try {
-    names = fs.readdirSync(dir)
+    names = fs.readdirSync(bytes(dir), { encoding: 'buffer' })
   } catch {
     return
   }
-  for (const name of names) {
+  for (const buf of names) {
+    const name = buf.toString('latin1')
     if (!name.startsWith(TEMP_PREFIX) || !name.endsWith(suffix)) continue
     const pid = Number.parseInt(name.slice(TEMP_PREFIX.length), 10)
     if (Number.isInteger(pid) && pid !== process.pid && !alive(pid)) removeTree(join(dir, name))

@@ -4,6 +4,7 @@
 // special files are unspecified: a metadata-only walk first checks that the tree has none of
 // them, and gives the counts the result reports. Compile-checked only: it runs on macOS alone.
 import { join } from 'node:path'
+import { RAW } from './binding.js'
 import type { Binding } from './binding.js'
 import type { TreeResult } from './tree.js'
 
@@ -19,14 +20,14 @@ export function emptyResult(): TreeResult {
   }
 }
 
-/** The counts of a whole-tree clone of `src`, or undefined where it would not be as faithful as a walk. */
+/** The counts of a whole-tree clone of `src` (a byte string, raw.ts), or undefined where it would not be as faithful as a walk. */
 export function wholeTreeCounts(binding: Binding, src: string, keepSetId: boolean, keepLinks: boolean): TreeResult | undefined {
   const r = emptyResult()
   const stack = [src]
   while (stack.length > 0) {
     const dir = stack.pop() as string
     r.directories++
-    const { names, stats } = binding.scanDir(dir, 0)
+    const { names, stats } = binding.scanDir(dir, RAW)
     for (let i = 0; i < names.length; i++) {
       const mode = stats[i * 5] as number
       const type = mode & S_IFMT

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs'
 import { availableParallelism } from 'node:os'
 import { basename, dirname, join, resolve, sep } from 'node:path'
-import { Flag, LANES, METHOD_CLONE, Op, Scan, lane, requireNative } from './binding.js'
+import { Flag, LANES, METHOD_CLONE, Op, RAW, Scan, lane, requireNative } from './binding.js'
 import type { Binding, DirsScan, OpResults } from './binding.js'
 import { clone, cloneSync, modes } from './clone.js'
 import type { CloneMode, CloneOptions, CloneResult } from './clone.js'
@@ -10,7 +10,8 @@ import { fallbackFor } from './fallback.js'
 import { oneOf, toPath, withDefaults } from './args.js'
 import type { PathLike } from './args.js'
 import { discardTree, removeLeftovers } from './tree-cleanup.js'
-import { tempSibling } from './temp.js'
+import { tempSiblingRaw } from './temp.js'
+import { bytes, shown, toRaw } from './raw.js'
 import { emptyResult, wholeTreeCounts } from './tree-whole.js'
 
 export type OverwriteMode = 'error' | 'skip' | 'replace'
@@ -277,7 +278,7 @@ class TreeRun {
   begin(): void {
     // Following symlinks, one that leads back to an enclosing directory (the root too) would
     // clone the tree into itself without end.
-    const rootId = this.options.dereference ? idOf(fs.statSync(this.src)) : ''
+    const rootId = this.options.dereference ? idOf(fs.statSync(bytes(this.src))) : ''
     this.pending.push({ src: this.src, dst: this.build, mode: 0o700, ancestors: [rootId] })
   }
 
@@ -289,7 +290,7 @@ class TreeRun {
       paths: tasks.map((t) => t.src),
       makes: tasks.map((t) => t.dst),
       modes: Uint32Array.from(tasks, (t) => t.mode),
-      how: (this.options.dereference ? Scan.Follow : 0) | (this.merge ? Scan.Merge : 0),
+      how: RAW | (this.options.dereference ? Scan.Follow : 0) | (this.merge ? Scan.Merge : 0),
     }
   }
 
@@ -331,7 +332,7 @@ class TreeRun {
         const type = typeOf(mode)
         const s = srcPrefix + name
         const d = dstPrefix + name
-        if (options.filter !== undefined && !options.filter(s, { name, type, mode, size })) continue
+        if (options.filter !== undefined && !options.filter(shown(s), { name: shown(name), type, mode, size })) continue
         if (type === 'directory') {
           const id = options.dereference ? `${dev}:${stats[i * 5 + 2]}` : ''
           if (options.dereference && ancestors.includes(id)) {
@@ -412,7 +413,7 @@ class TreeRun {
       const dst = batch.dsts[i] as string
       const label = batch.labels[i] as string
       if (n < 0) {
-        const err = fromNative({ errno: -n, syscall: out.syscalls[i] ?? 'unknown' }, label, this.shown(dst)) as NodeJS.ErrnoException
+        const err = fromNative({ errno: -n, syscall: out.syscalls[i] ?? 'unknown' }, shown(label), this.shown(dst)) as NodeJS.ErrnoException
         const fallback = kind === Op.Clone && this.options.mode === 'auto' ? fallbackFor(err) : undefined
         if (fallback !== undefined) {
           const dev = batch.devs[i] as number
@@ -452,21 +453,22 @@ class TreeRun {
     report({ files: this.result.files, bytes: this.result.cloned.bytes + this.result.copied.bytes })
   }
 
+  /** A path of the tree being built, as people see it: at dst, where it will be. */
   private shown(path: string): string {
-    return path === this.build || path.startsWith(this.build + sep) ? this.dst + path.slice(this.build.length) : path
+    return shown(path === this.build || path.startsWith(this.build + sep) ? this.dst + path.slice(this.build.length) : path)
   }
 
   skip(path: string, reason: string): void {
-    this.result.skipped.push({ path, reason })
+    this.result.skipped.push({ path: shown(path), reason })
   }
 
   fail(e: unknown, src: string | undefined, dst: string | undefined): void {
-    const err = fromNative(e, src, dst === undefined ? undefined : this.shown(dst)) as NodeJS.ErrnoException
+    const err = fromNative(e, src === undefined ? undefined : shown(src), dst === undefined ? undefined : this.shown(dst)) as NodeJS.ErrnoException
     if (!this.options.continueOnError) {
       this.error ??= err
       return
     }
-    this.result.errors.push({ path: src ?? this.shown(dst ?? ''), code: err.code ?? 'EUNKNOWN', message: err.message })
+    this.result.errors.push({ path: src === undefined ? this.shown(dst ?? '') : shown(src), code: err.code ?? 'EUNKNOWN', message: err.message })
   }
 }
 
@@ -493,24 +495,31 @@ function prepare(src: unknown, dst: unknown, options: unknown): Prepared {
     if (o[key] !== undefined && typeof o[key] !== 'function') throw invalidArgType(`options.${key}`, 'of type function', o[key])
   }
   if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw invalidArgType('options.signal', 'an instance of AbortSignal', o.signal)
-  const s = resolve(toPath('src', src).toString())
-  const d = resolve(toPath('dst', dst).toString())
+  // Byte strings from here on (raw.ts); node:fs gets them as Buffers.
+  const s = absolute(toPath('src', src))
+  const d = absolute(toPath('dst', dst))
   if (o.signal?.aborted) throw abortError(o.signal)
-  const st = o.dereference ? fs.statSync(s) : fs.lstatSync(s)
-  const exists = fs.existsSync(d) || isSymlink(d)
+  const st = o.dereference ? fs.statSync(bytes(s)) : fs.lstatSync(bytes(s))
+  const exists = fs.existsSync(bytes(d)) || isSymlink(d)
   if (!st.isDirectory()) return { src: s, dst: d, options: o, single: true, merge: false }
-  const real = fs.realpathSync(s)
-  const dstReal = join(fs.realpathSync(dirname(d)), basename(d))
-  if (dstReal === real) throw fsError('EINVAL', 22, 'cloneTree', s, d, 'source and destination are the same directory')
-  if (dstReal.startsWith(real + sep)) throw fsError('EINVAL', 22, 'cloneTree', s, d, 'cannot clone a directory into itself')
-  if (exists && o.overwrite === 'error') throw fsError('EEXIST', 17, 'cloneTree', s, d)
-  if (exists && !fs.statSync(d).isDirectory()) throw fsError('ENOTDIR', 20, 'cloneTree', s, d, 'destination exists and is not a directory')
+  const real = fs.realpathSync(bytes(s), 'buffer').toString('latin1')
+  const dstReal = join(fs.realpathSync(bytes(dirname(d)), 'buffer').toString('latin1'), basename(d))
+  const [ss, ds] = [shown(s), shown(d)]
+  if (dstReal === real) throw fsError('EINVAL', 22, 'cloneTree', ss, ds, 'source and destination are the same directory')
+  if (dstReal.startsWith(real + sep)) throw fsError('EINVAL', 22, 'cloneTree', ss, ds, 'cannot clone a directory into itself')
+  if (exists && o.overwrite === 'error') throw fsError('EEXIST', 17, 'cloneTree', ss, ds)
+  if (exists && !fs.statSync(bytes(d)).isDirectory()) throw fsError('ENOTDIR', 20, 'cloneTree', ss, ds, 'destination exists and is not a directory')
   return { src: s, dst: d, options: o, single: false, merge: exists }
+}
+
+/** An absolute path, as a byte string. */
+function absolute(path: string | Buffer): string {
+  return resolve(toRaw(process.cwd()), toRaw(path))
 }
 
 function isSymlink(path: string): boolean {
   try {
-    return fs.lstatSync(path).isSymbolicLink()
+    return fs.lstatSync(bytes(path)).isSymbolicLink()
   } catch {
     return false
   }
@@ -519,7 +528,7 @@ function isSymlink(path: string): boolean {
 function startRun(p: Prepared): TreeRun {
   const binding = requireNative('cloneTree')
   removeLeftovers(p.dst)
-  const build = p.merge || !p.options.atomic ? p.dst : tempSibling(p.dst)
+  const build = p.merge || !p.options.atomic ? p.dst : tempSiblingRaw(p.dst)
   return new TreeRun(binding, p.src, p.dst, build, p.options, p.merge)
 }
 
@@ -528,9 +537,9 @@ function finishRun(run: TreeRun, p: Prepared): TreeResult {
   if (run.error === undefined && signal?.aborted) run.error = abortError(signal)
   if (run.error === undefined && run.build !== p.dst) {
     try {
-      run.binding.rename(run.build, p.dst, true)
+      run.binding.rename(bytes(run.build), bytes(p.dst), true)
     } catch (e) {
-      run.error = fromNative(e, p.src, p.dst)
+      run.error = fromNative(e, shown(p.src), shown(p.dst))
     }
   }
   if (run.error !== undefined) {
@@ -577,7 +586,7 @@ function wholeTreeCounting(run: TreeRun, p: Prepared): TreeResult | undefined {
 
 /** Where clonefile(2) refuses the hierarchy in a way a walk may get round (EXDEV, ENOTSUP), walk. */
 function wholeTreeFailed(run: TreeRun, p: Prepared, e: unknown): undefined {
-  const err = fromNative(e, p.src, p.dst)
+  const err = fromNative(e, shown(p.src), shown(p.dst))
   if (fallbackFor(err) === undefined) throw err
   discardTree(run.build)
   return undefined
@@ -587,7 +596,7 @@ function wholeTreeSync(run: TreeRun, p: Prepared): TreeResult | undefined {
   const counts = wholeTreeCounting(run, p)
   if (counts === undefined) return undefined
   try {
-    run.binding.cloneFile(p.src, run.build, METHOD_CLONE, run.fileFlags | Flag.Tree, false)
+    run.binding.cloneFile(bytes(p.src), bytes(run.build), METHOD_CLONE, run.fileFlags | Flag.Tree, false)
   } catch (e) {
     return wholeTreeFailed(run, p, e)
   }
@@ -599,7 +608,7 @@ async function wholeTree(run: TreeRun, p: Prepared): Promise<TreeResult | undefi
   const counts = wholeTreeCounting(run, p)
   if (counts === undefined) return undefined
   try {
-    await run.binding.cloneFile(p.src, run.build, METHOD_CLONE, run.fileFlags | Flag.Tree, true)
+    await run.binding.cloneFile(bytes(p.src), bytes(run.build), METHOD_CLONE, run.fileFlags | Flag.Tree, true)
   } catch (e) {
     return wholeTreeFailed(run, p, e)
   }
@@ -612,7 +621,7 @@ async function wholeTree(run: TreeRun, p: Prepared): Promise<TreeResult | undefi
  * the locks of its few allocation groups), and 1 on btrfs, where clones and creations running
  * in parallel contend for the same b-tree locks and take longer than one after another.
  */
-function autoConcurrency(binding: Binding, dir: string): number {
+function autoConcurrency(binding: Binding, dir: Buffer): number {
   const cpus = Math.min(4, availableParallelism())
   try {
     return binding.fsInfo(dir).name === 'btrfs' ? 1 : cpus
@@ -630,9 +639,9 @@ export async function cloneTree(src: PathLike, dst: PathLike, options?: CloneTre
   const p = prepare(src, dst, options)
   if (p.single) {
     try {
-      return singleResult(await clone(p.src, p.dst, singleOptions(p.options)), p.src)
+      return singleResult(await clone(bytes(p.src), bytes(p.dst), singleOptions(p.options)), shown(p.src))
     } catch (e) {
-      if (skippedExisting(e, p.options)) return singleResult(undefined, p.src)
+      if (skippedExisting(e, p.options)) return singleResult(undefined, shown(p.src))
       throw e
     }
   }
@@ -640,7 +649,7 @@ export async function cloneTree(src: PathLike, dst: PathLike, options?: CloneTre
   const whole = await wholeTree(run, p)
   if (whole !== undefined) return whole
   const { binding } = run
-  const concurrency = p.options.concurrency || autoConcurrency(binding, dirname(run.build))
+  const concurrency = p.options.concurrency || autoConcurrency(binding, bytes(dirname(run.build)))
   // One lane per stream of files: jobs of one lane run one after another (the thread that has
   // the lane takes the next queued job itself), lanes side by side. Each lane has one job
   // queued beyond the one running, so it never waits for this thread.
@@ -665,7 +674,7 @@ export async function cloneTree(src: PathLike, dst: PathLike, options?: CloneTre
     inflight.add(done)
   }
   const launch = (batch: Batch, l: number): void => {
-    track(binding.runOps(batch.kinds, batch.srcs.join('\0'), batch.dsts.join('\0'), batch.flags | lane(l + 1), true).then((out) => {
+    track(binding.runOps(batch.kinds, batch.srcs.join('\0'), batch.dsts.join('\0'), batch.flags | RAW | lane(l + 1), true).then((out) => {
       const retry = run.absorb(batch, out)
       if (retry !== undefined) launch(retry, l)
     }), l)
@@ -728,9 +737,9 @@ export function cloneTreeSync(src: PathLike, dst: PathLike, options?: CloneTreeO
   const p = prepare(src, dst, options)
   if (p.single) {
     try {
-      return singleResult(cloneSync(p.src, p.dst, singleOptions(p.options)), p.src)
+      return singleResult(cloneSync(bytes(p.src), bytes(p.dst), singleOptions(p.options)), shown(p.src))
     } catch (e) {
-      if (skippedExisting(e, p.options)) return singleResult(undefined, p.src)
+      if (skippedExisting(e, p.options)) return singleResult(undefined, shown(p.src))
       throw e
     }
   }
@@ -740,7 +749,7 @@ export function cloneTreeSync(src: PathLike, dst: PathLike, options?: CloneTreeO
   const { binding } = run
   const execute = (step: Batch | typeof BARRIER): void => {
     for (let batch = step === BARRIER ? undefined : step; batch !== undefined;) {
-      batch = run.absorb(batch, binding.runOps(batch.kinds, batch.srcs.join('\0'), batch.dsts.join('\0'), batch.flags, false))
+      batch = run.absorb(batch, binding.runOps(batch.kinds, batch.srcs.join('\0'), batch.dsts.join('\0'), batch.flags | RAW, false))
     }
   }
   try {

@@ -3,10 +3,11 @@
 // each file (its private size), which leaves out what the files share with each other.
 import { constants } from 'node:os'
 import * as fs from 'node:fs'
-import { Scan as ScanHow, Space, native, requireNative } from './binding.js'
+import { RAW, Scan as ScanHow, Space, native, requireNative } from './binding.js'
 import type { Binding, DirsScan, ExtentBatch, FileSpaceBatch } from './binding.js'
 import { fromNative, fsError, invalidArgType, invalidArgValue } from './errors.js'
 import { toPath, withDefaults } from './args.js'
+import { bytes, native as nativePath, shown, toRaw } from './raw.js'
 
 /** Space figures for a set of files, in bytes. */
 export interface Usage {
@@ -227,7 +228,10 @@ interface Batch {
 
 type Settled = { batch: Batch; result?: ExtentBatch; space?: FileSpaceBatch; error?: unknown }
 
-/** One walk over all the paths, streaming files to the addon in batches. */
+/**
+ * One walk over all the paths, streaming files to the addon in batches. Paths are byte strings
+ * (raw.ts): a name that is not UTF-8 is measured, not lost; they are shown() where reported.
+ */
 class Scan {
   readonly set = new Tally()
   skipped = 0
@@ -258,7 +262,7 @@ class Scan {
     this.tally = this.shareTally ? this.set : new Tally()
     // Hard links are found again under each path, as btrfs filesystem du does.
     this.pathSeen = new Set()
-    const st = await fs.promises.stat(path, { bigint: true })
+    const st = await fs.promises.stat(bytes(path), { bigint: true })
     const root: Node = { path, depth: 0, directory: st.isDirectory(), parent: undefined, files: 0, apparent: 0, total: 0, exclusive: 0 }
     // Entries below the paths are reported in walk order; without them order does not matter.
     const ordered = this.o.onEntry !== undefined && this.o.maxDepth > 0
@@ -266,13 +270,13 @@ class Scan {
     else if (st.isDirectory()) await this.directory(path, 0, root)
     // A path given may be a symlink, followed as btrfs filesystem du does; the addon opens
     // files O_NOFOLLOW, so it gets the target's name.
-    else if (st.isFile()) await this.file(await fs.promises.realpath(path), statOf(st), 0, root)
+    else if (st.isFile()) await this.file((await fs.promises.realpath(bytes(path), 'buffer')).toString('latin1'), statOf(st), 0, root)
     this.close(root)
     await this.drain()
     const usage = this.summary(this.tally)
     const { files, apparent, total, exclusive, setShared } = usage
-    this.o.onEntry?.({ path, depth: 0, directory: root.directory, files, apparent, total, exclusive, setShared })
-    return { path, ...usage }
+    this.o.onEntry?.({ path: shown(path), depth: 0, directory: root.directory, files, apparent, total, exclusive, setShared })
+    return { path: shown(path), ...usage }
   }
 
   // The walk is synchronous between batches: a readdir or lstat through the thread pool costs
@@ -312,7 +316,7 @@ class Scan {
     const inFlight = new Set<Promise<void>>()
     let failure: unknown
     const launch = (group: Array<[string, number]>) => {
-      const done: Promise<void> = binding.scanDirs(group.map(([dir]) => dir), ScanHow.Extents, true)
+      const done: Promise<void> = binding.scanDirs(group.map(([dir]) => dir), ScanHow.Extents | RAW, true)
         .then((listing) => this.absorbDirs(group, listing, pending))
         .catch((e: unknown) => {
           failure ??= e
@@ -343,7 +347,7 @@ class Scan {
     for (const [g, [dir, depth]] of group.entries()) {
       const dirErrno = dirErrnos[g] as number
       if (dirErrno !== 0) {
-        const err = fromNative({ errno: dirErrno, syscall: dirSyscalls[g] ?? 'opendir' }, dir)
+        const err = fromNative({ errno: dirErrno, syscall: dirSyscalls[g] ?? 'opendir' }, shown(dir))
         if (depth === 0 || !isVanished(err)) throw err
         this.skipped++
         continue
@@ -358,7 +362,7 @@ class Scan {
         if (type !== S_IFREG) continue
         const errno = errnos[at] as number
         if (errno !== 0 && VANISHED.has(errno)) this.skipped++
-        else if (errno !== 0) throw fromNative({ errno, syscall: 'fiemap' }, prefix + (names[at] as string))
+        else if (errno !== 0) throw fromNative({ errno, syscall: 'fiemap' }, shown(prefix + (names[at] as string)))
         else this.mapped(stats, at, extents.subarray(first * 4, (first + count) * 4))
       }
     }
@@ -386,7 +390,7 @@ class Scan {
    */
   private list(dir: string): Listing {
     if (this.binding === undefined) return listWithNode(dir)
-    const { names, stats } = fromNativeScan(() => this.binding!.scanDir(dir, 0), dir)
+    const { names, stats } = fromNativeScan(() => this.binding!.scanDir(dir, RAW), dir)
     const out: Listing = []
     for (let i = 0; i < names.length; i++) {
       const type = (stats[i * 5] as number) & S_IFMT
@@ -426,7 +430,7 @@ class Scan {
   private async dispatch(): Promise<void> {
     const batch = this.batch
     this.batch = { files: [], items: [] }
-    const paths = batch.files.map((f) => f.path)
+    const paths = batch.files.map((f) => nativePath(f.path))
     const measured: Promise<Omit<Settled, 'batch'>> = paths.length === 0
       ? Promise.resolve({})
       : this.space !== undefined
@@ -468,7 +472,7 @@ class Scan {
       const count = result?.counts[k] ?? 0
       const errno = result?.errnos[k++] ?? 0
       if (errno !== 0 && VANISHED.has(errno)) this.skipped++
-      else if (errno !== 0) throw fromNative({ errno, syscall: 'fiemap' }, item.path)
+      else if (errno !== 0) throw fromNative({ errno, syscall: 'fiemap' }, shown(item.path))
       else this.measure(item.size, item.allocated, item.inSet, item.node, result?.extents.subarray(offset * 4, (offset + count) * 4))
       offset += count
     }
@@ -504,7 +508,7 @@ class Scan {
       this.skipped++
       return
     }
-    if (errno !== 0) throw fromNative({ errno, syscall: 'getattrlist' }, item.path)
+    if (errno !== 0) throw fromNative({ errno, syscall: 'getattrlist' }, shown(item.path))
     const known = space.known[k] as number
     // Both are what st_blocks counts; the filesystem's own figure was read with the private size.
     const allocated = (known & Space.Allocated) !== 0 ? (space.allocated[k] as number) : item.allocated
@@ -545,7 +549,7 @@ function addPrivate(to: Tally, size: number, allocated: number, exclusive: numbe
 
 function entryOf(node: Node): UsageEntry {
   const { path, depth, directory, files, apparent, total, exclusive } = node
-  return { path, depth, directory, files, apparent, total, exclusive }
+  return { path: shown(path), depth, directory, files, apparent, total, exclusive }
 }
 
 /** Marks the inode seen; false when it was already. */
@@ -582,15 +586,16 @@ function statOf(st: fs.BigIntStats): Stat {
 
 function listWithNode(dir: string): Listing {
   const out: Listing = []
-  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+  for (const entry of fs.readdirSync(bytes(dir), { withFileTypes: true, encoding: 'buffer' })) {
+    const name = entry.name.toString('latin1')
     if (entry.isDirectory()) {
-      out.push({ name: entry.name, directory: true, file: false, dev: 0, ino: 0, size: 0, nlink: 1, allocated: 0 })
+      out.push({ name, directory: true, file: false, dev: 0, ino: 0, size: 0, nlink: 1, allocated: 0 })
       continue
     }
     if (!entry.isFile()) continue
-    const st = fs.lstatSync(`${dir}/${entry.name}`, { bigint: true, throwIfNoEntry: false })
+    const st = fs.lstatSync(bytes(`${dir}/${name}`), { bigint: true, throwIfNoEntry: false })
     // Gone, or replaced by something else since readdir: not an entry any more.
-    if (st !== undefined && st.isFile()) out.push({ name: entry.name, directory: false, file: true, ...statOf(st) })
+    if (st !== undefined && st.isFile()) out.push({ name, directory: false, file: true, ...statOf(st) })
   }
   return out
 }
@@ -599,14 +604,15 @@ function fromNativeScan<T>(scan: () => T, dir: string): T {
   try {
     return scan()
   } catch (e) {
-    throw fromNative(e, dir)
+    throw fromNative(e, shown(dir))
   }
 }
 
+/** The paths asked for, as byte strings. */
 function toPaths(paths: unknown): string[] {
   const list = Array.isArray(paths) ? paths : [paths]
   if (list.length === 0) throw invalidArgValue('paths', paths, 'must name at least one path')
-  return list.map((p, i) => toPath(Array.isArray(paths) ? `paths[${i}]` : 'paths', p).toString())
+  return list.map((p, i) => toRaw(toPath(Array.isArray(paths) ? `paths[${i}]` : 'paths', p)))
 }
 
 const unmeasurable = (why = 'no FIEMAP') =>
@@ -682,9 +688,10 @@ async function allocatedOnly(list: string[], o: Resolved, why?: string): Promise
  * its hard links).
  */
 export async function sharedBytes(a: string, b: string): Promise<number> {
-  const pathA = toPath('a', a).toString()
-  const pathB = toPath('b', b).toString()
-  if (process.platform !== 'linux') throw fsError('ENOTSUP', constants.errno.ENOTSUP, 'fiemap', pathA, pathB, unmeasurable())
+  // As given: a Buffer names the file by its bytes.
+  const pathA = toPath('a', a)
+  const pathB = toPath('b', b)
+  if (process.platform !== 'linux') throw fsError('ENOTSUP', constants.errno.ENOTSUP, 'fiemap', pathA.toString(), pathB.toString(), unmeasurable())
   const binding = requireNative('sharedBytes')
   // One after the other: when both are missing, the error names `a`, every time.
   const stA = await fs.promises.stat(pathA, { bigint: true })
@@ -693,7 +700,7 @@ export async function sharedBytes(a: string, b: string): Promise<number> {
   const { counts, errnos, extents } = await binding.extentsMany([pathA, pathB], true)
   for (const [i, path] of [pathA, pathB].entries()) {
     const errno = errnos[i] ?? 0
-    if (errno !== 0) throw fromNative({ errno, syscall: 'fiemap' }, path)
+    if (errno !== 0) throw fromNative({ errno, syscall: 'fiemap' }, path.toString())
   }
   const split = (counts[0] ?? 0) * 4
   const ofA = dataExtents(extents.subarray(0, split))

@@ -16,6 +16,10 @@
 #define JOB_LANE_SHIFT 26
 #define JOB_LANE_MASK (15u << JOB_LANE_SHIFT) /* 1-15: the lane to run in (src/binding.ts: lane()) */
 #define SCAN_MERGE 0x100u                    /* scanDirs: a directory to make that exists already is no error */
+/* runOps, scanDirs: path strings are byte strings, one character (U+0000-U+00FF) per byte of the
+ * name as the filesystem has it (Latin-1 in N-API's terms), and names come back so: a name that
+ * is not UTF-8 survives the trip through JavaScript. */
+#define JOB_RAW (1u << 30)
 
 /* Lanes: the jobs of one lane run one after another, in the order they were queued, whatever
  * the size of the thread pool; jobs of different lanes run side by side. A caller chooses how
@@ -71,17 +75,22 @@ static napi_value make_error(napi_env env, const cf_error *err) {
   return obj;
 }
 
+/* The bytes of a string: UTF-8, or with `raw` one byte per character (JOB_RAW). */
+static char *get_string(napi_env env, napi_value value, bool raw) {
+  size_t len = 0;
+  napi_status (*get)(napi_env, napi_value, char *, size_t, size_t *) =
+      raw ? napi_get_value_string_latin1 : napi_get_value_string_utf8;
+  if (get(env, value, NULL, 0, &len) != napi_ok) return NULL;
+  char *s = malloc(len + 1);
+  if (s != NULL) get(env, value, s, len + 1, &len);
+  return s;
+}
+
 /* A path from a string or a Buffer (bytes as they are, for names that are not UTF-8). */
-static char *get_path(napi_env env, napi_value value) {
+static char *get_path_as(napi_env env, napi_value value, bool raw) {
   napi_valuetype type;
   if (napi_typeof(env, value, &type) != napi_ok) return NULL;
-  if (type == napi_string) {
-    size_t len = 0;
-    if (napi_get_value_string_utf8(env, value, NULL, 0, &len) != napi_ok) return NULL;
-    char *s = malloc(len + 1);
-    if (s != NULL) napi_get_value_string_utf8(env, value, s, len + 1, &len);
-    return s;
-  }
+  if (type == napi_string) return get_string(env, value, raw);
   bool is_buffer = false;
   napi_is_buffer(env, value, &is_buffer);
   if (!is_buffer) return NULL;
@@ -96,20 +105,27 @@ static char *get_path(napi_env env, napi_value value) {
   return s;
 }
 
+static char *get_path(napi_env env, napi_value value) {
+  return get_path_as(env, value, false);
+}
+
 /* Reads n paths into out[0..n): from a JS array of strings or Buffers (each malloc'd), or from
  * one string of them joined by NUL characters, which one conversion reads whole: then out[i]
  * point into *arena, the one allocation. False, with a TypeError naming `who`, on a bad one. */
-static bool get_paths(napi_env env, napi_value value, uint32_t n, char **out, char **arena, const char *who) {
+static bool get_paths(napi_env env, napi_value value, uint32_t n, char **out, char **arena, bool raw,
+                      const char *who) {
   char message[96];
   snprintf(message, sizeof message, "%s: paths must be strings or Buffers", who);
   napi_valuetype type;
   if (napi_typeof(env, value, &type) == napi_ok && type == napi_string) {
     size_t len = 0;
-    if (napi_get_value_string_utf8(env, value, NULL, 0, &len) != napi_ok || (*arena = malloc(len + 1)) == NULL) {
+    napi_status (*get)(napi_env, napi_value, char *, size_t, size_t *) =
+        raw ? napi_get_value_string_latin1 : napi_get_value_string_utf8;
+    if (get(env, value, NULL, 0, &len) != napi_ok || (*arena = malloc(len + 1)) == NULL) {
       napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", message);
       return false;
     }
-    napi_get_value_string_utf8(env, value, *arena, len + 1, &len);
+    get(env, value, *arena, len + 1, &len);
     char *p = *arena, *end = *arena + len;
     for (uint32_t i = 0; i < n; i++) {
       if (p > end) {
@@ -123,7 +139,7 @@ static bool get_paths(napi_env env, napi_value value, uint32_t n, char **out, ch
   }
   for (uint32_t i = 0; i < n; i++) {
     napi_value v;
-    if (napi_get_element(env, value, i, &v) != napi_ok || (out[i] = get_path(env, v)) == NULL) {
+    if (napi_get_element(env, value, i, &v) != napi_ok || (out[i] = get_path_as(env, v, raw)) == NULL) {
       napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", message);
       return false;
     }
@@ -153,6 +169,7 @@ typedef struct job {
   int method, dst_fd;
   uint32_t flags;
   int lane; /* 0, or the lane it runs in */
+  bool raw; /* JOB_RAW: strings in and out are byte strings */
   uint64_t src_offset, dst_offset, length;
   int64_t result;
   cf_error err;
@@ -327,10 +344,11 @@ static void job_run(job_t *job) {
   uv_cond_destroy(&me.cond);
 }
 
-/* The lane a job's flags ask for (0: none), and the flags without it. */
-static int take_lane(uint32_t *flags) {
+/* The lane a job's flags ask for (0: none), and the flags without it (or JOB_RAW). */
+static int take_lane(uint32_t *flags, bool *raw) {
   int lane = (int)((*flags & JOB_LANE_MASK) >> JOB_LANE_SHIFT);
-  *flags &= ~JOB_LANE_MASK;
+  *raw = (*flags & JOB_RAW) != 0;
+  *flags &= ~(JOB_LANE_MASK | JOB_RAW);
   return lane;
 }
 
@@ -575,7 +593,7 @@ static napi_value paths_call(napi_env env, napi_callback_info info, job_kind kin
     job_free(job);
     return throw_internal(env);
   }
-  if (!get_paths(env, argv[0], n, job->paths, &job->paths_arena, who)) {
+  if (!get_paths(env, argv[0], n, job->paths, &job->paths_arena, false, who)) {
     job_free(job);
     return NULL;
   }
@@ -632,13 +650,13 @@ static napi_value run_ops(napi_env env, napi_callback_info info) {
   }
   memcpy(job->kinds, kinds, n);
   job->npaths = (uint32_t)n;
-  if (!get_paths(env, argv[1], (uint32_t)n, job->paths, &job->paths_arena, "runOps") ||
-      !get_paths(env, argv[2], (uint32_t)n, job->dsts, &job->dsts_arena, "runOps")) {
+  job->flags = (uint32_t)get_number(env, argv[3]);
+  job->lane = take_lane(&job->flags, &job->raw);
+  if (!get_paths(env, argv[1], (uint32_t)n, job->paths, &job->paths_arena, job->raw, "runOps") ||
+      !get_paths(env, argv[2], (uint32_t)n, job->dsts, &job->dsts_arena, job->raw, "runOps")) {
     job_free(job);
     return NULL;
   }
-  job->flags = (uint32_t)get_number(env, argv[3]);
-  job->lane = take_lane(&job->flags);
   bool async = false;
   napi_get_value_bool(env, argv[4], &async);
   return job_finish(env, job, async);
@@ -695,7 +713,7 @@ static napi_value scan_result(napi_env env, job_t *job) {
       /* Measuring, a file's name is wanted only for an error: tens of thousands of strings
        * fewer for a large tree (`names` has holes there). */
       if (counts == NULL || !S_ISREG(e->mode) || e->ext_err != 0) {
-        napi_create_string_utf8(env, job->namebufs[i] + e->name, NAPI_AUTO_LENGTH, &v);
+        (job->raw ? napi_create_string_latin1 : napi_create_string_utf8)(env, job->namebufs[i] + e->name, NAPI_AUTO_LENGTH, &v);
         napi_set_element(env, names, at, v);
       }
       d[at * 5] = e->mode;
@@ -745,12 +763,13 @@ static napi_value scan_dir(napi_env env, napi_callback_info info) {
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   job_t *job = scan_job(1);
   if (job == NULL) return throw_internal(env);
-  if ((job->paths[0] = get_path(env, argv[0])) == NULL) {
+  job->flags = (uint32_t)get_number(env, argv[1]);
+  (void)take_lane(&job->flags, &job->raw);
+  if ((job->paths[0] = get_path_as(env, argv[0], job->raw)) == NULL) {
     job_free(job);
     napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "scanDir: path must be a string or Buffer");
     return NULL;
   }
-  job->flags = (uint32_t)get_number(env, argv[1]);
   job_run(job);
   if (job->errnums[0] != 0) {
     cf_error e = {job->errnums[0], job->dir_syscalls[0], 0};
@@ -788,7 +807,7 @@ static bool get_makes(napi_env env, napi_value array, napi_value modes, job_t *j
       return false;
     }
     if (t == napi_undefined) continue;
-    if ((job->makes[i] = get_path(env, v)) == NULL) {
+    if ((job->makes[i] = get_path_as(env, v, job->raw)) == NULL) {
       napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "scanDirs: directories to make must be strings or Buffers");
       return false;
     }
@@ -808,13 +827,13 @@ static napi_value scan_dirs(napi_env env, napi_callback_info info) {
   if (job == NULL) return throw_internal(env);
   napi_valuetype makes_type = napi_undefined;
   if (argc >= 5) napi_typeof(env, argv[3], &makes_type);
-  if (!get_paths(env, argv[0], n, job->paths, &job->paths_arena, "scanDirs") ||
+  job->flags = (uint32_t)get_number(env, argv[1]);
+  job->lane = take_lane(&job->flags, &job->raw);
+  if (!get_paths(env, argv[0], n, job->paths, &job->paths_arena, job->raw, "scanDirs") ||
       (makes_type != napi_undefined && !get_makes(env, argv[3], argv[4], job))) {
     job_free(job);
     return NULL;
   }
-  job->flags = (uint32_t)get_number(env, argv[1]);
-  job->lane = take_lane(&job->flags);
   bool async = false;
   napi_get_value_bool(env, argv[2], &async);
   return job_finish(env, job, async);
