@@ -93,14 +93,27 @@ async function savingsLine(src: string, dst: string): Promise<string> {
   }
 }
 
-/** Counts entries quickly (no stat) so that the progress bar can show an ETA. */
-function countEntries(dir: string): number | undefined {
+/**
+ * Counts the regular files quickly (readdir's types, no stat) so that the progress bar, which
+ * counts files, can show how far it is and an ETA. Names as Buffers: a directory whose name is
+ * not UTF-8 is counted too.
+ */
+function countFiles(dir: string): number | undefined {
+  let files = 0
+  const walk = (path: Buffer) => {
+    for (const entry of readdirSync(path, { withFileTypes: true, encoding: 'buffer' })) {
+      if (entry.isFile()) files++
+      else if (entry.isDirectory()) walk(Buffer.concat([path, SLASH, entry.name]))
+    }
+  }
   try {
-    return readdirSync(dir, { recursive: true }).length
+    walk(Buffer.from(dir))
+    return files
   } catch {
     return undefined
   }
 }
+const SLASH = Buffer.from('/')
 
 async function copyOne(src: string, dst: string, v: Values, signal: AbortSignal): Promise<{ ok: boolean; report: unknown }> {
   const mode = v.reflink as CloneMode
@@ -108,7 +121,7 @@ async function copyOne(src: string, dst: string, v: Values, signal: AbortSignal)
   if (isDirectory(src)) {
     if (!v.recursive && !v.R && !v.archive) throw fsError('EISDIR', 21, 'cp', src, dst, `omitting directory (use -r or -a)`)
     const showBar = v.progress ?? (!v['no-progress'] && process.stderr.isTTY === true && !v.json)
-    const bar = showBar ? new ProgressBar(countEntries(src)) : undefined
+    const bar = showBar ? new ProgressBar(countFiles(src)) : undefined
     try {
       const r = await cloneTree(src, dst, {
         mode, overwrite, dereference: v.dereference, signal,

@@ -5,12 +5,12 @@ import { humanBytes } from './output.js'
 export class ProgressBar {
   private readonly start = Date.now()
 
-  constructor(private readonly totalEntries: number | undefined) {}
+  constructor(private readonly totalFiles: number | undefined) {}
 
   update(p: TreeProgress): void {
     const seconds = Math.max((Date.now() - this.start) / 1000, 0.001)
     const rate = p.files / seconds
-    const total = p.totalFiles ?? this.totalEntries
+    const total = p.totalFiles ?? this.totalFiles
     const fraction = total ? Math.min(p.files / total, 1) : undefined
     const width = 24
     const bar = fraction === undefined ? '' : `[${'#'.repeat(Math.round(fraction * width)).padEnd(width, '.')}] `
