@@ -85,19 +85,29 @@ for (const kind of ['xfs', 'btrfs'] as FsKind[]) {
       assertKept(src, dst, before)
     })
 
-    it('keeps holes of a sparse file when copying', async (t) => {
+    it('keeps holes of a sparse file when copying: at the start, in the middle, at the end, all hole', async (t) => {
       const m = await needMount(t, kind)
       if (!m) return
       const dir = freshDir(m)
-      const src = join(dir, 'sparse')
-      const fd = fs.openSync(src, 'w')
-      fs.writeSync(fd, Buffer.alloc(4096, 7), 0, 4096, 64 * MiB)
-      fs.closeSync(fd)
-      const dst = join(dir, 'sparse-copy')
-      await clone(src, dst, { mode: 'never' })
-      assert.equal(fs.statSync(dst).size, fs.statSync(src).size)
-      assert.ok(fs.statSync(dst).blocks * 512 < MiB, 'the hole stayed a hole')
-      assert.equal(sha(dst), sha(src))
+      // [offset of 4 KiB of data...], size
+      const layouts: Array<[string, number[], number]> = [
+        ['hole-data', [64 * MiB], 64 * MiB + 4096],
+        ['data-hole-data', [0, 32 * MiB], 32 * MiB + 4096],
+        ['data-hole', [0], 64 * MiB],
+        ['hole', [], 64 * MiB],
+      ]
+      for (const [name, data, size] of layouts) {
+        const src = join(dir, name)
+        const fd = fs.openSync(src, 'w')
+        for (const at of data) fs.writeSync(fd, Buffer.alloc(4096, 7), 0, 4096, at)
+        fs.ftruncateSync(fd, size)
+        fs.closeSync(fd)
+        const dst = join(dir, `${name}-copy`)
+        await clone(src, dst, { mode: 'never' })
+        assert.equal(fs.statSync(dst).size, size, name)
+        assert.ok(fs.statSync(dst).blocks * 512 < MiB, `${name}: the holes stayed holes`)
+        assert.equal(sha(dst), sha(src), name)
+      }
     })
 
     it('overwrite replaces an existing file atomically; without it EEXIST leaves it alone', async (t) => {

@@ -144,7 +144,8 @@ static void dest_discard(const char *dst, uint32_t flags, dest_t *d) {
 
 /* ---- data ---- */
 
-static int copy_bytes(int sfd, int dfd, off_t off, off_t end, cf_error *err) {
+/* Copies [off, end) and returns where it stopped (before `end` if the source shrank). */
+static off_t copy_bytes(int sfd, int dfd, off_t off, off_t end, cf_error *err) {
   while (off < end) {
     if (lseek(dfd, off, SEEK_SET) < 0) return fail(err, "lseek", errno, 1);
     size_t want = (size_t)(end - off) > (1u << 30) ? (1u << 30) : (size_t)(end - off);
@@ -155,25 +156,33 @@ static int copy_bytes(int sfd, int dfd, off_t off, off_t end, cf_error *err) {
     }
     if (n == 0) break; /* the source shrank under us */
   }
-  return 0;
+  return off;
 }
 
 /* A physical copy that keeps holes, as cp does (SEEK_DATA/SEEK_HOLE). */
 static int copy_data(int sfd, int dfd, off_t size, cf_error *err) {
-  off_t pos = 0;
+  off_t pos = 0, written = 0, end = size;
   while (pos < size) {
     off_t data = lseek(sfd, pos, SEEK_DATA);
     if (data < 0) {
-      /* ENXIO: only a hole remains. Otherwise no SEEK_DATA here: copy everything. */
-      if (errno != ENXIO && copy_bytes(sfd, dfd, pos, size, err) < 0) return -err->errnum;
+      if (errno == ENXIO) break; /* only a hole remains */
+      /* No SEEK_DATA here: copy everything. */
+      if ((written = copy_bytes(sfd, dfd, pos, size, err)) < 0) return -err->errnum;
+      if (written < size) end = written; /* the source shrank under us */
       break;
     }
     off_t hole = lseek(sfd, data, SEEK_HOLE);
     if (hole < 0) hole = size;
-    if (copy_bytes(sfd, dfd, data, hole, err) < 0) return -err->errnum;
+    if ((written = copy_bytes(sfd, dfd, data, hole, err)) < 0) return -err->errnum;
+    if (written < hole) {
+      end = written; /* the source shrank under us: the copy ends where it did */
+      break;
+    }
     pos = hole;
   }
-  if (ftruncate(dfd, size) != 0) return fail(err, "ftruncate", errno, 1);
+  /* A hole at the end leaves the copy short of its size. Only then: on XFS an ftruncate to
+   * the size a file has already waits for its writeback (a tenth of a second for 1 GiB). */
+  if (written != end && ftruncate(dfd, end) != 0) return fail(err, "ftruncate", errno, 1);
   return 0;
 }
 
