@@ -75,14 +75,14 @@ static napi_value make_error(napi_env env, const cf_error *err) {
   return obj;
 }
 
-/* The bytes of a string: UTF-8, or with `raw` one byte per character (JOB_RAW). */
-static char *get_string(napi_env env, napi_value value, bool raw) {
-  size_t len = 0;
+/* The bytes of a string (*len of them, NUL-terminated): UTF-8, or with `raw` one byte per
+ * character (JOB_RAW). NULL if it is not a string or memory runs out. */
+static char *get_string(napi_env env, napi_value value, bool raw, size_t *len) {
   napi_status (*get)(napi_env, napi_value, char *, size_t, size_t *) =
       raw ? napi_get_value_string_latin1 : napi_get_value_string_utf8;
-  if (get(env, value, NULL, 0, &len) != napi_ok) return NULL;
-  char *s = malloc(len + 1);
-  if (s != NULL) get(env, value, s, len + 1, &len);
+  if (get(env, value, NULL, 0, len) != napi_ok) return NULL;
+  char *s = malloc(*len + 1);
+  if (s != NULL) get(env, value, s, *len + 1, len);
   return s;
 }
 
@@ -90,12 +90,12 @@ static char *get_string(napi_env env, napi_value value, bool raw) {
 static char *get_path_as(napi_env env, napi_value value, bool raw) {
   napi_valuetype type;
   if (napi_typeof(env, value, &type) != napi_ok) return NULL;
-  if (type == napi_string) return get_string(env, value, raw);
+  size_t len = 0;
+  if (type == napi_string) return get_string(env, value, raw, &len);
   bool is_buffer = false;
   napi_is_buffer(env, value, &is_buffer);
   if (!is_buffer) return NULL;
   void *data;
-  size_t len;
   if (napi_get_buffer_info(env, value, &data, &len) != napi_ok) return NULL;
   char *s = malloc(len + 1);
   if (s != NULL) {
@@ -119,13 +119,10 @@ static bool get_paths(napi_env env, napi_value value, uint32_t n, char **out, ch
   napi_valuetype type;
   if (napi_typeof(env, value, &type) == napi_ok && type == napi_string) {
     size_t len = 0;
-    napi_status (*get)(napi_env, napi_value, char *, size_t, size_t *) =
-        raw ? napi_get_value_string_latin1 : napi_get_value_string_utf8;
-    if (get(env, value, NULL, 0, &len) != napi_ok || (*arena = malloc(len + 1)) == NULL) {
+    if ((*arena = get_string(env, value, raw, &len)) == NULL) {
       napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", message);
       return false;
     }
-    get(env, value, *arena, len + 1, &len);
     char *p = *arena, *end = *arena + len;
     for (uint32_t i = 0; i < n; i++) {
       if (p > end) {
