@@ -21,24 +21,18 @@
  * is not UTF-8 survives the trip through JavaScript. */
 #define JOB_RAW (1u << 30)
 
-/* Lanes: the jobs of one lane run one after another, in the order they were queued, whatever
- * the size of the thread pool; jobs of different lanes run side by side. A caller chooses how
- * many run at once, and which jobs never run together (filesystems whose metadata updates
- * contend gain from fewer at once: btrfs one; and on XFS two jobs creating files in one
- * allocation group wait for each other). Waking a sleeping thread takes some 0.1 ms here, as
- * long as a small job: so the pool thread that has a lane runs the jobs queued behind its own
- * too (up to LANE_RUN), and only then hands the lane to the next waiting thread. */
+/* Lanes (async jobs only): the jobs of one lane run one after another, in the order they were
+ * queued, whatever the size of the thread pool; jobs of different lanes run side by side. A
+ * caller chooses how many run at once, and which jobs never run together (filesystems whose
+ * metadata updates contend gain from fewer at once; and on XFS two jobs creating files in one
+ * allocation group wait for each other). A job whose lane is taken is queued there and its pool
+ * thread goes back to the pool at once, free for any other work of the process; the thread
+ * that has the lane runs the queued jobs after its own, with no wake-up in between (that costs
+ * some 0.1 ms, as long as a small job), until the lane is empty. Every lane job's promise is
+ * settled on the JavaScript thread through a thread-safe function, as soon as the job is done. */
 #define LANES 15
-#define LANE_RUN 8
-typedef struct lane_item {
-  struct job *job;
-  int state; /* LANE_QUEUED, LANE_YOURS (run it yourself, and hold a place), LANE_DONE */
-  uv_cond_t cond;
-  struct lane_item *next;
-} lane_item;
-enum { LANE_QUEUED, LANE_YOURS, LANE_DONE };
 typedef struct {
-  lane_item *head, *tail;
+  struct job *head, *tail;
   int busy; /* a thread has the lane */
 } lane_t;
 static uv_once_t lane_once = UV_ONCE_INIT;
@@ -160,6 +154,11 @@ enum { OP_CLONE, OP_COPY, OP_SYMLINK, OP_SPECIAL, OP_DIR_META, OP_LINK };
 typedef struct job {
   napi_async_work work;
   napi_deferred deferred;
+  /* a lane job: its lane's queue, the thread-safe function that settles it, and how many of
+   * {settled, async work completed} are still to come (both on the JavaScript thread) */
+  struct job *next;
+  napi_threadsafe_function settle;
+  int holds;
   job_kind kind;
   cf_file src;
   char *src_path, *dst;
@@ -295,50 +294,31 @@ static void job_run_now(job_t *job) {
   }
 }
 
-static void job_run(job_t *job) {
-  if (job->lane == 0) {
-    job_run_now(job);
+/* A lane job, on a pool thread: queued behind the lane's running job, or, where the lane is
+ * free, run now with every job queued behind it, each settled as soon as it is done. */
+static void job_run_in_lane(job_t *job) {
+  lane_t *lane = &lanes[job->lane];
+  uv_mutex_lock(&lane_lock);
+  job->next = NULL;
+  if (lane->tail != NULL) lane->tail->next = job;
+  else lane->head = job;
+  lane->tail = job;
+  if (lane->busy) {
+    uv_mutex_unlock(&lane_lock);
     return;
   }
-  lane_t *lane = &lanes[job->lane];
-  lane_item me = {.job = job, .state = LANE_QUEUED, .next = NULL};
-  uv_cond_init(&me.cond);
-  uv_mutex_lock(&lane_lock);
-  if (lane->busy) {
-    if (lane->tail != NULL) lane->tail->next = &me;
-    else lane->head = &me;
-    lane->tail = &me;
-    while (me.state == LANE_QUEUED) uv_cond_wait(&me.cond, &lane_lock);
-  } else {
-    lane->busy = 1;
-    me.state = LANE_YOURS;
-  }
-  if (me.state == LANE_YOURS) {
-    /* This thread has the lane: its own job, then the jobs queued behind it. */
+  lane->busy = 1;
+  while (lane->head != NULL) {
+    job_t *next = lane->head;
+    lane->head = next->next;
+    if (lane->head == NULL) lane->tail = NULL;
     uv_mutex_unlock(&lane_lock);
-    job_run_now(job);
+    job_run_now(next);
+    napi_call_threadsafe_function(next->settle, next, napi_tsfn_nonblocking);
     uv_mutex_lock(&lane_lock);
-    int ran = 1, handed = 0;
-    while (lane->head != NULL) {
-      lane_item *it = lane->head;
-      lane->head = it->next;
-      if (lane->head == NULL) lane->tail = NULL;
-      if (ran++ == LANE_RUN) {
-        it->state = LANE_YOURS; /* the lane passes to that thread */
-        uv_cond_signal(&it->cond);
-        handed = 1;
-        break;
-      }
-      uv_mutex_unlock(&lane_lock);
-      job_run_now(it->job);
-      uv_mutex_lock(&lane_lock);
-      it->state = LANE_DONE;
-      uv_cond_signal(&it->cond);
-    }
-    if (!handed) lane->busy = 0;
   }
+  lane->busy = 0;
   uv_mutex_unlock(&lane_lock);
-  uv_cond_destroy(&me.cond);
 }
 
 /* The lane a job's flags ask for (0: none), and the flags without it (or JOB_RAW). */
@@ -351,7 +331,9 @@ static int take_lane(uint32_t *flags, bool *raw) {
 
 static void job_execute(napi_env env, void *data) {
   (void)env;
-  job_run(data);
+  job_t *job = data;
+  if (job->lane != 0) job_run_in_lane(job);
+  else job_run_now(job);
 }
 
 static napi_value extents_result(napi_env env, job_t *job);
@@ -369,8 +351,7 @@ static napi_value job_value(napi_env env, job_t *job) {
   return value;
 }
 
-static void job_complete(napi_env env, napi_status status, void *data) {
-  job_t *job = data;
+static void job_settle(napi_env env, job_t *job, napi_status status) {
   if (status != napi_ok) {
     cf_error e = {.errnum = 125 /* ECANCELED */, .syscall = "uv_queue_work", .on_dest = 0};
     napi_reject_deferred(env, job->deferred, make_error(env, &e));
@@ -379,7 +360,46 @@ static void job_complete(napi_env env, napi_status status, void *data) {
   } else {
     napi_resolve_deferred(env, job->deferred, job_value(env, job));
   }
+}
+
+/* Per module instance: the thread-safe function that settles lane jobs, referenced (keeping
+ * the process alive) while any are outstanding. */
+typedef struct {
+  napi_threadsafe_function settle;
+  uint32_t outstanding;
+} instance_t;
+
+static void lane_job_released(napi_env env, job_t *job) {
+  if (--job->holds > 0) return;
+  instance_t *inst = NULL;
+  napi_get_instance_data(env, (void **)&inst);
+  if (inst != NULL && --inst->outstanding == 0) napi_unref_threadsafe_function(env, inst->settle);
+  job_free(job);
+}
+
+/* On the JavaScript thread, for a lane job its lane's thread has run. */
+static void lane_job_done(napi_env env, napi_value js_cb, void *context, void *data) {
+  (void)js_cb;
+  (void)context;
+  job_t *job = data;
+  if (env != NULL) job_settle(env, job, napi_ok);
+  if (env != NULL) lane_job_released(env, job);
+}
+
+static void job_complete(napi_env env, napi_status status, void *data) {
+  job_t *job = data;
   napi_delete_async_work(env, job->work);
+  /* A lane job that was cancelled never reached its lane: settle it here. */
+  if (job->lane != 0 && status == napi_ok) {
+    lane_job_released(env, job);
+    return;
+  }
+  job_settle(env, job, status);
+  if (job->lane != 0) {
+    job->holds = 1;
+    lane_job_released(env, job);
+    return;
+  }
   job_free(job);
 }
 
@@ -391,10 +411,18 @@ static napi_value job_finish(napi_env env, job_t *job, bool async) {
     CHECK(napi_create_promise(env, &job->deferred, &result));
     CHECK(napi_create_string_utf8(env, "clonefile", NAPI_AUTO_LENGTH, &name));
     CHECK(napi_create_async_work(env, NULL, name, job_execute, job_complete, job, &job->work));
+    if (job->lane != 0) {
+      instance_t *inst = NULL;
+      CHECK(napi_get_instance_data(env, (void **)&inst));
+      job->settle = inst->settle;
+      job->holds = 2;
+      if (inst->outstanding++ == 0) CHECK(napi_ref_threadsafe_function(env, inst->settle));
+    }
     CHECK(napi_queue_async_work(env, job->work));
     return result;
   }
-  job_run(job);
+  /* Run here and now: a lane says nothing to a synchronous call. */
+  job_run_now(job);
   if (job->result < 0) {
     napi_throw(env, make_error(env, &job->err));
     job_free(job);
@@ -767,7 +795,7 @@ static napi_value scan_dir(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "scanDir: path must be a string or Buffer");
     return NULL;
   }
-  job_run(job);
+  job_run_now(job);
   if (job->errnums[0] != 0) {
     cf_error e = {job->errnums[0], job->dir_syscalls[0], 0};
     napi_throw(env, make_error(env, &e));
@@ -891,8 +919,23 @@ static napi_value rename_path(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+static void instance_free(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  free(data);
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   uv_once(&lane_once, lane_init);
+  instance_t *inst = calloc(1, sizeof *inst);
+  napi_value name;
+  if (inst == NULL || napi_create_string_utf8(env, "clonefile lanes", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_create_threadsafe_function(env, NULL, NULL, name, 0, 1, NULL, NULL, NULL, lane_job_done, &inst->settle) != napi_ok ||
+      napi_unref_threadsafe_function(env, inst->settle) != napi_ok ||
+      napi_set_instance_data(env, inst, instance_free, NULL) != napi_ok) {
+    free(inst);
+    return NULL;
+  }
   napi_property_descriptor props[] = {
       {"cloneFile", NULL, clone_file, NULL, NULL, NULL, napi_enumerable, NULL},
       {"cloneRange", NULL, clone_range, NULL, NULL, NULL, napi_enumerable, NULL},

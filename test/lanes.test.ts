@@ -1,0 +1,50 @@
+// Lanes (src/native/binding.c): jobs of one lane run one after another, and a job waiting for its
+// lane must not hold a thread of libuv's pool, which the whole process shares (fs, zlib, dns).
+// Each case runs in a child with a pool of 2 threads, so that one held thread would be half of it.
+import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
+import * as fs from 'node:fs'
+import * as path from 'node:path'
+import { describe, test } from 'node:test'
+import { fileURLToPath } from 'node:url'
+import { freshDir, needMount } from './helpers/mounts.js'
+
+const BINDING_JS = fileURLToPath(new URL('../src/binding.js', import.meta.url))
+
+// Lane 1: a long job (4000 clones), then a small one queued behind it (one copy). Then a read
+// through the pool that has nothing to do with lanes. The order things finish in:
+const CHILD = `
+import { readFile } from 'node:fs/promises'
+const { Op, Flag, lane, requireNative } = await import(process.env.BINDING_JS)
+const binding = requireNative('test')
+const [dir] = process.argv.slice(1)
+const order = []
+const N = 4000
+const long = binding.runOps(new Uint8Array(N).fill(Op.Clone), Array(N).fill(dir + '/small'), Array.from({ length: N }, (_, i) => dir + '/c' + i), Flag.Direct | lane(1), true)
+  .then((out) => order.push('clones:' + out.results.filter((n) => n === 5).length))
+const small = binding.runOps(Uint8Array.of(Op.Copy), [dir + '/small'], [dir + '/copy'], Flag.Direct | lane(1), true)
+  .then((out) => order.push('copy:' + out.results[0]))
+// Time for both lane jobs to reach the pool's two threads before the read is queued.
+await new Promise((resolve) => setTimeout(resolve, 10))
+const read = readFile(dir + '/small').then(() => order.push('read'))
+await Promise.all([long, small, read])
+console.log(JSON.stringify(order))
+`
+
+describe('lanes', () => {
+  test('a job waiting for its lane leaves its pool thread to other work; the lane keeps its order', async (t) => {
+    const m = await needMount(t, 'xfs')
+    if (!m) return
+    const dir = freshDir(m)
+    fs.writeFileSync(path.join(dir, 'small'), 'small')
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', CHILD, dir], {
+      encoding: 'utf8',
+      env: { ...process.env, UV_THREADPOOL_SIZE: '2', BINDING_JS },
+    })
+    assert.equal(r.status, 0, r.stderr)
+    const order = JSON.parse(r.stdout) as string[]
+    // The read needs the pool's second thread, which the copy took while it waited for the
+    // lane: the read finishes first only if that thread went back to the pool.
+    assert.deepEqual(order, ['read', 'clones:4000', 'copy:5'])
+  })
+})
