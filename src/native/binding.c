@@ -151,13 +151,20 @@ typedef enum { JOB_CLONE_FILE, JOB_CLONE_RANGE, JOB_EXTENTS, JOB_OPS, JOB_SCAN, 
 /* Kinds of tree operation in runOps(); src/binding.ts mirrors them. */
 enum { OP_CLONE, OP_COPY, OP_SYMLINK, OP_SPECIAL, OP_DIR_META, OP_LINK };
 
+/* Per module instance: the thread-safe function that settles lane jobs, referenced (keeping
+ * the process alive) while any are outstanding. */
+typedef struct {
+  napi_threadsafe_function settle;
+  uint32_t outstanding;
+} instance_t;
+
 typedef struct job {
   napi_async_work work;
   napi_deferred deferred;
-  /* a lane job: its lane's queue, the thread-safe function that settles it, and how many of
-   * {settled, async work completed} are still to come (both on the JavaScript thread) */
+  /* a lane job: its lane's queue, the instance whose thread-safe function settles it, and how
+   * many of {settled, async work completed} are still to come (both on the JavaScript thread) */
   struct job *next;
-  napi_threadsafe_function settle;
+  instance_t *inst;
   int holds;
   job_kind kind;
   cf_file src;
@@ -314,7 +321,7 @@ static void job_run_in_lane(job_t *job) {
     if (lane->head == NULL) lane->tail = NULL;
     uv_mutex_unlock(&lane_lock);
     job_run_now(next);
-    napi_call_threadsafe_function(next->settle, next, napi_tsfn_nonblocking);
+    napi_call_threadsafe_function(next->inst->settle, next, napi_tsfn_nonblocking);
     uv_mutex_lock(&lane_lock);
   }
   lane->busy = 0;
@@ -362,18 +369,9 @@ static void job_settle(napi_env env, job_t *job, napi_status status) {
   }
 }
 
-/* Per module instance: the thread-safe function that settles lane jobs, referenced (keeping
- * the process alive) while any are outstanding. */
-typedef struct {
-  napi_threadsafe_function settle;
-  uint32_t outstanding;
-} instance_t;
-
 static void lane_job_released(napi_env env, job_t *job) {
   if (--job->holds > 0) return;
-  instance_t *inst = NULL;
-  napi_get_instance_data(env, (void **)&inst);
-  if (inst != NULL && --inst->outstanding == 0) napi_unref_threadsafe_function(env, inst->settle);
+  if (--job->inst->outstanding == 0) napi_unref_threadsafe_function(env, job->inst->settle);
   job_free(job);
 }
 
@@ -382,25 +380,25 @@ static void lane_job_done(napi_env env, napi_value js_cb, void *context, void *d
   (void)js_cb;
   (void)context;
   job_t *job = data;
-  if (env != NULL) job_settle(env, job, napi_ok);
-  if (env != NULL) lane_job_released(env, job);
+  if (env == NULL) return; /* the instance is going away */
+  job_settle(env, job, napi_ok);
+  lane_job_released(env, job);
 }
 
 static void job_complete(napi_env env, napi_status status, void *data) {
   job_t *job = data;
   napi_delete_async_work(env, job->work);
-  /* A lane job that was cancelled never reached its lane: settle it here. */
-  if (job->lane != 0 && status == napi_ok) {
-    lane_job_released(env, job);
+  if (job->lane == 0) {
+    job_settle(env, job, status);
+    job_free(job);
     return;
   }
-  job_settle(env, job, status);
-  if (job->lane != 0) {
-    job->holds = 1;
-    lane_job_released(env, job);
-    return;
+  /* A lane job is settled by lane_job_done; one that was cancelled never reached its lane. */
+  if (status != napi_ok) {
+    job_settle(env, job, status);
+    job->holds--;
   }
-  job_free(job);
+  lane_job_released(env, job);
 }
 
 /* Sync: run here and return the count or throw. Async: queue and return a promise. */
@@ -412,11 +410,9 @@ static napi_value job_finish(napi_env env, job_t *job, bool async) {
     CHECK(napi_create_string_utf8(env, "clonefile", NAPI_AUTO_LENGTH, &name));
     CHECK(napi_create_async_work(env, NULL, name, job_execute, job_complete, job, &job->work));
     if (job->lane != 0) {
-      instance_t *inst = NULL;
-      CHECK(napi_get_instance_data(env, (void **)&inst));
-      job->settle = inst->settle;
+      CHECK(napi_get_instance_data(env, (void **)&job->inst));
       job->holds = 2;
-      if (inst->outstanding++ == 0) CHECK(napi_ref_threadsafe_function(env, inst->settle));
+      if (job->inst->outstanding++ == 0) CHECK(napi_ref_threadsafe_function(env, job->inst->settle));
     }
     CHECK(napi_queue_async_work(env, job->work));
     return result;
