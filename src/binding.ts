@@ -16,53 +16,104 @@ export const Flag = {
   Overwrite: 0x080,
   Direct: 0x100,
   Tree: 0x200,
+  FollowDirs: 0x400,
 } as const
 
 export interface FsInfo {
   /** statfs f_type on Linux; a hash of the type name on macOS; 0 on Windows */
   type: number
+  /** the type's name where the OS gives one (macOS, Windows); '' on Linux */
   name: string
   blockSize: number
   dev: number
   mountId: number
-  /** 1 yes, 0 no, -1 unknown: from the filesystem type or its capability flags */
+  /** what the OS itself says: 1 yes, 0 no (macOS, Windows capability flags); -1 where it says
+   * nothing (Linux: fallback.ts knows the types) */
   canClone: number
 }
 
 export type NativePath = string | Buffer
 
+/**
+ * The directory "descriptor" that stands for the current directory: a name relative to it is a
+ * path as the user gave it, resolved as the OS resolves any path (CF_CWD in platform.h).
+ */
+export const CWD = -100
+
+/** No directory: scanDirs' `make.dirs[i]` where that directory has nothing to make. */
+export const NONE = -1
+
+/**
+ * How the addon lays out what it says of an entry (cf_stat in platform.h): STAT_STRIDE numbers
+ * per entry, in this order. Only src/entries.ts reads them.
+ */
+export const STAT_STRIDE = 10
+export const Stat = { Mode: 0, Dev: 1, Ino: 2, Size: 3, Nlink: 4, MtimeSec: 5, MtimeNsec: 6, CtimeSec: 7, CtimeNsec: 8, Blocks: 9 } as const
+
+/**
+ * The addon's interface. Names travel as strings of names joined by '\0' (one conversion for a
+ * whole batch); with the RAW bit in `flags`/`how` they are byte strings (raw.ts). Every entry is
+ * addressed as (directory descriptor, name): see cf_at in platform.h: a name relative to an open
+ * directory is resolved component by component, never following a symlink (no PATH_MAX limit);
+ * relative to CWD it is a user's path.
+ */
 export interface Binding {
-  cloneFile(src: NativePath | number, dst: NativePath, method: number, flags: number, async: false): number
-  cloneFile(src: NativePath | number, dst: NativePath, method: number, flags: number, async: true): Promise<number>
+  /** clone()/copy of one file: `temp` (a sibling path of dst, from temp.ts) is where a file not
+   * made in place (Flag.Direct) is built when it cannot be built nameless, or always with
+   * Flag.Overwrite. */
+  cloneFile(src: NativePath | number, dst: NativePath, temp: NativePath | undefined, method: number, flags: number, async: false): number
+  cloneFile(src: NativePath | number, dst: NativePath, temp: NativePath | undefined, method: number, flags: number, async: true): Promise<number>
   cloneRange(srcFd: number, dstFd: number, srcOffset: number, dstOffset: number, length: number, method: number, async: false): number
   cloneRange(srcFd: number, dstFd: number, srcOffset: number, dstOffset: number, length: number, method: number, async: true): Promise<number>
   dedupeRange(srcFd: number, dstFd: number, srcOffset: number, dstOffset: number, length: number): number
   fsInfo(path: NativePath): FsInfo
-  /** [logical, physical, length, flags] for each extent */
-  extents(path: NativePath): Float64Array
   /** Extents of many files in one trip: counts[i] extents of file i follow each other in
    * `extents` (4 numbers each); errnos[i] is non-zero where file i could not be mapped. */
-  extentsMany(paths: NativePath[], async: false): ExtentBatch
-  extentsMany(paths: NativePath[], async: true): Promise<ExtentBatch>
-  /** Runs kinds[i] from srcs[i] to dsts[i], every one of them, in order. */
-  /** srcs and dsts: arrays, or (cheaper to pass) strings of the paths joined by '\0' */
-  runOps(kinds: Uint8Array, srcs: NativePath[] | string, dsts: NativePath[] | string, flags: number, async: false): OpResults
-  runOps(kinds: Uint8Array, srcs: NativePath[] | string, dsts: NativePath[] | string, flags: number, async: true): Promise<OpResults>
-  /** Lists a directory and stats each entry (lstat, or stat with Scan.Follow). */
-  scanDir(path: string, how: number): DirScan
-  /** Many directories in one trip; a directory that fails does not stop the others. */
-  scanDirs(paths: string[], how: number, async: true, makes?: Array<string | undefined>, modes?: Uint32Array): Promise<DirsScan>
-  /** With `makes`, directory makes[i] (where given) is made with mode modes[i] before paths[i]
-   * is listed; a failure to make it is that directory's error (dirOnDest set). */
-  scanDirs(paths: string[], how: number, async: false, makes?: Array<string | undefined>, modes?: Uint32Array): DirsScan
+  extentsMany(dirs: Int32Array, names: string, flags: number, async: false): ExtentBatch
+  extentsMany(dirs: Int32Array, names: string, flags: number, async: true): Promise<ExtentBatch>
   /** What the filesystem says of each file's space, in one trip: one getattrlist(2) a file on
    * macOS; elsewhere every errno is ENOTSUP. A final symlink is not followed. */
-  fileSpace(paths: NativePath[], async: true): Promise<FileSpaceBatch>
-  rename(from: NativePath, to: NativePath, noreplace: boolean): void
+  fileSpace(dirs: Int32Array, names: string, flags: number, async: true): Promise<FileSpaceBatch>
+  /**
+   * Runs kinds[i] (Op) from (srcDirs[i], srcNames[i]) to (dstDirs[i], dstNames[i]), every one of
+   * them, in order; `temps` (one name per operation relative to dstDirs[i], '' for none) where
+   * flags has Flag.Overwrite or not Flag.Direct. Where cancel[0] is non-zero when an operation's
+   * turn comes, it is not run: its result is -ECANCELED.
+   */
+  runOps(kinds: Uint8Array, srcDirs: Int32Array, srcNames: string, dstDirs: Int32Array, dstNames: string,
+    temps: string | undefined, flags: number, async: false, cancel?: Int32Array): OpResults
+  runOps(kinds: Uint8Array, srcDirs: Int32Array, srcNames: string, dstDirs: Int32Array, dstNames: string,
+    temps: string | undefined, flags: number, async: true, cancel?: Int32Array): Promise<OpResults>
+  /**
+   * Opens directories (dirs[i], names[i]) and lists them, many in one trip; where `make` gives
+   * one (make.dirs[i] !== NONE), directory (make.dirs[i], make.names[i]) is first made with mode
+   * make.modes[i] (with Scan.Merge an existing directory is fine) and opened too. A directory that
+   * fails does not stop the others. Every descriptor returned (fds[i], dstFds[i] >= 0) is the
+   * caller's to close with closeDirs(), whether or not that directory had an error.
+   */
+  scanDirs(dirs: Int32Array, names: string, how: number, async: false, make?: MakeDirs, cancel?: Int32Array): DirsScan
+  scanDirs(dirs: Int32Array, names: string, how: number, async: true, make?: MakeDirs, cancel?: Int32Array): Promise<DirsScan>
+  /** Opens one directory (a root of a walk), as scanDirs does: its descriptor and its stat
+   * (STAT_STRIDE numbers). */
+  openDir(dir: number, name: NativePath, how: number): { fd: number; stat: Float64Array }
+  closeDirs(fds: Int32Array): void
+  /** mkdirat: 0 made, 1 an existing directory with `merge` */
+  makeDir(dir: number, name: NativePath, mode: number, merge: boolean): number
+  rename(fromDir: number, fromName: NativePath, toDir: number, toName: NativePath, noreplace: boolean): void
+  remove(dir: number, name: NativePath, isDir: boolean): void
+  /** (dev, ino) pairs of the directory at path and each of its ancestors up to the root. */
+  ancestors(path: NativePath): Float64Array
 }
 
-/** Kinds of tree operation for runOps(), as in src/native/binding.c. */
-export const Op = { Clone: 0, Copy: 1, Symlink: 2, Special: 3, DirMeta: 4, Link: 5 } as const
+/** Directories for scanDirs() to make before listing, one slot per directory listed. */
+export interface MakeDirs {
+  dirs: Int32Array
+  names: string
+  modes: Uint32Array
+}
+
+/** Kinds of operation for runOps(), as in src/native/jobs.c. */
+export const Op = { Clone: 0, Copy: 1, Symlink: 2, Special: 3, DirMeta: 4, Link: 5, Remove: 6, RemoveDir: 7 } as const
 
 export interface OpResults {
   /** bytes of data for each operation, or -errno where it failed */
@@ -71,24 +122,18 @@ export interface OpResults {
   syscalls: Array<string | undefined>
 }
 
-export interface DirScan {
-  names: string[]
-  /** [mode, dev, ino, size, nlink] for each name */
-  stats: Float64Array
-}
-
-/** scanDir() `how` bits, as CF_SCAN_* in src/native/platform.h; Merge (scanDirs with `makes`:
- * an existing directory is fine) as SCAN_MERGE in src/native/binding.c. */
-export const Scan = { Follow: 0x1, Extents: 0x2, Merge: 0x100 } as const
+/** scanDirs() `how` bits, as CF_SCAN_* in src/native/platform.h; Merge (scanDirs with `make`:
+ * an existing directory is fine) as SCAN_MERGE in src/native/jobs.c. */
+export const Scan = { Follow: 0x1, Extents: 0x2, Writable: 0x4, Merge: 0x100 } as const
 
 /**
- * A bit of runOps' `flags` and scanDir(s)' `how` (JOB_RAW in src/native/binding.c): paths given
+ * A bit of runOps' `flags` and scanDirs' `how` (JOB_RAW in src/native/jobs.c): names given
  * as strings are byte strings, and names come back so (see raw.ts).
  */
 export const RAW = 0x40000000
 
 /**
- * Bits of runOps' `flags` and scanDirs' `how` (JOB_LANE_* in src/native/binding.c): the jobs
+ * Bits of runOps' `flags` and scanDirs' `how` (JOB_LANE_* in src/native/jobs.c): the jobs
  * of lane `n` (1 to 15) run one after another, process-wide; different lanes side by side.
  */
 export const LANES = 15
@@ -97,14 +142,23 @@ export const lane = (n: number): number => (n >= 1 && n <= LANES ? Math.trunc(n)
 /** Several directories' entries one after the other; with Scan.Extents each entry's extents
  * too, laid out as extentsMany() gives them, and `names` left empty for the regular files that
  * were mapped without error (a name is then wanted only to report one). */
-export interface DirsScan extends DirScan, ExtentBatch {
+export interface DirsScan extends Partial<ExtentBatch> {
+  /** the opened source directory of each, or -1 */
+  fds: Int32Array
+  /** the made (or, merging, existing) destination directory of each, or -1 */
+  dstFds: Int32Array
+  /** each opened directory's own stat, STAT_STRIDE numbers each */
+  dirStats: Float64Array
   /** how many entries of `names` belong to each directory */
   dirs: Uint32Array
-  /** non-zero where a directory could not be listed (its entries are then none) */
+  /** non-zero where a directory could not be opened, made or listed (its entries are then none) */
   dirErrnos: Int32Array
   dirSyscalls: Array<string | undefined>
-  /** 1 where the failure was making the directory rather than listing its source */
+  /** 1 where the failure was making the directory rather than opening or listing its source */
   dirOnDest: Uint8Array
+  names: string[]
+  /** STAT_STRIDE numbers for each entry (entries.ts reads them) */
+  stats: Float64Array
 }
 
 /** fileSpace() `known` bits, as CF_SPACE_* in src/native/platform.h. */

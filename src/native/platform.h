@@ -6,8 +6,8 @@
  * TypeScript side decides when to fall back, which flags to pass, and how to
  * word errors.
  *
- * Paths are UTF-8 (Windows converts to UTF-16 inside win.c). A source may be a
- * path or an open file descriptor (fd >= 0 wins; on Windows the fd is a CRT fd).
+ * Names are bytes (Windows converts UTF-8 to UTF-16 inside win.c) and always arrive from the
+ * caller: no function here invents a file name (temporary names come from src/temp.ts).
  */
 #ifndef CLONEFILE_PLATFORM_H
 #define CLONEFILE_PLATFORM_H
@@ -18,23 +18,44 @@
 #define CF_METHOD_CLONE 0 /* share blocks (FICLONE, clonefile, duplicate extents) or fail */
 #define CF_METHOD_COPY 1  /* physical copy that shares nothing (never copy_file_range) */
 
-/* Flags for cf_clone_file(). */
-#define CF_NOFOLLOW 0x001  /* a symlink source is recreated as a symlink */
+/* Flags for the file operations. What to do is the caller's (TypeScript's) decision: no
+ * function below chooses a flag for itself. */
+#define CF_NOFOLLOW 0x001  /* the final component is not followed: a symlink source is recreated
+                              as a symlink by cf_clone_file, and opening a file never follows one */
 #define CF_OWNER 0x002     /* copy uid/gid; EPERM (unprivileged) is ignored */
 #define CF_ACL 0x004       /* copy ACLs (POSIX ACL xattrs, CLONE_ACL, Windows DACL) */
 #define CF_XATTR 0x008     /* copy extended attributes */
 #define CF_MODE 0x010      /* copy permission bits (setuid/setgid cleared unless CF_SETID) */
 #define CF_TIMES 0x020     /* copy atime and mtime, to the nanosecond */
 #define CF_SETID 0x040     /* keep setuid/setgid bits (cp -a does; clonefile(2) does not) */
-#define CF_OVERWRITE 0x080 /* replace an existing destination atomically (rename over it) */
-#define CF_DIRECT 0x100    /* create the destination in place (O_EXCL) instead of via a
-                              temporary; used when the caller makes the whole tree atomic */
+#define CF_OVERWRITE 0x080 /* replace an existing destination atomically: build under `temp`,
+                              then rename over it */
+#define CF_DIRECT 0x100    /* create the destination in place (O_EXCL) instead of building it
+                              nameless (O_TMPFILE) or under `temp` and linking it into place */
 #define CF_TREE 0x200      /* a directory source is cloned whole, atomically (macOS clonefile(2));
                               elsewhere a directory is EISDIR whatever this says */
+#define CF_FOLLOW_DIRS 0x400 /* the directories of a multi-component name may be symlinks and are
+                                followed (cloneTree -L); without it they never are */
+
+/* ---- addressing ----
+ * Every operation names its entries as a cf_at: `name` relative to the open directory `dir`.
+ * With dir == CF_CWD, name is a path as the user gave it, resolved as the OS resolves any path
+ * (the user chose it, symlinks and all). With an open directory (a descriptor from
+ * cf_open_dir), name is one component, or several separated by '/': every component but the
+ * last is opened in turn relative to the one before (O_DIRECTORY | O_NOFOLLOW, unless
+ * CF_FOLLOW_DIRS), so a symlink planted anywhere on the way is ELOOP/ENOTDIR and never
+ * followed, nothing outside `dir` is reached, and no PATH_MAX applies however deep the name.
+ * An empty name (with an open directory) is the directory itself.
+ * On Windows a directory "descriptor" is an index the platform file hands out. */
+#define CF_CWD (-100)
+typedef struct {
+  int dir;
+  const char *name;
+} cf_at;
 
 typedef struct {
-  const char *path; /* used when fd < 0 */
-  int fd;
+  cf_at at; /* used when fd < 0 */
+  int fd;   /* an open file (a source given as a FileHandle or fd) */
 } cf_file;
 
 typedef struct {
@@ -45,16 +66,17 @@ typedef struct {
 
 typedef struct {
   uint64_t size; /* bytes of file data cloned or copied */
-  int symlink;   /* 1 when a symlink was recreated (CF_NOFOLLOW) */
 } cf_clone_out;
 
 typedef struct {
   uint64_t type;       /* statfs f_type (Linux), a hash of f_fstypename (macOS), 0 (Windows) */
-  char name[32];       /* "btrfs", "apfs", "ReFS", ... where the OS names it; else "" */
+  char name[32];       /* the type's name where the OS gives one (f_fstypename, the volume's
+                          file system name); "" on Linux, where TypeScript names f_type */
   uint64_t block_size; /* the block size that clone ranges must be aligned to */
   uint64_t dev;        /* device (st_dev / volume serial) */
   uint64_t mount_id;   /* Linux statx mnt_id (bind mounts differ); else = dev */
-  int can_clone;       /* 1 yes, 0 no, -1 unknown (decided from capability flags) */
+  int can_clone;       /* what the OS itself says: 1 yes, 0 no (VOL_CAP_INT_CLONE,
+                          FILE_SUPPORTS_BLOCK_REFCOUNTING); -1 where it says nothing (Linux) */
 } cf_fs_info;
 
 /* A FIEMAP-style extent. */
@@ -64,12 +86,17 @@ typedef struct {
 } cf_extent;
 
 /* Whole file: clone (or copy) src to the new file dst, with the metadata the flags ask for.
- * On failure nothing is left at dst and an existing dst is untouched. */
-int cf_clone_file(const cf_file *src, const char *dst, int method, uint32_t flags, cf_clone_out *out,
-                  cf_error *err);
+ * Without CF_DIRECT the file is built where no one sees it (O_TMPFILE), or under `temp` (a
+ * name in dst's directory, relative to dst.dir like dst.name, made O_EXCL: never reused) where
+ * that is impossible or CF_OVERWRITE asks to replace dst; it gets its name only when complete.
+ * `temp` may be NULL with CF_DIRECT. On failure nothing is left at dst or temp, and an
+ * existing dst is untouched. */
+int cf_clone_file(const cf_file *src, cf_at dst, const char *temp, int method, uint32_t flags,
+                  cf_clone_out *out, cf_error *err);
 
-/* Range: share (or copy) `length` bytes (0 = to the source's EOF) between open files.
- * Returns the number of bytes, or a negative errno. */
+/* Range: share (or copy) `length` bytes (0 = to the source's EOF) between open files, exactly
+ * the range asked for (alignment is the caller's business: a misaligned clone fails with the
+ * OS's error). Returns the number of bytes, or a negative errno. */
 int64_t cf_clone_range(int src_fd, int dst_fd, uint64_t src_offset, uint64_t dst_offset,
                        uint64_t length, int method, cf_error *err);
 
@@ -81,9 +108,10 @@ int64_t cf_dedupe_range(int src_fd, int dst_fd, uint64_t src_offset, uint64_t ds
 /* The filesystem that holds path. */
 int cf_fs_info_get(const char *path, cf_fs_info *info, cf_error *err);
 
-/* Extent map of a file (FIEMAP with FIEMAP_FLAG_SYNC), all of it. On success *out is a
- * malloc'd array of *count extents that the caller frees. ENOTSUP off Linux. */
-int cf_extents(const char *path, cf_extent **out, uint32_t *count, cf_error *err);
+/* Extent map of a file (FIEMAP with FIEMAP_FLAG_SYNC), all of it; the final component is not
+ * followed. On success *out is a malloc'd array of *count extents that the caller frees.
+ * ENOTSUP off Linux. */
+int cf_extents(cf_at at, cf_extent **out, uint32_t *count, cf_error *err);
 
 /* What the filesystem says of one file's space, as far as it says it (see `known`). */
 typedef struct {
@@ -103,53 +131,83 @@ typedef struct {
 #define CF_SPACE_EXT_FLAGS 0x08
 #define CF_SPACE_CLONE_REFCOUNT 0x10
 
-/* The space facts of the file at path (not following a final symlink), from one getattrlist(2)
+/* The space facts of the file at `at` (not following a final symlink), from one getattrlist(2)
  * on macOS. ENOTSUP elsewhere: Linux measures sharing with FIEMAP (cf_extents), and Windows has
  * no per-file figure of what is shared. */
-int cf_file_space_get(const char *path, cf_file_space *out, cf_error *err);
+int cf_file_space_get(cf_at at, cf_file_space *out, cf_error *err);
 
-/* ---- trees: the same syscall sequences for many entries (batching is mechanism) ---- */
+/* ---- trees: directories held open, entries named relative to them ---- */
 
-/* One directory entry with what lstat (or stat, when following) says of it. */
+/* What a walk needs of one entry (lstat, or stat when following). */
 typedef struct {
-  uint32_t name; /* offset of the NUL-terminated name in the names buffer */
   uint32_t mode; /* st_mode: type and permission bits */
   uint64_t dev, ino, size, nlink;
+  int64_t mtime_sec, ctime_sec;
+  uint32_t mtime_nsec, ctime_nsec;
+  uint64_t blocks; /* st_blocks, in 512-byte units */
+} cf_stat;
+
+/* One directory entry. */
+typedef struct {
+  uint32_t name; /* offset of the NUL-terminated name in the names buffer */
+  cf_stat st;
   cf_extent *ext;     /* CF_SCAN_EXTENTS, regular files: the extent map (malloc'd) */
   uint32_t ext_count;
   int32_t ext_err;    /* the errno that kept this file's extents from being read, or 0 */
 } cf_dirent;
 
-#define CF_SCAN_FOLLOW 0x1  /* stat, not lstat: follow symlinks */
+#define CF_SCAN_FOLLOW 0x1  /* stat, not lstat: follow symlinks (a dangling one is kept as the
+                               link itself); cf_open_dir follows too */
 #define CF_SCAN_EXTENTS 0x2 /* also map the extents of every regular file (ENOTSUP off Linux);
-                               then only regular files carry dev/ino/size/nlink, other entries
-                               just their type (from the listing where it gives one) */
+                               then only regular files need carry more than their type */
+#define CF_SCAN_WRITABLE 0x4 /* cf_open_dir: give the directory u+rwx first if it lacks them and
+                                the process owns it (emptying a read-only tree to remove it) */
 
-/* Lists a directory and stats every entry (no . or ..), as `how` says. *entries and *names are
- * malloc'd, and so is each entry's ext. */
-int cf_scan_dir(const char *path, int how, cf_dirent **entries, uint32_t *count, char **names,
-                cf_error *err);
+/* Opens the directory at `at` for reading (O_DIRECTORY, O_NOFOLLOW unless CF_SCAN_FOLLOW,
+ * O_NOATIME where permitted so the listing does not move its atime) and fstats it: returns the
+ * new descriptor (>= 0) and fills *st. A symlink where a directory was is ELOOP/ENOTDIR. */
+int cf_open_dir(cf_at at, int how, cf_stat *st, cf_error *err);
 
-/* mkdir(path, mode): 0 when made. With merge, an existing directory there (not a symlink to
- * one) is no error: 1. */
-int cf_make_dir(const char *path, uint32_t mode, int merge, cf_error *err);
+/* Closes a descriptor cf_open_dir gave. */
+void cf_close_dir(int fd);
 
-/* Recreates a symlink (its target, owner, xattrs and times as flags say); with CF_OVERWRITE
- * it replaces what is at dst. */
-int cf_copy_symlink(const char *src, const char *dst, uint32_t flags, cf_error *err);
+/* Lists the open directory `fd` from its start (no . or ..) and stats every entry relative to
+ * it, as `how` says; an entry that vanished since the listing is left out. *entries and *names
+ * are malloc'd, and so is each entry's ext. `fd` stays open. */
+int cf_scan_dir(int fd, int how, cf_dirent **entries, uint32_t *count, char **names, cf_error *err);
+
+/* mkdirat: 0 when made. With merge, an existing directory there (not a symlink to one) is no
+ * error: 1. */
+int cf_make_dir(cf_at at, uint32_t mode, int merge, cf_error *err);
+
+/* Recreates a symlink (its target, owner, xattrs and times as flags say); with CF_OVERWRITE it
+ * is made under `temp` and renamed over what is at dst. */
+int cf_copy_symlink(cf_at src, cf_at dst, const char *temp, uint32_t flags, cf_error *err);
 
 /* Recreates a FIFO or device node (mknod), with owner, xattrs, mode and times as flags say;
- * with CF_OVERWRITE it replaces what is at dst. */
-int cf_make_special(const char *src, const char *dst, uint32_t flags, cf_error *err);
+ * with CF_OVERWRITE as cf_copy_symlink. */
+int cf_make_special(cf_at src, cf_at dst, const char *temp, uint32_t flags, cf_error *err);
 
-/* Gives the existing directory dst the metadata of directory src (owner, xattrs, mode, times). */
-int cf_copy_dir_meta(const char *src, const char *dst, uint32_t flags, cf_error *err);
+/* Gives the existing directory dst the metadata of directory src (owner, xattrs, mode, times),
+ * through descriptors of the two (never by a path a symlink could redirect). */
+int cf_copy_dir_meta(cf_at src, cf_at dst, uint32_t flags, cf_error *err);
 
-/* A hard link dst to existing; with CF_OVERWRITE it replaces what is at dst. */
-int cf_hard_link(const char *existing, const char *dst, uint32_t flags, cf_error *err);
+/* A hard link dst to existing (never following a symlink); with CF_OVERWRITE as
+ * cf_copy_symlink. */
+int cf_hard_link(cf_at existing, cf_at dst, const char *temp, uint32_t flags, cf_error *err);
 
 /* Renames from to to; with noreplace an existing `to` is EEXIST (never clobbered), even a
- * directory that rename(2) would replace when empty. */
-int cf_rename(const char *from, const char *to, int noreplace, cf_error *err);
+ * directory that rename(2) would replace when empty. Where the filesystem has no such rename
+ * (EINVAL/ENOSYS), the error is returned as it is: the caller chooses what to do instead. */
+int cf_rename(cf_at from, cf_at to, int noreplace, cf_error *err);
+
+/* Removes the entry at `at`: unlinkat, with AT_REMOVEDIR when dir is set. */
+int cf_remove(cf_at at, int dir, cf_error *err);
+
+/* (dev, ino) of the directory at path, then of its parent, and so on up to the root (whose ".."
+ * is itself), through ".." of each opened directory: no PATH_MAX limit, bind mounts seen as
+ * what they are. Fills up to `max` pairs into ids (dev, ino, dev, ino, ...) and returns how many
+ * pairs there are in all (which may be more than max: call again with room for them). */
+int cf_ancestors(const char *path, uint64_t *ids, uint32_t max, cf_error *err);
 
 #endif
