@@ -103,6 +103,10 @@ export interface Binding {
   remove(dir: number, name: NativePath, isDir: boolean): void
   /** (dev, ino) pairs of the directory at path and each of its ancestors up to the root. */
   ancestors(path: NativePath): Float64Array
+  /** cf_lock: the descriptor holding an exclusive lock on (dir, name), created O_EXCL with
+   * `create`; throws EAGAIN where another holds it. unlock() closes it. */
+  lock(dir: number, name: NativePath, create: boolean): number
+  unlock(fd: number): void
 }
 
 /** Directories for scanDirs() to make before listing, one slot per directory listed. */
@@ -120,6 +124,9 @@ export interface OpResults {
   results: Float64Array
   /** the failing syscall, at the index of each failed operation */
   syscalls: Array<string | undefined>
+  /** non-zero where an operation left out an extended attribute the destination could not
+   * hold: its errno (cf_error.dropped) */
+  dropped: Int32Array
 }
 
 /** scanDirs() `how` bits, as CF_SCAN_* in src/native/platform.h; Merge (scanDirs with `make`:

@@ -62,6 +62,10 @@ typedef struct {
   int errnum;          /* positive errno of the failure */
   const char *syscall; /* "open", "ioctl_ficlone", "clonefile", ... */
   int on_dest;         /* 1 when the failure concerns the destination */
+  uint64_t bytes;      /* bytes written before a copy failed half way (cloneRange's copy), or 0 */
+  int dropped;         /* set even on success: the errno (ENOSPC, E2BIG, EOPNOTSUPP, ...) of an
+                          extended attribute the destination could not hold and that was left
+                          out, as cp -a does with a warning; 0 when none was. Callers zero it. */
 } cf_error;
 
 typedef struct {
@@ -203,6 +207,16 @@ int cf_rename(cf_at from, cf_at to, int noreplace, cf_error *err);
 
 /* Removes the entry at `at`: unlinkat, with AT_REMOVEDIR when dir is set. */
 int cf_remove(cf_at at, int dir, cf_error *err);
+
+/* Opens (with create: creates, O_EXCL) the file at `at` and takes an exclusive lock on it
+ * without waiting: an OFD lock (fcntl F_OFD_SETLK) on Linux, which other PID namespaces and,
+ * over NFS, other hosts see; flock(2) on macOS; LockFileEx on Windows. Returns the descriptor,
+ * which holds the lock until it is closed (or the process dies), or -EAGAIN (-EWOULDBLOCK)
+ * where another open file holds it. */
+int cf_lock(cf_at at, int create, cf_error *err);
+
+/* Closes a descriptor cf_lock gave, dropping the lock. */
+void cf_unlock(int fd);
 
 /* (dev, ino) of the directory at path, then of its parent, and so on up to the root (whose ".."
  * is itself), through ".." of each opened directory: no PATH_MAX limit, bind mounts seen as
