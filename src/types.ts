@@ -1,0 +1,159 @@
+// Every public type of the package, in one module that imports nothing at run time: the
+// operations import their types from here, never from each other.
+import type { FileHandle } from 'node:fs/promises'
+
+export type PathLike = string | Buffer | URL
+/** A path, or an open file: a FileHandle or a file descriptor. */
+export type FileLike = PathLike | FileHandle | number
+
+export type CloneMode = 'auto' | 'always' | 'never'
+
+export type OverwriteMode = 'error' | 'skip' | 'replace'
+export type EntryType = 'file' | 'directory' | 'symlink' | 'fifo' | 'socket' | 'block-device' | 'character-device'
+
+export interface TreeEntry {
+  /** the entry's name, decoded as UTF-8 (U+FFFD for a byte that is not) */
+  name: string
+  /** the path's exact bytes, where it is not valid UTF-8 (given back to the package as a path,
+   * it names that entry: the name rule of every callback and result) */
+  rawPath?: Buffer
+  type: EntryType
+  /** st_mode permission bits and type */
+  mode: number
+  size: number
+}
+
+export interface TreePreserve {
+  /** permission bits, setuid/setgid too when owners are kept @default true */
+  mode?: boolean
+  /** atime and mtime to the nanosecond, directories included @default true */
+  timestamps?: boolean
+  /** owner and group, where the process may (root) @default true */
+  ownership?: boolean
+  /** extended attributes (POSIX ACLs among them) @default true */
+  xattr?: boolean
+  /** hard-link groups stay hard links @default true */
+  links?: boolean
+  /** FIFOs (and device nodes, when root) are recreated @default true */
+  specials?: boolean
+}
+
+export interface TreeProgress {
+  files: number
+  bytes: number
+}
+
+export interface CloneTreeOptions {
+  /** what an existing `dst` means: an error, entries kept, or entries replaced @default 'error' */
+  overwrite?: OverwriteMode
+  /** per file, as for clone() @default 'auto' */
+  mode?: CloneMode
+  /** what to keep; each field defaults to true, as cp -a does @default {} */
+  preserve?: TreePreserve
+  /** follow symlinks instead of recreating them (cp -L) @default false */
+  dereference?: boolean
+  /** entries for which it returns false are left out (a directory with all it holds) @default undefined */
+  filter?: ((path: string, entry: TreeEntry) => boolean | Promise<boolean>) | undefined
+  /** batches of operations running at once on the thread pool @default one per CPU up to 4; 1 on btrfs */
+  concurrency?: number
+  /** stops the run; with `atomic`, nothing is left at `dst` @default undefined */
+  signal?: AbortSignal | undefined
+  /** called at most every 100 ms, and once at the end @default undefined */
+  onProgress?: ((progress: TreeProgress) => void) | undefined
+  /** build under a temporary sibling and rename it into place at the end @default true */
+  atomic?: boolean
+  /** collect per-entry errors instead of stopping at the first @default false */
+  continueOnError?: boolean
+}
+
+export interface TreeResult {
+  files: number
+  directories: number
+  symlinks: number
+  hardLinks: number
+  specials: number
+  cloned: { files: number; bytes: number }
+  copied: { files: number; bytes: number }
+  /** why files were copied instead of cloned: reason code -> number of files */
+  fallbacks: Record<string, number>
+  skipped: Array<{ path: string; rawPath?: Buffer; reason: string }>
+  errors: Array<{ path: string; rawPath?: Buffer; code: string; message: string }>
+  /** what was left out without failing: an extended attribute the destination could not hold
+   * (as cp -a, which warns), a leftover of another user's run that could not be removed */
+  warnings: Array<{ path: string; rawPath?: Buffer; code: string; message: string }>
+}
+
+/** Space figures for a set of files, in bytes. */
+export interface Usage {
+  /** regular files, each inode counted once */
+  files: number
+  /** sum of file sizes, as `ls -l` shows them */
+  apparent: number
+  /**
+   * bytes of data extents: holes, unwritten (preallocated) and inline extents excluded;
+   * on macOS the allocated size
+   */
+  total: number
+  /** bytes in extents no other file or clone references; on macOS the files' APFS private sizes */
+  exclusive: number
+  /** bytes of shared extents, each byte on disk counted once however often the set references it */
+  setShared: number
+  /** what the set occupies: `exclusive + setShared` */
+  onDisk: number
+  /** what sharing saves within the set: `total - onDisk` */
+  saved: number
+}
+
+export interface UsageResult {
+  /** one entry per path given, each path taken as a set of its own */
+  paths: Array<Usage & { path: string }>
+  /** all the paths together */
+  set: Usage
+  /** files and directories that vanished during the scan */
+  skipped: number
+  /**
+   * Set where sharing cannot be measured, or not all of it: then the figures that cannot be
+   * are NaN. On macOS (APFS) `exclusive` is exact but the shared figures only where at most
+   * one file may share blocks; elsewhere off Linux `total` is the allocated size and the rest NaN.
+   */
+  reason?: string
+}
+
+/** A file or directory inside one of the paths, as `btrfs filesystem du` lists it. */
+export interface UsageEntry {
+  path: string
+  /** the path's exact bytes, where it is not valid UTF-8 */
+  rawPath?: Buffer
+  /** 0 for a path given to usage(), 1 for what it contains, and so on */
+  depth: number
+  directory: boolean
+  files: number
+  apparent: number
+  total: number
+  exclusive: number
+  /** only for the paths themselves (depth 0): shared bytes merged within that path */
+  setShared?: number
+}
+
+export interface UsageProgress {
+  /** files measured so far */
+  files: number
+  /** their `total` so far */
+  total: number
+}
+
+export interface UsageOptions {
+  /** Stops the scan; usage() then rejects with the signal's reason. @default undefined */
+  signal?: AbortSignal
+  /** Called after every batch of files is measured. @default undefined */
+  onProgress?: (progress: UsageProgress) => void
+  /**
+   * Called for each file and directory down to `maxDepth`, each directory after its contents
+   * (the order `btrfs filesystem du` prints them), and for each path once it is done.
+   * @default undefined
+   */
+  onEntry?: (entry: UsageEntry) => void
+  /** How deep below each path `onEntry` reports files and directories. @default Infinity */
+  maxDepth?: number
+}
+
