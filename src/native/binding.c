@@ -13,8 +13,8 @@
 
 #include "jobs.h"
 
-/* Lanes (async jobs only): the jobs of one lane run one after another, in the order they were
- * queued, whatever the size of the thread pool; jobs of different lanes run side by side. A
+/* Lanes (async jobs only): the jobs of one lane run one after another, in the order of the
+ * calls, whatever the size of the thread pool; jobs of different lanes run side by side. A
  * caller chooses how many run at once, and which jobs never run together (filesystems whose
  * metadata updates contend gain from fewer at once; and on XFS two jobs creating files in one
  * allocation group wait for each other). A job whose lane is taken is queued there and its pool
@@ -119,20 +119,19 @@ static char *get_path(napi_env env, napi_value value, bool raw) {
   return s;
 }
 
-char *arg_path(napi_env env, napi_value value, bool raw, const char *who) {
-  char *s = get_path(env, value, raw);
-  if (s == NULL) throw_type(env, who, "paths must be strings or Buffers");
+char *arg_path(napi_env env, napi_value value, const job_t *job) {
+  char *s = get_path(env, value, job->raw);
+  if (s == NULL) throw_type(env, job->kind->name, "paths must be strings or Buffers");
   return s;
 }
 
-bool arg_names(napi_env env, napi_value value, uint32_t n, bool raw, const char *who, const char ***out,
-               char **arena) {
+bool arg_names(napi_env env, napi_value value, uint32_t n, const job_t *job, const char ***out, char **arena) {
   size_t len = 0;
-  if ((*arena = get_string(env, value, raw, &len)) == NULL) return throw_type(env, who, "names must be a string");
+  if ((*arena = get_string(env, value, job->raw, &len)) == NULL) return throw_type(env, job->kind->name, "names must be a string");
   if ((*out = job_calloc(env, n, sizeof(char *))) == NULL) return false;
   const char *p = *arena, *end = *arena + len;
   for (uint32_t i = 0; i < n; i++) {
-    if (p > end) return throw_type(env, who, "fewer joined names than entries");
+    if (p > end) return throw_type(env, job->kind->name, "fewer joined names than entries");
     (*out)[i] = p;
     p += strlen(p) + 1;
   }
@@ -140,23 +139,23 @@ bool arg_names(napi_env env, napi_value value, uint32_t n, bool raw, const char 
 }
 
 bool arg_typed(napi_env env, napi_value value, napi_typedarray_type type, void **data, size_t *n,
-               const char *who) {
+               const job_t *job) {
   napi_typedarray_type actual;
   bool is_typed = false;
   if (napi_is_typedarray(env, value, &is_typed) != napi_ok || !is_typed ||
       napi_get_typedarray_info(env, value, &actual, n, data, NULL, NULL) != napi_ok || actual != type)
-    return throw_type(env, who, "a typed array is not of the expected type");
+    return throw_type(env, job->kind->name, "a typed array is not of the expected type");
   return true;
 }
 
-bool arg_ats(napi_env env, napi_value dirs, napi_value names, bool raw, const char *who, job_ats *out) {
+bool arg_ats(napi_env env, napi_value dirs, napi_value names, const job_t *job, job_ats *out) {
   int32_t *fds;
   size_t n = 0;
   const char **list = NULL;
-  if (!arg_typed(env, dirs, napi_int32_array, (void **)&fds, &n, who)) return false;
+  if (!arg_typed(env, dirs, napi_int32_array, (void **)&fds, &n, job)) return false;
   out->n = (uint32_t)n;
   bool ok = (out->at = job_calloc(env, n, sizeof(cf_at))) != NULL &&
-            arg_names(env, names, out->n, raw, who, &list, &out->arena);
+            arg_names(env, names, out->n, job, &list, &out->arena);
   for (uint32_t i = 0; ok && i < out->n; i++) out->at[i] = (cf_at){fds[i], list[i]};
   free((void *)list);
   return ok;
@@ -167,12 +166,12 @@ void job_ats_free(job_ats *ats) {
   free(ats->arena);
 }
 
-bool arg_cancel(napi_env env, napi_value value, job_t *job, const char *who) {
+bool arg_cancel(napi_env env, napi_value value, job_t *job) {
   size_t n = 0;
   void *data;
   if (!arg_given(env, value)) return true;
-  if (!arg_typed(env, value, napi_int32_array, &data, &n, who)) return false;
-  if (n < 1) return throw_type(env, who, "cancel must have an element");
+  if (!arg_typed(env, value, napi_int32_array, &data, &n, job)) return false;
+  if (n < 1) return throw_type(env, job->kind->name, "cancel must have an element");
   if (napi_create_reference(env, value, 1, &job->cancel_ref) != napi_ok) return throw_internal(env), false;
   job->cancel = data;
   return true;
@@ -236,15 +235,42 @@ static void job_free(napi_env env, job_t *job) {
   free(job);
 }
 
-/* A lane job, on a pool thread: queued behind the lane's running job, or, where the lane is
- * free, run now with every job queued behind it, each settled as soon as it is done. */
-static void job_run_in_lane(job_t *job) {
+/* On the JavaScript thread, as the job is queued: the lane's queue is in the order of the
+ * calls, whichever pool thread starts first. */
+static void lane_push(job_t *job) {
   lane_t *lane = &lanes[job->lane];
   uv_mutex_lock(&lane_lock);
   job->next = NULL;
   if (lane->tail != NULL) lane->tail->next = job;
   else lane->head = job;
   lane->tail = job;
+  uv_mutex_unlock(&lane_lock);
+}
+
+/* Takes a job out of its lane's queue where it still waits there (its async work was
+ * cancelled); false where a lane thread has taken it (and will settle it). */
+static bool lane_unqueue(job_t *job) {
+  lane_t *lane = &lanes[job->lane];
+  job_t *prev = NULL;
+  bool found = false;
+  uv_mutex_lock(&lane_lock);
+  for (job_t **p = &lane->head; *p != NULL; prev = *p, p = &(*p)->next) {
+    if (*p != job) continue;
+    *p = job->next;
+    if (lane->tail == job) lane->tail = prev;
+    found = true;
+    break;
+  }
+  uv_mutex_unlock(&lane_lock);
+  return found;
+}
+
+/* A lane job's turn on a pool thread: where another thread has the lane, it runs this job in
+ * its turn; else this thread takes the lane and runs every job queued there, each settled as
+ * soon as it is done. */
+static void lane_run(int number) {
+  lane_t *lane = &lanes[number];
+  uv_mutex_lock(&lane_lock);
   if (lane->busy) {
     uv_mutex_unlock(&lane_lock);
     return;
@@ -266,7 +292,9 @@ static void job_run_in_lane(job_t *job) {
 static void job_execute(napi_env env, void *data) {
   (void)env;
   job_t *job = data;
-  if (job->lane != 0) job_run_in_lane(job);
+  /* A lane job may be run (and settled) by another thread before this one starts: its lane
+   * number is read first, and the job not touched after. */
+  if (job->lane != 0) lane_run(job->lane);
   else job->kind->run(job);
 }
 
@@ -305,8 +333,9 @@ static void job_complete(napi_env env, napi_status status, void *data) {
     job_free(env, job);
     return;
   }
-  /* A lane job is settled by lane_job_done; one that was cancelled never reached its lane. */
-  if (status != napi_ok) {
+  /* A lane job is settled by lane_job_done; one whose work was cancelled may still wait in its
+   * lane's queue, and is settled here. */
+  if (status != napi_ok && lane_unqueue(job)) {
     job_settle(env, job, status);
     job->holds--;
   }
@@ -321,9 +350,15 @@ static napi_value job_queue(napi_env env, job_t *job) {
   if (job->lane != 0) {
     CHECK(napi_get_instance_data(env, (void **)&job->inst));
     job->holds = 2;
-    if (job->inst->outstanding++ == 0) CHECK(napi_ref_threadsafe_function(env, job->inst->settle));
+    lane_push(job);
   }
-  CHECK(napi_queue_async_work(env, job->work));
+  if (napi_queue_async_work(env, job->work) != napi_ok) {
+    if (job->lane != 0) lane_unqueue(job);
+    napi_delete_async_work(env, job->work);
+    return throw_internal(env);
+  }
+  /* (settled on this thread, so never before this) */
+  if (job->lane != 0 && job->inst->outstanding++ == 0) napi_ref_threadsafe_function(env, job->inst->settle);
   return promise;
 }
 

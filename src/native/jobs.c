@@ -72,10 +72,10 @@ static bool clone_file_parse(napi_env env, napi_value *argv, job_t *job) {
   j->method = (int)arg_number(env, argv[3]);
   j->flags = job_flags(job, (uint32_t)arg_number(env, argv[4]));
   j->src.fd = type == napi_number ? (int)arg_number(env, argv[0]) : -1;
-  if (j->src.fd < 0 && (j->src_path = arg_path(env, argv[0], job->raw, "cloneFile")) == NULL) return false;
+  if (j->src.fd < 0 && (j->src_path = arg_path(env, argv[0], job)) == NULL) return false;
   j->src.at = (cf_at){CF_CWD, j->src_path};
-  return (j->dst = arg_path(env, argv[1], job->raw, "cloneFile")) != NULL &&
-         (!arg_given(env, argv[2]) || (j->temp = arg_path(env, argv[2], job->raw, "cloneFile")) != NULL);
+  return (j->dst = arg_path(env, argv[1], job)) != NULL &&
+         (!arg_given(env, argv[2]) || (j->temp = arg_path(env, argv[2], job)) != NULL);
 }
 
 static void clone_file_run(job_t *job) {
@@ -132,7 +132,7 @@ typedef struct {
 } fs_info_job;
 
 static bool fs_info_parse(napi_env env, napi_value *argv, job_t *job) {
-  return (((fs_info_job *)job)->path = arg_path(env, argv[0], false, "fsInfo")) != NULL;
+  return (((fs_info_job *)job)->path = arg_path(env, argv[0], job)) != NULL;
 }
 
 static void fs_info_run(job_t *job) {
@@ -161,10 +161,9 @@ static void path_free(job_t *job) {
  * question about each of many files; a file that fails (vanished, unreadable) has its errno in
  * errnos[i], and the others go on ---- */
 
-static bool files_parse(napi_env env, napi_value *argv, job_t *job, job_ats *files, int32_t **errnos,
-                        const char *who) {
+static bool files_parse(napi_env env, napi_value *argv, job_t *job, job_ats *files, int32_t **errnos) {
   job_flags(job, (uint32_t)arg_number(env, argv[2]));
-  return arg_ats(env, argv[0], argv[1], job->raw, who, files) &&
+  return arg_ats(env, argv[0], argv[1], job, files) &&
          (*errnos = job_calloc(env, files->n, sizeof(int32_t))) != NULL;
 }
 
@@ -178,7 +177,7 @@ typedef struct {
 
 static bool extents_parse(napi_env env, napi_value *argv, job_t *job) {
   extents_job *j = (extents_job *)job;
-  return files_parse(env, argv, job, &j->files, &j->errnos, "extentsMany") &&
+  return files_parse(env, argv, job, &j->files, &j->errnos) &&
          (j->ext = job_calloc(env, j->files.n, sizeof(cf_extent *))) != NULL &&
          (j->counts = job_calloc(env, j->files.n, sizeof(uint32_t))) != NULL;
 }
@@ -233,7 +232,7 @@ typedef struct {
 
 static bool space_parse(napi_env env, napi_value *argv, job_t *job) {
   space_job *j = (space_job *)job;
-  return files_parse(env, argv, job, &j->files, &j->errnos, "fileSpace") &&
+  return files_parse(env, argv, job, &j->files, &j->errnos) &&
          (j->spaces = job_calloc(env, j->files.n, sizeof(cf_file_space))) != NULL;
 }
 
@@ -308,7 +307,7 @@ typedef struct {
 
 static bool ops_parse_temps(napi_env env, napi_value value, ops_job *j) {
   if (!arg_given(env, value)) return true;
-  if (!arg_names(env, value, j->n, j->job.raw, "runOps", &j->temps, &j->temps_arena)) return false;
+  if (!arg_names(env, value, j->n, &j->job, &j->temps, &j->temps_arena)) return false;
   for (uint32_t i = 0; i < j->n; i++)
     if (j->temps[i][0] == '\0') j->temps[i] = NULL;
   return true;
@@ -319,16 +318,16 @@ static bool ops_parse(napi_env env, napi_value *argv, job_t *job) {
   void *kinds;
   size_t n = 0;
   j->flags = job_flags(job, (uint32_t)arg_number(env, argv[6]));
-  if (!arg_typed(env, argv[0], napi_uint8_array, &kinds, &n, "runOps") ||
-      !arg_ats(env, argv[1], argv[2], job->raw, "runOps", &j->src) ||
-      !arg_ats(env, argv[3], argv[4], job->raw, "runOps", &j->dst))
+  if (!arg_typed(env, argv[0], napi_uint8_array, &kinds, &n, job) ||
+      !arg_ats(env, argv[1], argv[2], job, &j->src) ||
+      !arg_ats(env, argv[3], argv[4], job, &j->dst))
     return false;
   j->n = (uint32_t)n;
   if (j->src.n != j->n || j->dst.n != j->n) {
     napi_throw_type_error(env, "ERR_INVALID_ARG_VALUE", "runOps: one source and one destination per operation");
     return false;
   }
-  if (!ops_parse_temps(env, argv[5], j) || !arg_cancel(env, argv[8], job, "runOps") ||
+  if (!ops_parse_temps(env, argv[5], j) || !arg_cancel(env, argv[8], job) ||
       (j->kinds = job_calloc(env, n, 1)) == NULL || (j->results = job_calloc(env, n, sizeof(double))) == NULL ||
       (j->syscalls = job_calloc(env, n, sizeof(char *))) == NULL ||
       (j->dropped = job_calloc(env, n, sizeof(int32_t))) == NULL)
@@ -435,8 +434,8 @@ static bool scan_parse_make(napi_env env, napi_value make, scan_job *j) {
   if (napi_get_named_property(env, make, "dirs", &dirs) != napi_ok ||
       napi_get_named_property(env, make, "names", &names) != napi_ok ||
       napi_get_named_property(env, make, "modes", &modes) != napi_ok ||
-      !arg_ats(env, dirs, names, j->job.raw, "scanDirs make", &j->make) ||
-      !arg_typed(env, modes, napi_uint32_array, (void **)&data, &n, "scanDirs make.modes"))
+      !arg_ats(env, dirs, names, &j->job, &j->make) ||
+      !arg_typed(env, modes, napi_uint32_array, (void **)&data, &n, &j->job))
     return false;
   if (j->make.n != j->dirs.n || n != j->dirs.n) {
     napi_throw_type_error(env, "ERR_INVALID_ARG_VALUE", "scanDirs: make needs one slot per directory");
@@ -450,8 +449,8 @@ static bool scan_parse_make(napi_env env, napi_value make, scan_job *j) {
 static bool scan_parse(napi_env env, napi_value *argv, job_t *job) {
   scan_job *j = (scan_job *)job;
   j->how = job_flags(job, (uint32_t)arg_number(env, argv[2]));
-  if (!arg_ats(env, argv[0], argv[1], job->raw, "scanDirs", &j->dirs) || !scan_parse_make(env, argv[4], j) ||
-      !arg_cancel(env, argv[5], job, "scanDirs") ||
+  if (!arg_ats(env, argv[0], argv[1], job, &j->dirs) || !scan_parse_make(env, argv[4], j) ||
+      !arg_cancel(env, argv[5], job) ||
       (j->out = job_calloc(env, j->dirs.n, sizeof(scanned_dir))) == NULL)
     return false;
   for (uint32_t i = 0; i < j->dirs.n; i++) j->out[i].fd = j->out[i].dst_fd = -1;
@@ -589,16 +588,22 @@ typedef struct {
 } entry_job;
 
 /* (dir, name, ...): the rest is each kind's. */
-static bool entry_parse(napi_env env, napi_value *argv, job_t *job, const char *who) {
+static bool entry_parse(napi_env env, napi_value *argv, job_t *job) {
   entry_job *j = (entry_job *)job;
   j->at = (cf_at){(int)arg_number(env, argv[0]), NULL};
-  return (j->at.name = j->name = arg_path(env, argv[1], job->raw, who)) != NULL;
+  return (j->at.name = j->name = arg_path(env, argv[1], job)) != NULL;
+}
+
+/* remove(dir, name, isDir), lock(dir, name, create) */
+static bool entry_flag_parse(napi_env env, napi_value *argv, job_t *job) {
+  ((entry_job *)job)->flag = arg_bool(env, argv[2]);
+  return entry_parse(env, argv, job);
 }
 
 /* openDir(dir, name, how) */
 static bool open_dir_parse(napi_env env, napi_value *argv, job_t *job) {
   ((entry_job *)job)->how = job_flags(job, (uint32_t)arg_number(env, argv[2]));
-  return entry_parse(env, argv, job, "openDir");
+  return entry_parse(env, argv, job);
 }
 
 static void open_dir_run(job_t *job) {
@@ -621,7 +626,7 @@ static napi_value open_dir_result(napi_env env, job_t *job) {
 static bool make_dir_parse(napi_env env, napi_value *argv, job_t *job) {
   ((entry_job *)job)->mode = (uint32_t)arg_number(env, argv[2]);
   ((entry_job *)job)->flag = arg_bool(env, argv[3]);
-  return entry_parse(env, argv, job, "makeDir");
+  return entry_parse(env, argv, job);
 }
 
 static void make_dir_run(job_t *job) {
@@ -629,21 +634,9 @@ static void make_dir_run(job_t *job) {
   job->result = cf_make_dir(j->at, j->mode, j->flag, &job->err);
 }
 
-/* remove(dir, name, isDir) */
-static bool remove_parse(napi_env env, napi_value *argv, job_t *job) {
-  ((entry_job *)job)->flag = arg_bool(env, argv[2]);
-  return entry_parse(env, argv, job, "remove");
-}
-
 static void remove_run(job_t *job) {
   entry_job *j = (entry_job *)job;
   job->result = cf_remove(j->at, j->flag, &job->err);
-}
-
-/* lock(dir, name, create) */
-static bool lock_parse(napi_env env, napi_value *argv, job_t *job) {
-  ((entry_job *)job)->flag = arg_bool(env, argv[2]);
-  return entry_parse(env, argv, job, "lock");
 }
 
 static void lock_run(job_t *job) {
@@ -667,8 +660,8 @@ typedef struct {
 static bool rename_parse(napi_env env, napi_value *argv, job_t *job) {
   rename_job *j = (rename_job *)job;
   j->noreplace = arg_bool(env, argv[4]);
-  if ((j->from_name = arg_path(env, argv[1], false, "rename")) == NULL ||
-      (j->to_name = arg_path(env, argv[3], false, "rename")) == NULL)
+  if ((j->from_name = arg_path(env, argv[1], job)) == NULL ||
+      (j->to_name = arg_path(env, argv[3], job)) == NULL)
     return false;
   j->from = (cf_at){(int)arg_number(env, argv[0]), j->from_name};
   j->to = (cf_at){(int)arg_number(env, argv[2]), j->to_name};
@@ -697,7 +690,7 @@ typedef struct {
 static bool close_dirs_parse(napi_env env, napi_value *argv, job_t *job) {
   fds_job *j = (fds_job *)job;
   void *data;
-  if (!arg_typed(env, argv[0], napi_int32_array, &data, &j->n, "closeDirs") ||
+  if (!arg_typed(env, argv[0], napi_int32_array, &data, &j->n, job) ||
       (j->fds = job_calloc(env, j->n, sizeof(int32_t))) == NULL)
     return false;
   if (j->n > 0) memcpy(j->fds, data, j->n * sizeof(int32_t));
@@ -736,7 +729,7 @@ typedef struct {
 } ancestors_job;
 
 static bool ancestors_parse(napi_env env, napi_value *argv, job_t *job) {
-  return (((ancestors_job *)job)->path = arg_path(env, argv[0], false, "ancestors")) != NULL;
+  return (((ancestors_job *)job)->path = arg_path(env, argv[0], job)) != NULL;
 }
 
 /* Room for 64 levels first; where there are more, again with room for all of them. */
@@ -788,9 +781,9 @@ const job_kind job_kinds[] = {
     {"closeDirs", sizeof(fds_job), -1, close_dirs_parse, close_dirs_run, job_undefined_result, fds_free},
     {"makeDir", sizeof(entry_job), -1, make_dir_parse, make_dir_run, job_number_result, entry_free},
     {"rename", sizeof(rename_job), -1, rename_parse, rename_run, job_undefined_result, rename_free},
-    {"remove", sizeof(entry_job), -1, remove_parse, remove_run, job_undefined_result, entry_free},
+    {"remove", sizeof(entry_job), -1, entry_flag_parse, remove_run, job_undefined_result, entry_free},
     {"ancestors", sizeof(ancestors_job), -1, ancestors_parse, ancestors_run, ancestors_result, ancestors_free},
-    {"lock", sizeof(entry_job), -1, lock_parse, lock_run, job_number_result, entry_free},
+    {"lock", sizeof(entry_job), -1, entry_flag_parse, lock_run, job_number_result, entry_free},
     {"unlock", sizeof(fds_job), -1, unlock_parse, unlock_run, job_undefined_result, fds_free},
     {NULL, 0, 0, NULL, NULL, NULL, NULL},
 };

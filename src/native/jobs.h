@@ -68,8 +68,8 @@ typedef struct job_kind {
 /* jobs.c: the kinds, ended by a row whose name is NULL. */
 extern const job_kind job_kinds[];
 
-/* ---- binding.c: argument readers (each throws a TypeError naming `who` and returns false or
- * NULL on a bad argument) ---- */
+/* ---- binding.c: argument readers (each throws a TypeError naming the job's call and returns
+ * false or NULL on a bad argument; strings are byte strings where job->raw is set) ---- */
 
 /* Many entries addressed as cf_at, from an Int32Array of directories and a string of as many
  * names joined by NUL characters (read in one conversion into `arena`). */
@@ -83,16 +83,15 @@ double arg_number(napi_env env, napi_value value);
 bool arg_bool(napi_env env, napi_value value);
 bool arg_given(napi_env env, napi_value value); /* neither undefined nor null */
 /* A path or name from a string (UTF-8, or bytes with `raw`) or a Buffer: malloc'd. */
-char *arg_path(napi_env env, napi_value value, bool raw, const char *who);
+char *arg_path(napi_env env, napi_value value, const job_t *job);
 /* n names joined by NUL characters: out[i] point into *arena. */
-bool arg_names(napi_env env, napi_value value, uint32_t n, bool raw, const char *who, const char ***out,
-               char **arena);
+bool arg_names(napi_env env, napi_value value, uint32_t n, const job_t *job, const char ***out, char **arena);
 bool arg_typed(napi_env env, napi_value value, napi_typedarray_type type, void **data, size_t *n,
-               const char *who);
-bool arg_ats(napi_env env, napi_value dirs, napi_value names, bool raw, const char *who, job_ats *out);
+               const job_t *job);
+bool arg_ats(napi_env env, napi_value dirs, napi_value names, const job_t *job, job_ats *out);
 void job_ats_free(job_ats *ats);
 /* An optional cancel flag (Int32Array), held for the job's life. */
-bool arg_cancel(napi_env env, napi_value value, job_t *job, const char *who);
+bool arg_cancel(napi_env env, napi_value value, job_t *job);
 /* Takes the lane and JOB_RAW bits out of flags into the job; returns the rest. */
 uint32_t job_flags(job_t *job, uint32_t flags);
 /* calloc of max(n, 1) elements; NULL after throwing when memory runs out. */
