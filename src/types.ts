@@ -1,0 +1,245 @@
+// Every public type of the package, in one module that imports nothing of it: the operations
+// import their types from here, so no two modules import each other (types included).
+import type { FileHandle } from 'node:fs/promises'
+
+/** A path: a string (UTF-8), a Buffer (the exact bytes of the name) or a file: URL. */
+export type PathLike = string | Buffer | URL
+/** A path, or an open file: a FileHandle or a file descriptor. */
+export type FileLike = PathLike | FileHandle | number
+
+/**
+ * 'auto': clone, or copy where this pair of files cannot be cloned; 'always': clone or throw
+ * (cp --reflink=always); 'never': a physical copy that shares no blocks.
+ */
+export type CloneMode = 'auto' | 'always' | 'never'
+
+export interface CloneOptions {
+  /** how to make the file: see {@link CloneMode} @default 'auto' */
+  mode?: CloneMode
+  /** Replace an existing destination atomically; otherwise it is EEXIST. @default false */
+  overwrite?: boolean
+  /** false: a symlink source is cloned as a symlink (CLONE_NOFOLLOW). @default true */
+  followSymlinks?: boolean
+  /** Give the clone the source's owner, where the process may (root). @default true */
+  preserveOwner?: boolean
+  /** Copy ACLs (CLONE_ACL on macOS, POSIX ACL xattrs on Linux). @default false */
+  preserveAcl?: boolean
+}
+
+/** Why an 'auto' clone became a copy. */
+export interface Fallback {
+  /** the errno code of the failed clone, e.g. 'EXDEV' or 'EOPNOTSUPP' */
+  code: string
+  message: string
+}
+
+export interface CloneResult {
+  /** what really happened: blocks shared, or bytes copied */
+  method: 'clone' | 'copy'
+  /** bytes of file data */
+  size: number
+  /** why an 'auto' clone became a copy (or, for a range, why part of it was copied) */
+  fallback?: Fallback
+}
+
+export interface CloneRange {
+  /** @default 0 */
+  srcOffset?: number
+  /** @default 0 */
+  dstOffset?: number
+  /** bytes; 0 means to the end of the source @default 0 */
+  length?: number
+}
+
+export interface CloneRangeOptions {
+  /**
+   * as for clone(); 'auto' clones the block-aligned part of a range and copies the rest, or
+   * all of it where nothing can be cloned (another filesystem) @default 'auto'
+   */
+  mode?: CloneMode
+}
+
+export interface Probe {
+  /** whole files can be cloned from `path` to `otherPath` */
+  clone: boolean
+  /** ranges can be cloned (FICLONERANGE, duplicate extents); never on macOS */
+  range: boolean
+  /** the kernel can compare-and-share (FIDEDUPERANGE); Linux only */
+  dedupe: boolean
+  /** the filesystem's name, e.g. 'btrfs', 'xfs', 'apfs', 'ReFS' */
+  filesystem: string
+  /** clone ranges must be aligned to this */
+  blockSize: number
+  /** why `clone` is false, or why the answer is unconfirmed: an errno code and what it means */
+  reason?: string
+}
+
+/** An error shaped like Node's own fs errors. */
+export interface CloneError extends Error {
+  code: string
+  errno: number
+  syscall: string
+  path?: string
+  dest?: string
+  /** bytes a copy had written when it failed (a range copied half way on ENOSPC) */
+  bytesWritten?: number
+}
+
+// ---- trees ----
+
+export type OverwriteMode = 'error' | 'skip' | 'replace'
+export type EntryType = 'file' | 'directory' | 'symlink' | 'fifo' | 'socket' | 'block-device' | 'character-device'
+
+/**
+ * An entry of a tree, as callbacks see it. Names follow one rule everywhere: `path`/`name` as
+ * Node decodes them (UTF-8, U+FFFD for a byte that is not), plus `rawPath` with the exact bytes
+ * where the name is not valid UTF-8; either, passed back to the package, addresses that file.
+ */
+export interface TreeEntry {
+  name: string
+  type: EntryType
+  /** st_mode permission bits and type */
+  mode: number
+  size: number
+  /** the exact bytes of the path, only where it is not valid UTF-8 */
+  rawPath?: Buffer
+}
+
+export interface TreePreserve {
+  /** permission bits, setuid/setgid too when owners are kept @default true */
+  mode?: boolean
+  /** atime and mtime to the nanosecond, directories included @default true */
+  timestamps?: boolean
+  /** owner and group, where the process may (root) @default true */
+  ownership?: boolean
+  /** extended attributes (POSIX ACLs among them) @default true */
+  xattr?: boolean
+  /** hard-link groups stay hard links @default true */
+  links?: boolean
+  /** FIFOs (and device nodes, when root) are recreated @default true */
+  specials?: boolean
+}
+
+export interface TreeProgress {
+  files: number
+  bytes: number
+}
+
+/** Leaves an entry out where it returns (or resolves to) false; awaited in the async APIs. */
+export type TreeFilter = (path: string, entry: TreeEntry) => boolean | Promise<boolean>
+
+export interface CloneTreeOptions {
+  /** what an existing `dst` means: an error, entries kept, or entries replaced @default 'error' */
+  overwrite?: OverwriteMode
+  /** per file, as for clone() @default 'auto' */
+  mode?: CloneMode
+  /** what to keep; each field defaults to true, as cp -a does @default {} */
+  preserve?: TreePreserve
+  /** follow symlinks instead of recreating them (cp -L) @default false */
+  dereference?: boolean
+  /** entries for which it returns false are left out (a directory with all it holds) @default undefined */
+  filter?: TreeFilter | undefined
+  /** batches of operations running at once on the thread pool @default one per CPU up to 4; 2 on btrfs */
+  concurrency?: number
+  /** stops the run; with `atomic`, nothing is left at `dst` @default undefined */
+  signal?: AbortSignal | undefined
+  /** called at most every 100 ms, and once at the end @default undefined */
+  onProgress?: ((progress: TreeProgress) => void) | undefined
+  /** build under a temporary sibling and rename it into place at the end @default true */
+  atomic?: boolean
+  /** collect per-entry errors instead of stopping at the first @default false */
+  continueOnError?: boolean
+}
+
+export interface TreeResult {
+  files: number
+  directories: number
+  symlinks: number
+  hardLinks: number
+  specials: number
+  cloned: { files: number; bytes: number }
+  copied: { files: number; bytes: number }
+  /** why files were copied instead of cloned: reason code -> number of files */
+  fallbacks: Record<string, number>
+  skipped: Array<{ path: string; reason: string }>
+  errors: Array<{ path: string; code: string; message: string }>
+  /** what was left out and went on, as cp -a does: an extended attribute the destination
+   * could not hold (ENOSPC, E2BIG, EOPNOTSUPP) */
+  warnings: Array<{ path: string; code: string; message: string }>
+}
+
+// ---- usage ----
+
+/** Space figures for a set of files, in bytes. */
+export interface Usage {
+  /** regular files, each inode counted once */
+  files: number
+  /** sum of file sizes, as `ls -l` shows them */
+  apparent: number
+  /**
+   * bytes of data extents: holes, unwritten (preallocated) and inline extents excluded;
+   * on macOS the allocated size
+   */
+  total: number
+  /** bytes in extents no other file or clone references; on macOS the files' APFS private sizes */
+  exclusive: number
+  /** bytes of shared extents, each byte on disk counted once however often the set references it */
+  setShared: number
+  /** what the set occupies: `exclusive + setShared` */
+  onDisk: number
+  /** what sharing saves within the set: `total - onDisk` */
+  saved: number
+}
+
+export interface UsageResult {
+  /** one entry per path given, each path taken as a set of its own */
+  paths: Array<Usage & { path: string }>
+  /** all the paths together */
+  set: Usage
+  /** files and directories that vanished during the scan */
+  skipped: number
+  /**
+   * Set where sharing cannot be measured, or not all of it: then the figures that cannot be
+   * are NaN. On macOS (APFS) `exclusive` is exact but the shared figures only where at most
+   * one file may share blocks; elsewhere off Linux `total` is the allocated size and the rest NaN.
+   */
+  reason?: string
+}
+
+/** A file or directory inside one of the paths, as `btrfs filesystem du` lists it. */
+export interface UsageEntry {
+  path: string
+  /** the exact bytes of the path, only where it is not valid UTF-8 */
+  rawPath?: Buffer
+  /** 0 for a path given to usage(), 1 for what it contains, and so on */
+  depth: number
+  directory: boolean
+  files: number
+  apparent: number
+  total: number
+  exclusive: number
+  /** only for the paths themselves (depth 0): shared bytes merged within that path */
+  setShared?: number
+}
+
+export interface UsageProgress {
+  /** files measured so far */
+  files: number
+  /** their `total` so far */
+  total: number
+}
+
+export interface UsageOptions {
+  /** Stops the scan; usage() then rejects with the signal's reason. @default undefined */
+  signal?: AbortSignal | undefined
+  /** Called after every batch of files is measured. @default undefined */
+  onProgress?: ((progress: UsageProgress) => void) | undefined
+  /**
+   * Called for each file and directory down to `maxDepth`, each directory after its contents
+   * (the order `btrfs filesystem du` prints them), and for each path once it is done.
+   * @default undefined
+   */
+  onEntry?: ((entry: UsageEntry) => void) | undefined
+  /** How deep below each path `onEntry` reports files and directories. @default Infinity */
+  maxDepth?: number
+}
