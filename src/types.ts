@@ -1,8 +1,8 @@
-// Every public type of the package, in one module that imports nothing of it: the operations
-// import their types from here, so no two modules import each other (types included).
+// Every public type of the package, in one module that imports nothing at run time: the
+// operations import their types from here, never from each other.
 import type { FileHandle } from 'node:fs/promises'
 
-/** A path: a string (UTF-8), a Buffer (the exact bytes of the name) or a file: URL. */
+/** A path: a string (UTF-8), a Buffer (the exact bytes of a name) or a file: URL. */
 export type PathLike = string | Buffer | URL
 /** A path, or an open file: a FileHandle or a file descriptor. */
 export type FileLike = PathLike | FileHandle | number
@@ -90,19 +90,16 @@ export interface CloneError extends Error {
 export type OverwriteMode = 'error' | 'skip' | 'replace'
 export type EntryType = 'file' | 'directory' | 'symlink' | 'fifo' | 'socket' | 'block-device' | 'character-device'
 
-/**
- * An entry of a tree, as callbacks see it. Names follow one rule everywhere: `path`/`name` as
- * Node decodes them (UTF-8, U+FFFD for a byte that is not), plus `rawPath` with the exact bytes
- * where the name is not valid UTF-8; either, passed back to the package, addresses that file.
- */
 export interface TreeEntry {
+  /** the entry's name, decoded as UTF-8 (U+FFFD for a byte that is not) */
   name: string
+  /** the path's exact bytes, where it is not valid UTF-8 (given back to the package as a path,
+   * it names that entry: the name rule of every callback and result) */
+  rawPath?: Buffer
   type: EntryType
   /** st_mode permission bits and type */
   mode: number
   size: number
-  /** the exact bytes of the path, only where it is not valid UTF-8 */
-  rawPath?: Buffer
 }
 
 export interface TreePreserve {
@@ -138,8 +135,8 @@ export interface CloneTreeOptions {
   /** follow symlinks instead of recreating them (cp -L) @default false */
   dereference?: boolean
   /** entries for which it returns false are left out (a directory with all it holds) @default undefined */
-  filter?: TreeFilter | undefined
-  /** batches of operations running at once on the thread pool @default one per CPU up to 4; 2 on btrfs */
+  filter?: ((path: string, entry: TreeEntry) => boolean | Promise<boolean>) | undefined
+  /** batches of operations running at once on the thread pool @default one per CPU up to 4; 1 on btrfs */
   concurrency?: number
   /** stops the run; with `atomic`, nothing is left at `dst` @default undefined */
   signal?: AbortSignal | undefined
@@ -161,11 +158,11 @@ export interface TreeResult {
   copied: { files: number; bytes: number }
   /** why files were copied instead of cloned: reason code -> number of files */
   fallbacks: Record<string, number>
-  skipped: Array<{ path: string; reason: string }>
-  errors: Array<{ path: string; code: string; message: string }>
-  /** what was left out and went on, as cp -a does: an extended attribute the destination
-   * could not hold (ENOSPC, E2BIG, EOPNOTSUPP) */
-  warnings: Array<{ path: string; code: string; message: string }>
+  skipped: Array<{ path: string; rawPath?: Buffer; reason: string }>
+  errors: Array<{ path: string; rawPath?: Buffer; code: string; message: string }>
+  /** what was left out without failing: an extended attribute the destination could not hold
+   * (as cp -a, which warns), a leftover of another user's run that could not be removed */
+  warnings: Array<{ path: string; rawPath?: Buffer; code: string; message: string }>
 }
 
 // ---- usage ----
@@ -209,7 +206,7 @@ export interface UsageResult {
 /** A file or directory inside one of the paths, as `btrfs filesystem du` lists it. */
 export interface UsageEntry {
   path: string
-  /** the exact bytes of the path, only where it is not valid UTF-8 */
+  /** the path's exact bytes, where it is not valid UTF-8 */
   rawPath?: Buffer
   /** 0 for a path given to usage(), 1 for what it contains, and so on */
   depth: number
@@ -231,15 +228,16 @@ export interface UsageProgress {
 
 export interface UsageOptions {
   /** Stops the scan; usage() then rejects with the signal's reason. @default undefined */
-  signal?: AbortSignal | undefined
+  signal?: AbortSignal
   /** Called after every batch of files is measured. @default undefined */
-  onProgress?: ((progress: UsageProgress) => void) | undefined
+  onProgress?: (progress: UsageProgress) => void
   /**
    * Called for each file and directory down to `maxDepth`, each directory after its contents
    * (the order `btrfs filesystem du` prints them), and for each path once it is done.
    * @default undefined
    */
-  onEntry?: ((entry: UsageEntry) => void) | undefined
+  onEntry?: (entry: UsageEntry) => void
   /** How deep below each path `onEntry` reports files and directories. @default Infinity */
   maxDepth?: number
 }
+
