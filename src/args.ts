@@ -1,12 +1,10 @@
-// Argument checks shared by every operation: Node's ERR_INVALID_ARG_* errors, defaults in one place.
+// Argument checks shared by every operation: paths, open files and option objects, with Node's
+// ERR_INVALID_ARG_* errors. Each operation declares its options once, in a table of specs (the
+// default and the check of each key); resolveOptions() applies defaults in exactly one place.
 import type { FileHandle } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import { invalidArgType, invalidArgValue, outOfRange } from './errors.js'
 import type { NativePath } from './binding.js'
-
-export type PathLike = string | Buffer | URL
-/** A path, or an open file: a FileHandle or a file descriptor. */
-export type FileLike = PathLike | FileHandle | number
 
 export interface Target {
   /** what the addon gets: a path or an fd */
@@ -50,26 +48,136 @@ export function toTarget(name: string, value: unknown): Target {
   return { native: path, label: path.toString() }
 }
 
-/**
- * Merges defaults once, rejecting values of the wrong type with ERR_INVALID_ARG_TYPE. Fields whose
- * default is undefined (callbacks, signals) are checked by the caller. Without options the
- * defaults object itself comes back (frozen by the caller): the hot path allocates nothing.
- */
-export function withDefaults<D extends object>(name: string, options: unknown, defaults: D): D {
-  if (options === undefined) return defaults
-  if (typeof options !== 'object' || options === null) throw invalidArgType(name, 'of type object', options)
-  const merged = { ...defaults } as Record<string, unknown>
-  for (const [key, value] of Object.entries(options)) {
-    if (value === undefined || !(key in defaults)) continue
-    const fallback = merged[key]
-    const expected = typeof fallback
-    if (fallback !== undefined && typeof value !== expected) throw invalidArgType(`${name}.${key}`, `of type ${expected}`, value)
-    merged[key] = value
-  }
-  return merged as D
+// ---- option tables ----
+
+/** One option: its default, and the check that turns a given value into the resolved one. */
+export interface Spec<T> {
+  readonly default: T
+  /** throws ERR_INVALID_ARG_TYPE / ERR_INVALID_ARG_VALUE / ERR_OUT_OF_RANGE naming `name` */
+  readonly check: (name: string, value: unknown) => T
 }
 
-export function oneOf<T extends string>(name: string, value: T, allowed: readonly T[]): T {
-  if (!allowed.includes(value)) throw invalidArgValue(name, value, `must be one of: ${allowed.map((a) => `'${a}'`).join(', ')}`)
-  return value
+/** The options of one operation: a spec for every key of its resolved options `R`. */
+export type OptionTable<R> = { readonly [K in keyof R]-?: Spec<R[K]> }
+
+const defaultsOf = new WeakMap<object, object>()
+
+/** The defaults of a table, made once and frozen: resolving no options allocates nothing. */
+export function defaultsFor<R extends object>(table: OptionTable<R>): Readonly<R> {
+  let d = defaultsOf.get(table) as R | undefined
+  if (d === undefined) {
+    d = Object.freeze(Object.fromEntries(Object.entries(table).map(([k, s]) => [k, (s as Spec<unknown>).default]))) as R
+    defaultsOf.set(table, d)
+  }
+  return d
+}
+
+/** Edit distance, for "did you mean": a misspelt key is the usual unknown one (srcOfset). */
+function distance(a: string, b: string): number {
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j)
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i]
+    for (let j = 1; j <= b.length; j++) {
+      next[j] = Math.min((row[j] ?? 0) + 1, (next[j - 1] ?? 0) + 1, (row[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1))
+    }
+    row = next
+  }
+  return row[b.length] ?? 0
+}
+
+function unknownKey(name: string, key: string, known: string[], value: unknown): TypeError {
+  const near = known.filter((k) => distance(k.toLowerCase(), key.toLowerCase()) <= 2)
+  const hint = near.length > 0 ? ` (did you mean '${near[0]}'?)` : ` (known: ${known.join(', ')})`
+  return invalidArgValue(`${name}.${key}`, value, `is not an option${hint}`)
+}
+
+/**
+ * Checks an option object against its table: not an object → ERR_INVALID_ARG_TYPE; a key the
+ * table does not have → ERR_INVALID_ARG_VALUE naming it (a misspelt `srcOfset` must not quietly
+ * mean the default); each value through its spec's check. An undefined value is the default.
+ * `undefined` options give the frozen defaults themselves.
+ */
+export function resolveOptions<R extends object>(name: string, options: unknown, table: OptionTable<R>): R {
+  const defaults = defaultsFor(table)
+  if (options === undefined) return defaults
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) throw invalidArgType(name, 'of type object', options)
+  const resolved = { ...defaults } as Record<string, unknown>
+  for (const [key, value] of Object.entries(options)) {
+    const spec = Object.hasOwn(table, key) ? (table as Record<string, Spec<unknown>>)[key] : undefined
+    if (spec === undefined) throw unknownKey(name, key, Object.keys(table), value)
+    if (value !== undefined) resolved[key] = spec.check(`${name}.${key}`, value)
+  }
+  return resolved as R
+}
+
+// ---- specs ----
+
+export function boolean(def: boolean): Spec<boolean> {
+  return {
+    default: def,
+    check: (name, value) => {
+      if (typeof value !== 'boolean') throw invalidArgType(name, 'of type boolean', value)
+      return value
+    },
+  }
+}
+
+/** A string that must be one of `allowed`. */
+export function oneOf<T extends string>(def: T, allowed: readonly T[]): Spec<T> {
+  return {
+    default: def,
+    check: (name, value) => {
+      if (typeof value !== 'string') throw invalidArgType(name, 'of type string', value)
+      if (!(allowed as readonly string[]).includes(value)) {
+        throw invalidArgValue(name, value, `must be one of: ${allowed.map((a) => `'${a}'`).join(', ')}`)
+      }
+      return value as T
+    },
+  }
+}
+
+/**
+ * A number from `min` up: an integer unless `whole` is false (Infinity is then allowed too).
+ * Out of range is ERR_OUT_OF_RANGE, as Node's own fs functions say of offsets and lengths.
+ */
+export function number(def: number, min: number, whole = true): Spec<number> {
+  return {
+    default: def,
+    check: (name, value) => {
+      if (typeof value !== 'number') throw invalidArgType(name, 'of type number', value)
+      if (whole ? !Number.isSafeInteger(value) || value < min : !(value >= min)) {
+        throw outOfRange(name, whole ? `an integer >= ${min}` : `>= ${min}`, value)
+      }
+      return value
+    },
+  }
+}
+
+/** A callback, or undefined. */
+export function callback<F extends (...args: never[]) => unknown>(): Spec<F | undefined> {
+  return {
+    default: undefined,
+    check: (name, value) => {
+      if (typeof value !== 'function') throw invalidArgType(name, 'of type function', value)
+      return value as F
+    },
+  }
+}
+
+export function abortSignal(): Spec<AbortSignal | undefined> {
+  return {
+    default: undefined,
+    check: (name, value) => {
+      if (!(value instanceof AbortSignal)) throw invalidArgType(name, 'an instance of AbortSignal', value)
+      return value
+    },
+  }
+}
+
+/** A nested option object with a table of its own (cloneTree's `preserve`): resolved whole. */
+export function nested<R extends object>(table: OptionTable<R>): Spec<Readonly<R>> {
+  return {
+    default: defaultsFor(table),
+    check: (name, value) => resolveOptions(name, value, table),
+  }
 }

@@ -1,30 +1,18 @@
+// cloneRange(): share (or copy) a byte range between two open regular files. Everything that
+// can be refused is refused before the addon is called: special files, an O_APPEND
+// destination, overlapping ranges in one file.
 import * as fs from 'node:fs'
 import { requireNative } from './binding.js'
 import type { Binding } from './binding.js'
-import { fromNative, fsError, invalidArgType, outOfRange } from './errors.js'
-import type { CloneError } from './errors.js'
-import { cloneOrCopy, cloneOrCopySync } from './fallback.js'
-import { oneOf, toTarget, withDefaults } from './args.js'
-import type { FileLike, Target } from './args.js'
-import { modes } from './clone.js'
-import type { CloneMode, CloneResult } from './clone.js'
+import { fromNative, fsError } from './errors.js'
+import { misalignment, modes, rangeSteps, runSteps, runStepsAsync } from './fallback.js'
+import type { RangePiece } from './fallback.js'
+import { number, oneOf, resolveOptions, toTarget } from './args.js'
+import type { OptionTable, Target } from './args.js'
+import type { CloneError, CloneMode, CloneRange, CloneRangeOptions, CloneResult, FileLike } from './types.js'
 
-export interface CloneRange {
-  /** @default 0 */
-  srcOffset?: number
-  /** @default 0 */
-  dstOffset?: number
-  /** bytes; 0 means to the end of the source @default 0 */
-  length?: number
-}
-
-export interface CloneRangeOptions {
-  /** as for clone(); 'auto' copies a range that cannot be cloned (misaligned, other fs) @default 'auto' */
-  mode?: CloneMode
-}
-
-const rangeDefaults: Required<CloneRange> = Object.freeze({ srcOffset: 0, dstOffset: 0, length: 0 })
-const optionDefaults: Required<CloneRangeOptions> = Object.freeze({ mode: 'auto' })
+const rangeTable: OptionTable<Required<CloneRange>> = { srcOffset: number(0, 0), dstOffset: number(0, 0), length: number(0, 0) }
+const optionTable: OptionTable<Required<CloneRangeOptions>> = { mode: oneOf<CloneMode>('auto', modes) }
 
 interface RangeJob {
   src: Target
@@ -34,40 +22,77 @@ interface RangeJob {
 }
 
 function rangeJob(src: unknown, dst: unknown, range: unknown, options: unknown): RangeJob {
-  if (typeof range !== 'object' || range === null) throw invalidArgType('range', 'of type object', range)
-  const r = withDefaults('range', range, rangeDefaults)
-  for (const [key, value] of Object.entries(r)) {
-    if (!Number.isSafeInteger(value) || value < 0) throw outOfRange(`range.${key}`, 'an integer >= 0', value)
-  }
-  const o = withDefaults('options', options, optionDefaults)
-  return { src: toTarget('src', src), dst: toTarget('dst', dst), range: r, mode: oneOf('options.mode', o.mode, modes) }
+  if (range === undefined) return rangeJob(src, dst, {}, options)
+  const r = resolveOptions('range', range, rangeTable)
+  const { mode } = resolveOptions('options', options, optionTable)
+  return { src: toTarget('src', src), dst: toTarget('dst', dst), range: r, mode }
 }
 
 interface Opened {
   srcFd: number
   dstFd: number
+  srcStat: fs.Stats
   /** the destination did not exist and was created here: removed again on failure */
   created: boolean
 }
 
-function openDst(job: RangeJob, srcFd: number): Opened {
-  if (job.dst.fd !== undefined) return { srcFd, dstFd: job.dst.fd, created: false }
+// O_NONBLOCK: opening a FIFO for reading would wait for a writer; it is refused after fstat
+// instead (issue 11 #13). On a regular file the flag changes nothing.
+const { O_RDONLY, O_RDWR, O_CREAT, O_EXCL, O_NONBLOCK, O_APPEND } = fs.constants
+const NONBLOCK = O_NONBLOCK ?? 0
+
+function openDst(job: RangeJob, srcFd: number, srcStat: fs.Stats): Opened {
+  if (job.dst.fd !== undefined) return { srcFd, srcStat, dstFd: job.dst.fd, created: false }
+  const path = job.dst.native as string | Buffer
   try {
-    return { srcFd, dstFd: fs.openSync(job.dst.native as string, 'r+'), created: false }
+    return { srcFd, srcStat, dstFd: fs.openSync(path, O_RDWR | NONBLOCK), created: false }
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e
   }
-  const mode = fs.fstatSync(srcFd).mode & 0o777
-  return { srcFd, dstFd: fs.openSync(job.dst.native as string, 'wx+', mode), created: true }
+  return { srcFd, srcStat, dstFd: fs.openSync(path, O_RDWR | O_CREAT | O_EXCL, srcStat.mode & 0o777), created: true }
 }
 
-function openSync(job: RangeJob): Opened {
-  const srcFd = job.src.fd ?? fs.openSync(job.src.native as string, 'r')
+function open(job: RangeJob): Opened {
+  const srcFd = job.src.fd ?? fs.openSync(job.src.native as string | Buffer, O_RDONLY | NONBLOCK)
   try {
-    return openDst(job, srcFd)
+    const srcStat = fs.fstatSync(srcFd)
+    refuseSpecial(job, 'src', srcStat)
+    return openDst(job, srcFd, srcStat)
   } catch (e) {
     if (job.src.fd === undefined) fs.closeSync(srcFd)
     throw e
+  }
+}
+
+const kinds: Array<[string, (st: fs.Stats) => boolean]> = [
+  ['a directory', (st) => st.isDirectory()], ['a FIFO', (st) => st.isFIFO()], ['a socket', (st) => st.isSocket()],
+  ['a character device', (st) => st.isCharacterDevice()], ['a block device', (st) => st.isBlockDevice()],
+]
+
+/** Ranges live in regular files: a FIFO or device would block or never end (issue 11 #13). */
+function refuseSpecial(job: RangeJob, which: 'src' | 'dst', st: fs.Stats): void {
+  if (st.isFile()) return
+  const kind = kinds.find(([, is]) => is(st))?.[0] ?? 'not a regular file'
+  const code = st.isDirectory() ? 'EISDIR' : 'EINVAL'
+  throw fsError(code, 'cloneRange', { path: job.src.label, dest: job.dst.label, detail: `${which} is ${kind}: ranges are cloned between regular files` })
+}
+
+/**
+ * pwrite(2) on an O_APPEND descriptor appends wherever it is asked to write, and FICLONERANGE
+ * answers EBADF, which would send 'auto' to that copy: refused first (issue 11 #9). Linux shows
+ * a descriptor's flags in /proc/self/fdinfo (Node has no fcntl); elsewhere nothing is checked.
+ */
+function refuseAppend(job: RangeJob, dstFd: number): void {
+  if (process.platform !== 'linux' || O_APPEND === undefined) return
+  let info: string
+  try {
+    info = fs.readFileSync(`/proc/self/fdinfo/${dstFd}`, 'latin1')
+  } catch {
+    return
+  }
+  const flags = Number.parseInt(/^flags:\s*([0-7]+)$/m.exec(info)?.[1] ?? '0', 8)
+  if ((flags & O_APPEND) !== 0) {
+    throw fsError('EINVAL', 'cloneRange', { path: job.src.label, dest: job.dst.label, detail: 'dst was opened with O_APPEND, where every write goes to the end of the file' })
   }
 }
 
@@ -75,49 +100,63 @@ function openSync(job: RangeJob): Opened {
  * Within one file, overlapping ranges cannot be cloned (FICLONE(2const): EINVAL) and a copy
  * would read what it has just written: refused in every mode.
  */
-function refuseOverlap(job: RangeJob, o: Opened): void {
-  if (o.created) return
-  const a = fs.fstatSync(o.srcFd)
-  const b = o.dstFd === o.srcFd ? a : fs.fstatSync(o.dstFd)
-  if (a.dev !== b.dev || a.ino !== b.ino) return
+function refuseOverlap(job: RangeJob, o: Opened, dstStat: fs.Stats): void {
+  const a = o.srcStat
+  if (o.created || a.dev !== dstStat.dev || a.ino !== dstStat.ino) return
   const { srcOffset, dstOffset, length } = job.range
   const srcEnd = length === 0 ? Math.max(a.size, srcOffset) : srcOffset + length
   const dstEnd = dstOffset + (srcEnd - srcOffset)
   if (srcOffset < dstEnd && dstOffset < srcEnd) {
-    throw fsError('EINVAL', 22, 'cloneRange', job.src.label, job.dst.label, 'the source and destination ranges overlap in one file')
+    throw fsError('EINVAL', 'cloneRange', { path: job.src.label, dest: job.dst.label, detail: 'the source and destination ranges overlap in one file' })
   }
 }
 
-function closeSync(job: RangeJob, o: Opened, failed: boolean): void {
+function close(job: RangeJob, o: Opened, failed: boolean): void {
   if (job.src.fd === undefined) fs.closeSync(o.srcFd)
   if (job.dst.fd === undefined) fs.closeSync(o.dstFd)
-  if (failed && o.created) fs.rmSync(job.dst.native as string, { force: true })
+  if (failed && o.created) fs.rmSync(job.dst.native as string | Buffer, { force: true })
 }
 
-/**
- * FICLONERANGE's EINVAL says nothing about why. Where the range is not aligned to the filesystem
- * block, say so and name the nearest aligned offsets.
- */
-function explainMisaligned(binding: Binding, err: CloneError, job: RangeJob, o: Opened): CloneError {
-  if (err.code !== 'EINVAL' || process.platform !== 'linux') return err
-  let block: number
+/** Opens what needs opening and refuses what cannot be done, before any call of the addon. */
+function prepare(job: RangeJob): Opened {
+  const o = open(job)
   try {
-    block = binding.fsInfo(`/proc/self/fd/${o.dstFd}`).blockSize
-  } catch {
-    return err
+    const dstStat = fs.fstatSync(o.dstFd)
+    refuseSpecial(job, 'dst', dstStat)
+    refuseAppend(job, o.dstFd)
+    refuseOverlap(job, o, dstStat)
+    return o
+  } catch (e) {
+    close(job, o, true)
+    throw e
   }
-  const { srcOffset, dstOffset, length } = job.range
-  const bad = ([['srcOffset', srcOffset], ['dstOffset', dstOffset], ['length', length]] as const)
-    .filter(([, v]) => v % block !== 0)
-  if (bad.length === 0) return err
-  const near = bad.map(([k, v]) => `${k} ${v} -> ${Math.floor(v / block) * block} or ${Math.ceil(v / block) * block}`)
-  const detail = `range not aligned to the filesystem block size ${block} (${near.join('; ')}; ` +
-    'a length may be unaligned only when the range ends at the end of the source)'
-  return fsError('EINVAL', 22, err.syscall, err.path, err.dest, detail)
 }
 
-function explain(binding: Binding, job: RangeJob, o: Opened, e: unknown): unknown {
-  return job.mode === 'always' ? explainMisaligned(binding, e as CloneError, job, o) : e
+/** The block clone ranges align to, where it can be known for an open file (Linux), else undefined. */
+function blockOf(binding: Binding, job: RangeJob, o: Opened): number | undefined {
+  const where = process.platform === 'linux' ? `/proc/self/fd/${o.dstFd}` : job.dst.fd === undefined ? job.dst.native as string | Buffer : undefined
+  if (where === undefined) return undefined
+  try {
+    return binding.fsInfo(where).blockSize || undefined
+  } catch {
+    return undefined
+  }
+}
+
+/** The steps of the range policy (fallback.ts) for this job. */
+function steps(binding: Binding, job: RangeJob, o: Opened) {
+  const { srcOffset, dstOffset, length } = job.range
+  const realLength = length !== 0 ? length : Math.max(0, o.srcStat.size - srcOffset)
+  const endsAtEof = srcOffset + realLength >= o.srcStat.size
+  const block = () => blockOf(binding, job, o)
+  // FICLONERANGE's EINVAL says nothing of why: where the range is misaligned, say so.
+  const explain = (e: unknown) => {
+    const err = e as CloneError
+    const b = err.code === 'EINVAL' ? block() : undefined
+    const detail = b === undefined ? undefined : misalignment({ srcOffset, dstOffset, length: realLength }, b, endsAtEof)
+    return detail === undefined ? e : fsError('EINVAL', err.syscall, { path: err.path, dest: err.dest, detail })
+  }
+  return rangeSteps(job.mode, { method: 0, srcOffset, dstOffset, length }, realLength, block, explain)
 }
 
 /**
@@ -128,22 +167,20 @@ function explain(binding: Binding, job: RangeJob, o: Opened, e: unknown): unknow
 export function cloneRangeSync(src: FileLike, dst: FileLike, range: CloneRange, options?: CloneRangeOptions): CloneResult {
   const job = rangeJob(src, dst, range, options)
   const binding = requireNative('cloneRange')
-  const o = openSync(job)
-  const { srcOffset, dstOffset, length } = job.range
+  const o = prepare(job)
   let failed = true
   try {
-    refuseOverlap(job, o)
-    const result = cloneOrCopySync(job.mode, (method) => {
+    const result = runSteps(steps(binding, job, o), (p: RangePiece) => {
       try {
-        return binding.cloneRange(o.srcFd, o.dstFd, srcOffset, dstOffset, length, method, false)
+        return binding.cloneRange(o.srcFd, o.dstFd, p.srcOffset, p.dstOffset, p.length, p.method, false)
       } catch (e) {
         throw fromNative(e, job.src.label, job.dst.label)
       }
-    }, (e) => explain(binding, job, o, e))
+    })
     failed = false
     return result
   } finally {
-    closeSync(job, o, failed)
+    close(job, o, failed)
   }
 }
 
@@ -151,19 +188,17 @@ export function cloneRangeSync(src: FileLike, dst: FileLike, range: CloneRange, 
 export async function cloneRange(src: FileLike, dst: FileLike, range: CloneRange, options?: CloneRangeOptions): Promise<CloneResult> {
   const job = rangeJob(src, dst, range, options)
   const binding = requireNative('cloneRange')
-  // Opening is quick and local; the clone or copy itself runs on the thread pool.
-  const o = openSync(job)
-  const { srcOffset, dstOffset, length } = job.range
+  // Opening and the checks are quick and local; the clone or copy itself runs on the thread pool.
+  const o = prepare(job)
   let failed = true
   try {
-    refuseOverlap(job, o)
-    const result = await cloneOrCopy(job.mode, (method) =>
-      binding.cloneRange(o.srcFd, o.dstFd, srcOffset, dstOffset, length, method, true).catch((e: unknown) => {
+    const result = await runStepsAsync(steps(binding, job, o), (p: RangePiece) =>
+      binding.cloneRange(o.srcFd, o.dstFd, p.srcOffset, p.dstOffset, p.length, p.method, true).catch((e: unknown) => {
         throw fromNative(e, job.src.label, job.dst.label)
-      }), (e) => explain(binding, job, o, e))
+      }))
     failed = false
     return result
   } finally {
-    closeSync(job, o, failed)
+    close(job, o, failed)
   }
 }

@@ -1,13 +1,10 @@
 export { clone, cloneSync } from './clone.js'
-export type { CloneMode, CloneOptions, CloneResult } from './clone.js'
 export { cloneRange, cloneRangeSync } from './clone-range.js'
-export type { CloneRange, CloneRangeOptions } from './clone-range.js'
 export { probe, probeSync } from './probe.js'
-export type { Probe } from './probe.js'
-export type { Fallback } from './fallback.js'
-export type { CloneError } from './errors.js'
-export type { FileLike, PathLike } from './args.js'
 export { cloneTree, cloneTreeSync } from './tree.js'
-export type { CloneTreeOptions, EntryType, OverwriteMode, TreeEntry, TreePreserve, TreeProgress, TreeResult } from './tree.js'
 export { usage, sharedBytes } from './usage.js'
-export type { Usage, UsageEntry, UsageOptions, UsageProgress, UsageResult } from './usage.js'
+export type {
+  CloneError, CloneMode, CloneOptions, CloneRange, CloneRangeOptions, CloneResult, CloneTreeOptions, EntryType, Fallback,
+  FileLike, OverwriteMode, PathLike, Probe, TreeEntry, TreeFilter, TreePreserve, TreeProgress, TreeResult, Usage, UsageEntry,
+  UsageOptions, UsageProgress, UsageResult,
+} from './types.js'

@@ -3,25 +3,10 @@ import { dirname, join } from 'node:path'
 import { Flag, METHOD_CLONE, requireNative } from './binding.js'
 import type { Binding, FsInfo } from './binding.js'
 import { fromNative } from './errors.js'
-import type { CloneError } from './errors.js'
+import { filesystemName, knownToClone } from './fallback.js'
 import { toPath } from './args.js'
-import type { PathLike } from './args.js'
 import { TEMP_PREFIX } from './temp.js'
-
-export interface Probe {
-  /** whole files can be cloned from `path` to `otherPath` */
-  clone: boolean
-  /** ranges can be cloned (FICLONERANGE, duplicate extents); never on macOS */
-  range: boolean
-  /** the kernel can compare-and-share (FIDEDUPERANGE); Linux only */
-  dedupe: boolean
-  /** the filesystem's name, e.g. 'btrfs', 'xfs', 'apfs', 'ReFS' */
-  filesystem: string
-  /** clone ranges must be aligned to this */
-  blockSize: number
-  /** why `clone` is false, or why the answer is unconfirmed: an errno code and what it means */
-  reason?: string
-}
+import type { CloneError, PathLike, Probe } from './types.js'
 
 const cache = new Map<string, Probe>()
 
@@ -37,22 +22,20 @@ function dirOf(path: string): string {
   }
 }
 
-const fromTable = (info: FsInfo) => info.canClone === 1
-
 /** Creates a one-block file, clones it into `otherDir` and tries a dedupe: the proof. */
 function confirm(binding: Binding, info: FsInfo, dir: string, otherDir: string): Probe {
-  const base: Probe = { clone: false, range: false, dedupe: false, filesystem: info.name || `0x${info.type.toString(16)}`, blockSize: info.blockSize }
+  const base: Probe = { clone: false, range: false, dedupe: false, filesystem: filesystemName(info), blockSize: info.blockSize }
   const a = join(dir, `${TEMP_PREFIX}probe-${process.pid}-a`)
   const b = join(otherDir, `${TEMP_PREFIX}probe-${process.pid}-b`)
   try {
     fs.writeFileSync(a, Buffer.alloc(Math.max(info.blockSize, 4096), 0x5a), { flag: 'wx' })
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code ?? 'EUNKNOWN'
-    const clone = fromTable(info)
+    const clone = knownToClone(info) === true
     return { ...base, clone, range: clone && process.platform !== 'darwin', reason: `${code}: unconfirmed, ${dir} is not writable; answered from the filesystem type` }
   }
   try {
-    binding.cloneFile(a, b, METHOD_CLONE, Flag.Direct, false)
+    binding.cloneFile(a, b, undefined, METHOD_CLONE, Flag.Direct, false)
   } catch (e) {
     fs.rmSync(a, { force: true })
     const err = fromNative(e, a, b) as CloneError
@@ -101,7 +84,7 @@ export function probeSync(path: PathLike, otherPath?: PathLike): Probe {
   // Since Linux 5.18 FICLONE works across mounts of one filesystem (bind mounts, btrfs
   // subvolumes), so only a real clone tells; two filesystem types never share blocks.
   const probe = info.type !== otherInfo.type
-    ? { clone: false, range: false, dedupe: false, filesystem: info.name, blockSize: info.blockSize, reason: 'EXDEV: different filesystems' }
+    ? { clone: false, range: false, dedupe: false, filesystem: filesystemName(info), blockSize: info.blockSize, reason: 'EXDEV: different filesystems' }
     : confirm(binding, info, dirOf(p), dirOf(other))
   cache.set(key, probe)
   return { ...probe }

@@ -2,11 +2,90 @@
 // operations import their types from here, never from each other.
 import type { FileHandle } from 'node:fs/promises'
 
+/** A path: a string (UTF-8), a Buffer (the exact bytes of a name) or a file: URL. */
 export type PathLike = string | Buffer | URL
 /** A path, or an open file: a FileHandle or a file descriptor. */
 export type FileLike = PathLike | FileHandle | number
 
+/**
+ * 'auto': clone, or copy where this pair of files cannot be cloned; 'always': clone or throw
+ * (cp --reflink=always); 'never': a physical copy that shares no blocks.
+ */
 export type CloneMode = 'auto' | 'always' | 'never'
+
+export interface CloneOptions {
+  /** how to make the file: see {@link CloneMode} @default 'auto' */
+  mode?: CloneMode
+  /** Replace an existing destination atomically; otherwise it is EEXIST. @default false */
+  overwrite?: boolean
+  /** false: a symlink source is cloned as a symlink (CLONE_NOFOLLOW). @default true */
+  followSymlinks?: boolean
+  /** Give the clone the source's owner, where the process may (root). @default true */
+  preserveOwner?: boolean
+  /** Copy ACLs (CLONE_ACL on macOS, POSIX ACL xattrs on Linux). @default false */
+  preserveAcl?: boolean
+}
+
+/** Why an 'auto' clone became a copy. */
+export interface Fallback {
+  /** the errno code of the failed clone, e.g. 'EXDEV' or 'EOPNOTSUPP' */
+  code: string
+  message: string
+}
+
+export interface CloneResult {
+  /** what really happened: blocks shared, or bytes copied */
+  method: 'clone' | 'copy'
+  /** bytes of file data */
+  size: number
+  /** why an 'auto' clone became a copy (or, for a range, why part of it was copied) */
+  fallback?: Fallback
+}
+
+export interface CloneRange {
+  /** @default 0 */
+  srcOffset?: number
+  /** @default 0 */
+  dstOffset?: number
+  /** bytes; 0 means to the end of the source @default 0 */
+  length?: number
+}
+
+export interface CloneRangeOptions {
+  /**
+   * as for clone(); 'auto' clones the block-aligned part of a range and copies the rest, or
+   * all of it where nothing can be cloned (another filesystem) @default 'auto'
+   */
+  mode?: CloneMode
+}
+
+export interface Probe {
+  /** whole files can be cloned from `path` to `otherPath` */
+  clone: boolean
+  /** ranges can be cloned (FICLONERANGE, duplicate extents); never on macOS */
+  range: boolean
+  /** the kernel can compare-and-share (FIDEDUPERANGE); Linux only */
+  dedupe: boolean
+  /** the filesystem's name, e.g. 'btrfs', 'xfs', 'apfs', 'ReFS' */
+  filesystem: string
+  /** clone ranges must be aligned to this */
+  blockSize: number
+  /** why `clone` is false, or why the answer is unconfirmed: an errno code and what it means */
+  reason?: string
+}
+
+/** An error shaped like Node's own fs errors. */
+export interface CloneError extends Error {
+  code: string
+  errno: number
+  syscall: string
+  path?: string
+  dest?: string
+  /** bytes a copy had written when it failed (a range copied half way on ENOSPC) */
+  bytesWritten?: number
+}
+
+// ---- trees ----
 
 export type OverwriteMode = 'error' | 'skip' | 'replace'
 export type EntryType = 'file' | 'directory' | 'symlink' | 'fifo' | 'socket' | 'block-device' | 'character-device'
@@ -42,6 +121,9 @@ export interface TreeProgress {
   files: number
   bytes: number
 }
+
+/** Leaves an entry out where it returns (or resolves to) false; awaited in the async APIs. */
+export type TreeFilter = (path: string, entry: TreeEntry) => boolean | Promise<boolean>
 
 export interface CloneTreeOptions {
   /** what an existing `dst` means: an error, entries kept, or entries replaced @default 'error' */
@@ -82,6 +164,8 @@ export interface TreeResult {
    * (as cp -a, which warns), a leftover of another user's run that could not be removed */
   warnings: Array<{ path: string; rawPath?: Buffer; code: string; message: string }>
 }
+
+// ---- usage ----
 
 /** Space figures for a set of files, in bytes. */
 export interface Usage {

@@ -1,11 +1,12 @@
 import { readdirSync, statSync } from 'node:fs'
 import { basename, join } from 'node:path'
-import { parseArgs } from 'node:util'
 import { clone } from '../clone.js'
-import type { CloneMode, CloneResult } from '../clone.js'
 import { cloneTree } from '../tree.js'
-import type { TreeResult } from '../tree.js'
+import type { CloneMode, CloneResult, TreeResult } from '../types.js'
 import { fsError } from '../errors.js'
+import { bytes, native, shown, toRaw } from '../raw.js'
+import { parseCommand } from './argv.js'
+import { interruptible } from './interrupt.js'
 import { ProgressBar } from './progress.js'
 import { UsageError, errorLine, summaryLine, writeJson } from './output.js'
 
@@ -20,8 +21,9 @@ nanosecond), extended attributes and, as root, owners are always kept.
   -p                   accepted for cp compatibility: metadata is always kept
   -P, --no-dereference recreate symlinks as symlinks (the default)
   -L, --dereference    follow symlinks in SRC
-  --reflink=WHEN       auto (default): clone, or copy where the filesystem cannot;
-                       always: clone or fail; never: a full copy that shares nothing
+  --reflink[=WHEN]     auto (the default without the option): clone, or copy where
+                       the filesystem cannot; always (--reflink alone): clone or fail;
+                       never: a full copy that shares nothing
   -f, --force          replace what exists at DST (each file atomically)
   -n, --no-clobber     keep what exists at DST and succeed
   -v, --verbose        say what was cloned and what was copied, and why
@@ -31,8 +33,8 @@ nanosecond), extended attributes and, as root, owners are always kept.
   -h, --help           show this help
 
 Unlike GNU cp, an existing DST is an error (EEXIST) unless -f or -n says otherwise. A tree is
-built under a temporary name and renamed into place: if cp fails or is interrupted (Ctrl-C),
-nothing is left at DST.
+built under a temporary name and renamed into place, a file's copy nameless: if cp fails or
+is interrupted (Ctrl-C, SIGTERM), nothing is left at DST, and cp dies by that signal.
 `
 
 const options = {
@@ -52,15 +54,22 @@ const options = {
   help: { type: 'boolean', short: 'h', default: false },
 } as const
 
-type Values = ReturnType<typeof parse>['values']
-
-function parse(args: string[]) {
-  return parseArgs({ args, options, allowPositionals: true })
+/** As GNU cp: `--reflink` without a value means always (it never takes the next argument). */
+function bareReflink(args: string[]): string[] {
+  const end = args.indexOf('--')
+  return args.map((a, i) => (a === '--reflink' && (end < 0 || i < end) ? '--reflink=always' : a))
 }
 
+function parse(args: string[]) {
+  return parseCommand(args, options, bareReflink)
+}
+
+type Values = ReturnType<typeof parse>['values']
+
+/** Paths travel as byte strings (raw.ts): the library gets them as native(), people see shown(). */
 function isDirectory(path: string): boolean {
   try {
-    return statSync(path).isDirectory()
+    return statSync(bytes(path)).isDirectory()
   } catch {
     return false
   }
@@ -86,7 +95,7 @@ function treeLine(src: string, dst: string, r: TreeResult): string {
 async function savingsLine(src: string, dst: string): Promise<string> {
   try {
     const { usage } = await import('../usage.js')
-    const r = await usage([src, dst])
+    const r = await usage([shown(src), shown(dst)])
     return r.reason === undefined ? `  ${summaryLine(r.set, r.skipped)}` : ''
   } catch {
     return ''
@@ -115,39 +124,62 @@ function countFiles(dir: string): number | undefined {
 }
 const SLASH = Buffer.from('/')
 
-async function copyOne(src: string, dst: string, v: Values, signal: AbortSignal): Promise<{ ok: boolean; report: unknown }> {
-  const mode = v.reflink as CloneMode
-  const overwrite = v.force ? 'replace' : v['no-clobber'] ? 'skip' : 'error'
-  if (isDirectory(src)) {
-    if (!v.recursive && !v.R && !v.archive) throw fsError('EISDIR', 21, 'cp', src, dst, `omitting directory (use -r or -a)`)
-    const showBar = v.progress ?? (!v['no-progress'] && process.stderr.isTTY === true && !v.json)
-    const bar = showBar ? new ProgressBar(countFiles(src)) : undefined
-    try {
-      const r = await cloneTree(src, dst, {
-        mode, overwrite, dereference: v.dereference, signal,
-        ...(bar ? { onProgress: (p) => bar.update(p) } : {}),
-      })
-      bar?.done()
-      if (v.verbose) process.stdout.write(`${treeLine(src, dst, r)}\n${await savingsLine(src, dst)}`)
-      for (const e of r.errors) process.stderr.write(`clonefile cp: ${e.message}\n`)
-      return { ok: r.errors.length === 0, report: { src, dst, ...r } }
-    } catch (e) {
-      bar?.done()
-      throw e
-    }
+interface Report {
+  ok: boolean
+  report: unknown
+}
+
+async function copyTree(src: string, dst: string, v: Values, signal: AbortSignal): Promise<Report> {
+  const [s, d] = [shown(src), shown(dst)]
+  if (!v.recursive && !v.R && !v.archive) throw fsError('EISDIR', 'cp', { path: s, dest: d, detail: 'omitting directory (use -r or -a)' })
+  const showBar = v.progress ?? (!v['no-progress'] && process.stderr.isTTY === true && !v.json)
+  const bar = showBar ? new ProgressBar(countFiles(s)) : undefined
+  try {
+    const r = await cloneTree(native(src), native(dst), {
+      mode: v.reflink as CloneMode,
+      overwrite: v.force ? 'replace' : v['no-clobber'] ? 'skip' : 'error',
+      dereference: v.dereference,
+      signal,
+      ...(bar ? { onProgress: (p) => bar.update(p) } : {}),
+    })
+    if (v.verbose) process.stdout.write(`${treeLine(s, d, r)}\n${await savingsLine(src, dst)}`)
+    for (const e of r.errors) process.stderr.write(`clonefile cp: ${e.message}\n`)
+    for (const w of r.warnings) process.stderr.write(`clonefile cp: warning: ${w.message}\n`)
+    return { ok: r.errors.length === 0, report: { src: s, dst: d, ...r } }
+  } finally {
+    bar?.done()
   }
+}
+
+async function copyFile(src: string, dst: string, v: Values): Promise<Report> {
+  const [s, d] = [shown(src), shown(dst)]
   try {
     // As GNU cp: a symlink named on the command line is followed, unless -P or -a says otherwise.
     const followSymlinks = v.dereference || !(v.archive || v['no-dereference'])
-    const r = await clone(src, dst, { mode, overwrite: v.force, followSymlinks })
-    if (v.verbose) process.stdout.write(`${fileLine(src, dst, r)}\n${await savingsLine(src, dst)}`)
-    return { ok: true, report: { src, dst, ...r } }
+    const r = await clone(native(src), native(dst), { mode: v.reflink as CloneMode, overwrite: v.force, followSymlinks })
+    if (v.verbose) process.stdout.write(`${fileLine(s, d, r)}\n${await savingsLine(src, dst)}`)
+    return { ok: true, report: { src: s, dst: d, ...r } }
   } catch (e) {
     if (!v['no-clobber'] || (e as { code?: string }).code !== 'EEXIST') throw e
-    if (v.verbose) process.stdout.write(`skipped ${dst} (exists)\n`)
-    return { ok: true, report: { src, dst, skipped: 'EEXIST' } }
+    if (v.verbose) process.stdout.write(`skipped ${d} (exists)\n`)
+    return { ok: true, report: { src: s, dst: d, skipped: 'EEXIST' } }
   }
 }
+
+/** SRC... and DST as byte strings, checked. */
+function operands(v: Values, positionals: Array<string | Buffer>): { sources: string[]; target: string; intoDir: boolean } {
+  if (!['auto', 'always', 'never'].includes(v.reflink)) throw new UsageError(`invalid --reflink '${v.reflink}': use auto, always or never`)
+  if (v.force && v['no-clobber']) throw new UsageError('-f and -n cannot be used together')
+  if (v.dereference && v['no-dereference']) throw new UsageError('-L and -P cannot be used together')
+  if (positionals.length < 2) throw new UsageError(`expected SRC and DST\n${HELP}`)
+  const paths = positionals.map((p) => toRaw(p))
+  const target = paths.pop() as string
+  const intoDir = isDirectory(target)
+  if (paths.length > 1 && !intoDir) throw new UsageError(`target '${shown(target)}' is not a directory`)
+  return { sources: paths, target, intoDir }
+}
+
+const exitStatus = (sig: NodeJS.Signals) => 128 + ({ SIGINT: 2, SIGTERM: 15 } as Record<string, number>)[sig]!
 
 export async function cp(args: string[]): Promise<number> {
   const { values: v, positionals } = parse(args)
@@ -155,40 +187,36 @@ export async function cp(args: string[]): Promise<number> {
     process.stdout.write(HELP)
     return 0
   }
-  if (!['auto', 'always', 'never'].includes(v.reflink)) throw new UsageError(`invalid --reflink '${v.reflink}': use auto, always or never`)
-  if (v.force && v['no-clobber']) throw new UsageError('-f and -n cannot be used together')
-  if (v.dereference && v['no-dereference']) throw new UsageError('-L and -P cannot be used together')
-  if (positionals.length < 2) throw new UsageError(`expected SRC and DST\n${HELP}`)
-  const target = positionals[positionals.length - 1] as string
-  const sources = positionals.slice(0, -1)
-  const intoDir = isDirectory(target)
-  if (sources.length > 1 && !intoDir) throw new UsageError(`target '${target}' is not a directory`)
-  // Ctrl-C aborts: the tree being built is removed, nothing is left at DST.
-  const controller = new AbortController()
-  const onSignal = () => controller.abort()
-  process.once('SIGINT', onSignal)
-  process.once('SIGTERM', onSignal)
+  const { sources, target, intoDir } = operands(v, positionals)
+  // A signal aborts a tree, which removes what it built, then cp dies by it; a file's copy
+  // is nameless until complete (or its temporary is removed at once): cp dies at once.
+  let inTree = false
+  const interrupt = interruptible(() => (inTree ? 'wait' : 'now'))
   let failed = false
   const reports: unknown[] = []
   try {
     for (const src of sources) {
       const dst = intoDir ? join(target, basename(src)) : target
       try {
-        const { ok, report } = await copyOne(src, dst, v, controller.signal)
+        inTree = isDirectory(src)
+        const { ok, report } = await (inTree ? copyTree(src, dst, v, interrupt.signal) : copyFile(src, dst, v))
         failed ||= !ok
         reports.push(report)
       } catch (e) {
-        if (controller.signal.aborted) {
+        const sig = interrupt.caught()
+        if (sig !== undefined) {
           process.stderr.write('clonefile cp: interrupted; nothing was left at the destination\n')
-          return 130
+          interrupt.die()
+          return exitStatus(sig)
         }
         process.stderr.write(`clonefile cp: ${errorLine(e)}\n`)
         failed = true
+      } finally {
+        inTree = false
       }
     }
   } finally {
-    process.off('SIGINT', onSignal)
-    process.off('SIGTERM', onSignal)
+    interrupt.done()
   }
   if (v.json) writeJson(reports.length === 1 ? reports[0] : reports)
   return failed ? 1 : 0

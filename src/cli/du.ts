@@ -1,6 +1,6 @@
-import { parseArgs } from 'node:util'
 import { usage } from '../usage.js'
-import type { UsageEntry } from '../usage.js'
+import type { UsageEntry } from '../types.js'
+import { parseCommand } from './argv.js'
 import { UsageError, humanBytes, summaryLine, writeJson } from './output.js'
 
 const HELP = `Usage: clonefile du [OPTION]... PATH...
@@ -42,7 +42,7 @@ function row(entry: UsageEntry, size: (n: number) => string): string {
 }
 
 export async function du(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args, options, allowPositionals: true })
+  const { values, positionals } = parseCommand(args, options)
   if (values.help) {
     process.stdout.write(HELP)
     return 0
@@ -55,7 +55,8 @@ export async function du(args: string[]): Promise<number> {
     ? (e: UsageEntry) => void (e.depth > 0 && entries.push(e))
     : (e: UsageEntry) => void process.stdout.write(row(e, size))
   if (!values.json) process.stdout.write(`${'Total'.padStart(10)}  ${'Exclusive'.padStart(10)}  ${'Set shared'.padStart(10)}  Filename\n`)
-  const result = await usage(positionals, { maxDepth, onEntry })
+  // usage() takes paths as strings: a name that is not UTF-8 cannot be measured from here yet.
+  const result = await usage(positionals.map((p) => p.toString()), { maxDepth, onEntry })
   if (values.json) writeJson(maxDepth === 0 ? result : { ...result, entries })
   else process.stdout.write(`${result.reason === undefined ? '' : `${result.reason}\n`}${summaryLine(result.set, result.skipped)}`)
   return 0

@@ -1,4 +1,4 @@
-import type { Usage } from '../usage.js'
+import type { Usage } from '../types.js'
 
 /** Bad usage: exit status 2. */
 export class UsageError extends Error {

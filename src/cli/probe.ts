@@ -1,5 +1,5 @@
-import { parseArgs } from 'node:util'
 import { probe } from '../probe.js'
+import { parseCommand } from './argv.js'
 import { UsageError, writeJson } from './output.js'
 
 const HELP = `Usage: clonefile probe [--json] PATH [OTHER]
@@ -11,10 +11,9 @@ cloning a temporary file where the directory is writable.
 const yes = (b: boolean) => (b ? 'yes' : 'no')
 
 export async function probeCommand(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    options: { json: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false } },
-    allowPositionals: true,
+  const { values, positionals } = parseCommand(args, {
+    json: { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h', default: false },
   })
   if (values.help) {
     process.stdout.write(HELP)
@@ -24,10 +23,10 @@ export async function probeCommand(args: string[]): Promise<number> {
   if (path === undefined || rest.length > 0) throw new UsageError(`expected PATH [OTHER]\n${HELP}`)
   const p = await probe(path, other)
   if (values.json) {
-    writeJson({ path, ...(other === undefined ? {} : { other }), ...p })
+    writeJson({ path: path.toString(), ...(other === undefined ? {} : { other: other.toString() }), ...p })
     return 0
   }
-  const where = other === undefined ? path : `${path} -> ${other}`
+  const where = other === undefined ? path.toString() : `${path.toString()} -> ${other.toString()}`
   process.stdout.write(
     `${where}: ${p.filesystem}, block size ${p.blockSize}\n` +
       `  clone: ${yes(p.clone)}  range: ${yes(p.range)}  dedupe: ${yes(p.dedupe)}\n` +

@@ -1,4 +1,4 @@
-import type { TreeProgress } from '../tree.js'
+import type { TreeProgress } from '../types.js'
 import { humanBytes } from './output.js'
 
 /** A one-line progress bar on stderr: files, bytes, rate and, once the total is known, ETA. */
@@ -10,7 +10,7 @@ export class ProgressBar {
   update(p: TreeProgress): void {
     const seconds = Math.max((Date.now() - this.start) / 1000, 0.001)
     const rate = p.files / seconds
-    const total = p.totalFiles ?? this.totalFiles
+    const total = this.totalFiles
     const fraction = total ? Math.min(p.files / total, 1) : undefined
     const width = 24
     const bar = fraction === undefined ? '' : `[${'#'.repeat(Math.round(fraction * width)).padEnd(width, '.')}] `
