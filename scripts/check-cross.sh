@@ -43,13 +43,13 @@ flags=(-Wall -Wextra -Werror -std=gnu11 -DNAPI_VERSION=8 -I"$node_include" -Isrc
   echo '}'
 } >"$out/uses-platform.c"
 
-# target  platform file  libraries the addon gets from node-gyp on that OS.
+# target  platform files (comma-separated)  libraries the addon gets from node-gyp on that OS.
 # glibc 2.28: what Node 20's Linux builds require, and the first with statx(2).
 targets=(
-  "aarch64-macos src/native/mac.c"
-  "x86_64-macos src/native/mac.c"
+  "aarch64-macos src/native/mac.c,src/native/posix.c"
+  "x86_64-macos src/native/mac.c,src/native/posix.c"
   "x86_64-windows-gnu src/native/win.c -ladvapi32"
-  "aarch64-linux-gnu.2.28 src/native/linux.c"
+  "aarch64-linux-gnu.2.28 src/native/linux.c,src/native/posix.c"
 )
 
 failed=0
@@ -58,15 +58,18 @@ for entry in "${targets[@]}"; do
   log="$out/$target.log"
   : >"$log"
   ok=1
-  for src in src/native/binding.c "$platform" "$out/uses-platform.c"; do
-    "$zig" cc -target "$target" "${flags[@]}" -c -o "$out/$target-$(basename "$src" .c).o" "$src" >>"$log" 2>&1 || ok=0
+  IFS=, read -r -a files <<<"$platform"
+  objs=()
+  for src in src/native/binding.c "${files[@]}" "$out/uses-platform.c"; do
+    obj="$out/$target-$(basename "$src" .c).o"
+    "$zig" cc -target "$target" "${flags[@]}" -c -o "$obj" "$src" >>"$log" 2>&1 || ok=0
+    [ "$src" = src/native/binding.c ] || objs+=("$obj")
   done
   # -Werror covers the compiler's warnings; anything else printed counts too.
   [ -s "$log" ] && ok=0
   # Linking only by exit status: on a cold cache zig builds its own libc and prints its warnings.
   if [ "$ok" = 1 ] &&
-    ! "$zig" cc -target "$target" -o "$out/$target.out" "$out/$target-uses-platform.o" \
-      "$out/$target-$(basename "$platform" .c).o" ${libs:-} >>"$log" 2>&1; then
+    ! "$zig" cc -target "$target" -o "$out/$target.out" "${objs[@]}" ${libs:-} >>"$log" 2>&1; then
     ok=0
   fi
   if [ "$ok" = 1 ]; then
