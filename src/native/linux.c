@@ -36,10 +36,6 @@ int px_rename_noreplace(int from_dir, const char *from, int to_dir, const char *
   return (int)syscall(SYS_renameat2, from_dir, from, to_dir, to, RENAME_NOREPLACE);
 }
 
-int px_mknodat(int dir, const char *name, mode_t mode, dev_t dev) {
-  return mknodat(dir, name, mode, dev);
-}
-
 /* ---- the destination: never seen half made ---- */
 
 enum { DEST_DIRECT, DEST_TMPFILE, DEST_NAMED };

@@ -485,7 +485,7 @@ int cf_make_special(cf_at src, cf_at dst, const char *temp, uint32_t flags, cf_e
   if (rc == 0) rc = place_open(dst, temp, flags, "mknod", &p, err);
   if (rc == 0) {
     const px_at *w = place_where(&p);
-    int made = px_mknodat(w->dir, w->name, st.st_mode & (S_IFMT | 0777), st.st_rdev) == 0;
+    int made = mknodat(w->dir, w->name, st.st_mode & (S_IFMT | 0777), st.st_rdev) == 0;
     rc = made ? copy_meta_at(&s, w, &st, flags, err) : fail(err, "mknod", errno, 1);
     rc = place_close(&p, made, rc, err);
   }

@@ -4,7 +4,7 @@
  * sequence (owner, xattrs, mode, times). Internal to the addon: not part of the contract.
  *
  * posix.c needs four things only a platform file knows; each platform file defines them:
- * px_extents_fd, px_rename_noreplace, px_mknodat, px_copy_xattrs_fd and px_copy_xattrs_at (below).
+ * px_extents_fd, px_rename_noreplace, px_copy_xattrs_fd and px_copy_xattrs_at (below).
  */
 #ifndef CLONEFILE_POSIX_H
 #define CLONEFILE_POSIX_H
@@ -74,10 +74,6 @@ int px_extents_fd(int fd, cf_extent **out, uint32_t *count, cf_error *err);
  * ENOSYS where the filesystem or kernel has none). */
 int px_rename_noreplace(int from_dir, const char *from, int to_dir, const char *to);
 
-/* mknodat(2): 0, or -1 with errno. macOS has it only from 13 on (its SDK marks it so), older
- * systems need another way. */
-int px_mknodat(int dir, const char *name, mode_t mode, dev_t dev);
-
 /* Copies the extended attributes (and, with CF_ACL, the ACLs) of an open file to another, or
  * of a non-opened entry (symlink, FIFO, device: never following a final symlink) to another,
  * as CF_XATTR/CF_ACL ask. An attribute the destination cannot hold is left out and its errno
@@ -85,5 +81,12 @@ int px_mknodat(int dir, const char *name, mode_t mode, dev_t dev);
  * negative errno. */
 int px_copy_xattrs_fd(int sfd, int dfd, uint32_t flags, cf_error *err);
 int px_copy_xattrs_at(const px_at *src, const px_at *dst, uint32_t flags, cf_error *err);
+
+#ifdef __APPLE__
+/* mknodat(2) came with macOS 13 (the SDK declares it only for that target); the addon runs on
+ * 11 and 12 too, so mac.c supplies it: mknodat where the system has it, else by path. */
+int px_mknodat(int dir, const char *name, mode_t mode, dev_t dev);
+#define mknodat px_mknodat
+#endif
 
 #endif
