@@ -353,6 +353,8 @@ static int scan_one(int dir, const struct dirent *de, int how, scan_t *sc, cf_er
   if (n[0] == '.' && (n[1] == '\0' || (n[1] == '.' && n[2] == '\0'))) return 0;
   int follow = how & CF_SCAN_FOLLOW;
   cf_dirent *ent;
+  /* The fast path trusts d_type; a symlink to be followed, or a filesystem that leaves d_type
+   * unknown (readdir(3): DT_UNKNOWN), is stat'ed. */
   if ((how & CF_SCAN_EXTENTS) && de->d_type != DT_UNKNOWN && !(follow && de->d_type == DT_LNK)) {
     if ((ent = scan_add(sc, n)) == NULL) return fail(err, "malloc", ENOMEM, 0);
     measure_entry(dir, n, de->d_type, ent);
