@@ -13,6 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#ifdef __linux__
+#include <sys/syscall.h>
+#endif
 #include <unistd.h>
 
 /* How each directory of a longer name is opened: O_PATH where there is one (only search
@@ -348,14 +351,15 @@ static int stat_entry(int dir, const char *name, int follow, struct stat *st) {
   return e == ENOENT ? 1 : -e;
 }
 
-static int scan_one(int dir, const struct dirent *de, int how, scan_t *sc, cf_error *err) {
-  const char *n = de->d_name;
+static int scan_one(int dir, const char *n, unsigned char type, int how, scan_t *sc, cf_error *err) {
   if (n[0] == '.' && (n[1] == '\0' || (n[1] == '.' && n[2] == '\0'))) return 0;
   int follow = how & CF_SCAN_FOLLOW;
   cf_dirent *ent;
-  if ((how & CF_SCAN_EXTENTS) && de->d_type != DT_UNKNOWN && !(follow && de->d_type == DT_LNK)) {
+  /* The fast path trusts d_type; a symlink to be followed, or a filesystem that leaves d_type
+   * unknown (readdir(3): DT_UNKNOWN), is stat'ed. */
+  if ((how & CF_SCAN_EXTENTS) && type != DT_UNKNOWN && !(follow && type == DT_LNK)) {
     if ((ent = scan_add(sc, n)) == NULL) return fail(err, "malloc", ENOMEM, 0);
-    measure_entry(dir, n, de->d_type, ent);
+    measure_entry(dir, n, type, ent);
     return 0;
   }
   struct stat st;
@@ -367,10 +371,36 @@ static int scan_one(int dir, const struct dirent *de, int how, scan_t *sc, cf_er
   return 0;
 }
 
-int cf_scan_dir(int fd, int how, cf_dirent **entries, uint32_t *count, char **names, cf_error *err) {
-  *entries = NULL;
-  *names = NULL;
-  *count = 0;
+#ifdef __linux__
+/* getdents64(2) on fd itself, from offset 0: fdopendir(3) would cost a second descriptor, an
+ * fstat and two fcntl a directory. Through syscall(2): glibc wraps it only from 2.30. */
+struct dirent64_rec {
+  uint64_t d_ino;
+  int64_t d_off;
+  unsigned short d_reclen;
+  unsigned char d_type;
+  char d_name[];
+};
+
+static int list_dir(int fd, int how, scan_t *sc, cf_error *err) {
+  enum { SIZE = 32768 };
+  if (lseek(fd, 0, SEEK_SET) < 0) return fail(err, "lseek", errno, 0);
+  char *buf = malloc(SIZE);
+  if (buf == NULL) return fail(err, "malloc", ENOMEM, 0);
+  int rc = 0;
+  for (long n; rc == 0 && (n = syscall(SYS_getdents64, fd, buf, SIZE)) != 0;) {
+    if (n < 0) rc = fail(err, "readdir", errno, 0);
+    for (long off = 0; rc == 0 && off < n;) {
+      const struct dirent64_rec *de = (const struct dirent64_rec *)(buf + off);
+      off += de->d_reclen;
+      rc = scan_one(fd, de->d_name, de->d_type, how, sc, err);
+    }
+  }
+  free(buf);
+  return rc;
+}
+#else
+static int list_dir(int fd, int how, scan_t *sc, cf_error *err) {
   /* A descriptor of its own: closedir() closes the one fdopendir() takes, and fd stays open. */
   int dfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
   DIR *d = dfd < 0 ? NULL : fdopendir(dfd);
@@ -381,22 +411,28 @@ int cf_scan_dir(int fd, int how, cf_dirent **entries, uint32_t *count, char **na
   }
   /* The copy shares fd's offset: list from the start whatever was read before. */
   rewinddir(d);
-  scan_t sc = {0};
   int rc = 0;
   struct dirent *de;
-  while (rc == 0 && (errno = 0, de = readdir(d)) != NULL) rc = scan_one(fd, de, how, &sc, err);
+  while (rc == 0 && (errno = 0, de = readdir(d)) != NULL) rc = scan_one(fd, de->d_name, de->d_type, how, sc, err);
   if (rc == 0 && errno != 0) rc = fail(err, "readdir", errno, 0);
   closedir(d);
+  return rc;
+}
+#endif
+
+int cf_scan_dir(int fd, int how, cf_dirent **entries, uint32_t *count, char **names, cf_error *err) {
+  scan_t sc = {0};
+  int rc = list_dir(fd, how, &sc, err);
   if (rc < 0) {
     for (uint32_t i = 0; i < sc.count; i++) free(sc.ents[i].ext);
     free(sc.ents);
     free(sc.names);
-    return rc;
+    sc = (scan_t){0};
   }
   *entries = sc.ents;
   *names = sc.names;
   *count = sc.count;
-  return 0;
+  return rc;
 }
 
 /* ---- entries made whole: symlinks, specials, hard links ---- */
@@ -426,13 +462,22 @@ static const px_at *place_where(const place_t *p) {
   return p->use_tmp ? &p->tmp : &p->dst;
 }
 
-/* Ends what place_open began: the entry made (made) takes dst's name if all went well (rc 0),
- * or is removed; nothing is removed that this call did not make. */
-static int place_close(place_t *p, int made, int rc, cf_error *err) {
+/* The entry made (made) takes dst's name if all went well (rc 0), or is removed; nothing is
+ * removed that this call did not make. */
+static int place_finish(place_t *p, int made, int rc, cf_error *err) {
   if (rc == 0 && p->use_tmp) rc = px_publish(&p->tmp, &p->dst, 1, err);
   if (rc < 0 && made) unlinkat(place_where(p)->dir, place_where(p)->name, 0);
+  return rc;
+}
+
+static void place_release(place_t *p) {
   px_release(&p->tmp);
   px_release(&p->dst);
+}
+
+static int place_close(place_t *p, int made, int rc, cf_error *err) {
+  rc = place_finish(p, made, rc, err);
+  place_release(p);
   return rc;
 }
 
@@ -493,11 +538,10 @@ int cf_hard_link(cf_at existing, cf_at dst, const char *temp, uint32_t flags, cf
     const px_at *w = place_where(&p);
     /* linkat(2) without AT_SYMLINK_FOLLOW links a symlink itself, never its target. */
     int made = linkat(e.dir, e.name, w->dir, w->name, 0) == 0;
-    rc = made ? 0 : fail(err, "link", errno, 1);
-    int same = rc == 0 && p.use_tmp;
-    rc = place_close(&p, made, rc, err);
+    rc = place_finish(&p, made, made ? 0 : fail(err, "link", errno, 1), err);
     /* rename(2) does nothing when dst already is a link to the same file: the temp is left. */
-    if (rc == 0 && same) unlinkat(p.tmp.dir, p.tmp.name, 0);
+    if (rc == 0 && p.use_tmp) unlinkat(p.tmp.dir, p.tmp.name, 0);
+    place_release(&p);
   }
   px_release(&e);
   return rc;
