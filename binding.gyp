@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "clonefile",
-      "sources": ["src/native/binding.c"],
+      "sources": ["src/native/binding.c", "src/native/jobs.c"],
       "cflags": ["-Wall", "-Wextra", "-Werror", "-O2", "-std=gnu11"],
       "defines": ["NAPI_VERSION=8"],
       "conditions": [
