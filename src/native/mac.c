@@ -24,6 +24,7 @@
 #include "platform.h"
 #include "posix.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -167,9 +168,12 @@ static int copy_xattrs(int sfd, int dfd, cf_error *err) {
   return rc;
 }
 
+/* Returns 0: an extended ACL on macOS leaves the mode bits as they are (acl(3)), so nothing
+ * needs setting again after it. */
 int px_copy_xattrs_fd(int sfd, int dfd, uint32_t flags, cf_error *err) {
   if ((flags & CF_XATTR) && copy_xattrs(sfd, dfd, err) < 0) return -err->errnum;
-  return (flags & CF_ACL) ? copy_acl(sfd, dfd, err) : 0;
+  if ((flags & CF_ACL) && copy_acl(sfd, dfd, err) < 0) return -err->errnum;
+  return 0;
 }
 
 /* An entry that is not opened as a file: O_SYMLINK opens a symlink itself rather than its
@@ -189,6 +193,32 @@ int px_copy_xattrs_at(const px_at *src, const px_at *dst, uint32_t flags, cf_err
   if (dfd >= 0) close(dfd);
   close(sfd);
   return rc;
+}
+
+/* mknodat(2) and mkfifoat(2) came with macOS 13; the addon also runs on 11 and 12, so mknodat
+ * is looked up at run time (dlsym(3)) and, where missing, the node is made by the path of its
+ * directory (fcntl(2) F_GETPATH): path-based, and so open to a rename of that directory while
+ * it happens, unlike the rest of this file. xnu's mknod(2) makes a FIFO as mkfifo(2) does
+ * (mknod is otherwise for the super-user only); the fallback calls mkfifo(2) itself. */
+typedef int (*mknodat_fn)(int, const char *, mode_t, dev_t);
+
+static int mknod_by_path(int dir, const char *name, mode_t mode, dev_t dev) {
+  char dirpath[MAXPATHLEN], path[MAXPATHLEN * 2];
+  int n;
+  if (dir == AT_FDCWD) {
+    n = snprintf(path, sizeof path, "%s", name);
+  } else {
+    if (fcntl(dir, F_GETPATH, dirpath) != 0) return -1;
+    n = snprintf(path, sizeof path, "%s/%s", dirpath, name);
+  }
+  if (n < 0 || (size_t)n >= sizeof path) return errno = ENAMETOOLONG, -1;
+  return S_ISFIFO(mode) ? mkfifo(path, mode & 07777) : mknod(path, mode, dev);
+}
+
+int px_mknodat(int dir, const char *name, mode_t mode, dev_t dev) {
+  void *fn = dlsym(RTLD_DEFAULT, "mknodat");
+  if (fn == NULL) return mknod_by_path(dir, name, mode, dev);
+  return ((mknodat_fn)fn)(dir, name, mode, dev);
 }
 
 /* ---- clone: clonefile(2) ---- */

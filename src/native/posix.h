@@ -82,4 +82,11 @@ int px_rename_noreplace(int from_dir, const char *from, int to_dir, const char *
 int px_copy_xattrs_fd(int sfd, int dfd, uint32_t flags, cf_error *err);
 int px_copy_xattrs_at(const px_at *src, const px_at *dst, uint32_t flags, cf_error *err);
 
+#ifdef __APPLE__
+/* mknodat(2) came with macOS 13 (the SDK declares it only for that target); the addon runs on
+ * 11 and 12 too, so mac.c supplies it: mknodat where the system has it, else by path. */
+int px_mknodat(int dir, const char *name, mode_t mode, dev_t dev);
+#define mknodat px_mknodat
+#endif
+
 #endif
