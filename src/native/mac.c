@@ -600,13 +600,15 @@ static int space_parse(const uint8_t *buf, size_t size, cf_file_space *out) {
 }
 
 /* getattrlistat(2) (macOS 10.10) on the entry relative to its directory; FSOPT_NOFOLLOW: a
- * final symlink is described, not followed. Returns 0, or -1 with errno. */
+ * final symlink is described, not followed. An empty name is the directory itself (".": the
+ * *at calls of macOS have no AT_EMPTY_PATH). Returns 0, or -1 with errno. */
 static int space_ask(const px_at *w, uint8_t *buf, size_t size, int *level) {
   int last = (int)(sizeof space_requests / sizeof space_requests[0]) - 1;
+  const char *name = w->name[0] != '\0' ? w->name : ".";
   for (;;) {
     struct attrlist al = {.bitmapcount = ATTR_BIT_MAP_COUNT, .commonattr = ATTR_CMN_RETURNED_ATTRS,
                           .fileattr = ATTR_FILE_ALLOCSIZE, .forkattr = space_requests[*level]};
-    if (getattrlistat(w->dir, w->name, &al, buf, size, FSOPT_ATTR_CMN_EXTENDED | FSOPT_NOFOLLOW) == 0) return 0;
+    if (getattrlistat(w->dir, name, &al, buf, size, FSOPT_ATTR_CMN_EXTENDED | FSOPT_NOFOLLOW) == 0) return 0;
     if (errno != EINVAL || *level == last) return -1;
     ++*level;
   }

@@ -501,14 +501,18 @@ static int set_sparse(HANDLE h, BOOLEAN on, cf_error *err) {
   return 0;
 }
 
-/* Cloning needs matching integrity-stream settings. Failure is ignored: Dev Drive and volumes
- * without integrity streams refuse the call, and then there is nothing to match. */
-static void copy_integrity(HANDLE sh, HANDLE dh) {
+/* Cloning needs matching integrity-stream settings; the answer also gives the volume's cluster
+ * size, as Microsoft's block cloning sample takes it. Failure is ignored (and 0 returned): Dev
+ * Drive and volumes without integrity streams refuse the call, and then there is nothing to
+ * match. */
+static uint64_t copy_integrity(HANDLE sh, HANDLE dh) {
   get_integrity_t get;
   DWORD bytes;
-  if (!DeviceIoControl(sh, FSCTL_GET_INTEGRITY_INFORMATION, NULL, 0, &get, sizeof get, &bytes, NULL)) return;
+  if (!DeviceIoControl(sh, FSCTL_GET_INTEGRITY_INFORMATION, NULL, 0, &get, sizeof get, &bytes, NULL)) return 0;
   set_integrity_t set = {get.ChecksumAlgorithm, get.Reserved, get.Flags};
   DeviceIoControl(dh, FSCTL_SET_INTEGRITY_INFORMATION, &set, sizeof set, NULL, 0, &bytes, NULL);
+  /* FSCTL_GET_INTEGRITY_INFORMATION_BUFFER: "Size in bytes of a cluster for this volume". */
+  return get.ClusterSizeInBytes;
 }
 
 static int set_end_of_file(HANDLE h, uint64_t size, cf_error *err) {
@@ -525,11 +529,11 @@ static int set_end_of_file(HANDLE h, uint64_t size, cf_error *err) {
  * was. The last partial cluster is cloned whole: the range may run past EOF to its cluster's
  * end, and the bytes beyond EOF stay invisible. */
 static int clone_data(HANDLE sh, const src_info_t *si, const dest_t *d, cf_error *err) {
-  uint64_t cluster;
   if (set_sparse(d->h, TRUE, err) < 0) return -err->errnum;
-  copy_integrity(sh, d->h);
+  uint64_t cluster = copy_integrity(sh, d->h);
   if (set_end_of_file(d->h, si->size, err) < 0) return -err->errnum;
-  if (cluster_of_path(d->name, &cluster, err) < 0) return -err->errnum;
+  /* Else by the volume's root (GetVolumePathNameW, GetDiskFreeSpaceW). */
+  if (cluster == 0 && cluster_of_path(d->name, &cluster, err) < 0) return -err->errnum;
   if (duplicate_extents(sh, d->h, 0, 0, round_up(si->size, cluster), err) < 0) return -err->errnum;
   if (!(si->basic.FileAttributes & FILE_ATTRIBUTE_SPARSE_FILE)) return set_sparse(d->h, FALSE, err);
   return 0;
@@ -855,7 +859,8 @@ int cf_fs_info_get(const char *path, cf_fs_info *info, cf_error *err) {
   wchar_t fsname[MAX_PATH + 1];
   DWORD serial = 0, fsflags = 0;
   uint64_t cluster = 0;
-  if (user_path(path, &w, 0, err) < 0) return -err->errnum;
+  /* As the user gave it, not in the \\?\ form: GetVolumePathNameW documents plain paths. */
+  if (to_utf16(path, &w, 0, err) < 0) return -err->errnum;
   int rc = volume_root(w, &root, err);
   if (rc == 0 && !GetVolumeInformationW(root, NULL, 0, &serial, NULL, &fsflags, fsname, MAX_PATH + 1))
     rc = fail_win(err, "GetVolumeInformationW", 0);
