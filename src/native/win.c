@@ -1016,7 +1016,11 @@ static int entry_stat(const wchar_t *path, int follow, const WIN32_FIND_DATAW *f
 }
 
 
-static int scan_entry(scan_t *sc, const wchar_t *dir, int follow, const WIN32_FIND_DATAW *fd, cf_error *err) {
+/* CF_SCAN_EXTENTS: Windows has no FIEMAP, so each regular file says ENOTSUP in ext_err, as
+ * posix.c's scan does on macOS: one file's extents are not the listing's failure. (The type
+ * is tested by number: MSVC's CRT has no S_ISREG.) */
+static int scan_entry(scan_t *sc, const wchar_t *dir, int how, const WIN32_FIND_DATAW *fd, cf_error *err) {
+  int follow = how & CF_SCAN_FOLLOW;
   int n = WideCharToMultiByte(CP_UTF8, 0, fd->cFileName, -1, NULL, 0, NULL, NULL);
   char *name = n > 0 ? malloc((size_t)n) : NULL;
   wchar_t *path = path_join(dir, fd->cFileName);
@@ -1025,6 +1029,7 @@ static int scan_entry(scan_t *sc, const wchar_t *dir, int follow, const WIN32_FI
   if (rc == 0 && WideCharToMultiByte(CP_UTF8, 0, fd->cFileName, -1, name, n, NULL, NULL) != n)
     rc = fail_win(err, "WideCharToMultiByte", 0);
   if (rc == 0) rc = entry_stat(path, follow, fd, &e, err);
+  if (rc == 0 && (how & CF_SCAN_EXTENTS) && (e.st.mode & 0170000) == 0100000) e.ext_err = ENOTSUP;
   if (rc == 0) rc = scan_add(sc, name, &e, err);
   free(name);
   free(path);
@@ -1036,9 +1041,6 @@ int cf_scan_dir(int fd, int how, cf_dirent **entries, uint32_t *count, char **na
   *entries = NULL;
   *names = NULL;
   *count = 0;
-  /* Windows has no FIEMAP: nothing to map extents with. */
-  if (how & CF_SCAN_EXTENTS) return fail(err, "fiemap", ENOTSUP, 0);
-  int follow = how & CF_SCAN_FOLLOW;
   wchar_t *dir;
   if (slot_path(fd, &dir, 0, err) < 0) return -err->errnum;
   scan_t sc = {.ents = malloc(64 * sizeof(cf_dirent)), .names = malloc(4096), .cap = 64, .names_cap = 4096};
@@ -1055,7 +1057,7 @@ int cf_scan_dir(int fd, int how, cf_dirent **entries, uint32_t *count, char **na
   for (BOOL more = fh != INVALID_HANDLE_VALUE; rc == 0 && more; more = FindNextFileW(fh, &fd_)) {
     const wchar_t *n = fd_.cFileName;
     if (n[0] == L'.' && (n[1] == L'\0' || (n[1] == L'.' && n[2] == L'\0'))) continue;
-    rc = scan_entry(&sc, dir, follow, &fd_, err);
+    rc = scan_entry(&sc, dir, how, &fd_, err);
   }
   if (rc == 0 && fh != INVALID_HANDLE_VALUE && GetLastError() != ERROR_NO_MORE_FILES)
     rc = fail_win(err, "FindNextFileW", 0);
