@@ -426,13 +426,22 @@ static const px_at *place_where(const place_t *p) {
   return p->use_tmp ? &p->tmp : &p->dst;
 }
 
-/* Ends what place_open began: the entry made (made) takes dst's name if all went well (rc 0),
- * or is removed; nothing is removed that this call did not make. */
-static int place_close(place_t *p, int made, int rc, cf_error *err) {
+/* The entry made (made) takes dst's name if all went well (rc 0), or is removed; nothing is
+ * removed that this call did not make. */
+static int place_finish(place_t *p, int made, int rc, cf_error *err) {
   if (rc == 0 && p->use_tmp) rc = px_publish(&p->tmp, &p->dst, 1, err);
   if (rc < 0 && made) unlinkat(place_where(p)->dir, place_where(p)->name, 0);
+  return rc;
+}
+
+static void place_release(place_t *p) {
   px_release(&p->tmp);
   px_release(&p->dst);
+}
+
+static int place_close(place_t *p, int made, int rc, cf_error *err) {
+  rc = place_finish(p, made, rc, err);
+  place_release(p);
   return rc;
 }
 
@@ -493,11 +502,10 @@ int cf_hard_link(cf_at existing, cf_at dst, const char *temp, uint32_t flags, cf
     const px_at *w = place_where(&p);
     /* linkat(2) without AT_SYMLINK_FOLLOW links a symlink itself, never its target. */
     int made = linkat(e.dir, e.name, w->dir, w->name, 0) == 0;
-    rc = made ? 0 : fail(err, "link", errno, 1);
-    int same = rc == 0 && p.use_tmp;
-    rc = place_close(&p, made, rc, err);
+    rc = place_finish(&p, made, made ? 0 : fail(err, "link", errno, 1), err);
     /* rename(2) does nothing when dst already is a link to the same file: the temp is left. */
-    if (rc == 0 && same) unlinkat(p.tmp.dir, p.tmp.name, 0);
+    if (rc == 0 && p.use_tmp) unlinkat(p.tmp.dir, p.tmp.name, 0);
+    place_release(&p);
   }
   px_release(&e);
   return rc;
