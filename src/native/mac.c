@@ -1,12 +1,18 @@
 /*
- * macOS: clonefile(2) / fclonefileat(2) for clones, a pread/pwrite loop for copies that
- * share nothing. APFS has no range clone, no compare-and-share and no extent map, so those
- * calls say ENOTSUP and the TypeScript side decides what to do instead.
+ * macOS: clonefile(2) / fclonefileat(2) / clonefileat(2) for clones, a pread/pwrite loop for
+ * copies that share nothing. APFS has no range clone, no compare-and-share and no extent map,
+ * so those calls say ENOTSUP and the TypeScript side decides what to do instead.
+ *
+ * Every entry is reached relative to an open directory (cf_at, platform.h): the *at(2) calls,
+ * fclonefileat(2), renameatx_np(2) and getattrlistat(2) take a directory descriptor and one
+ * component, which posix.c's px_resolve() finds component by component. The tree functions
+ * (directories, symlinks, special files, links, renames, locks) are posix.c's, shared with
+ * Linux; this file adds what only macOS does, and the hooks posix.h asks for.
  *
  * UNTESTED: this file has only ever been compiled and linked (scripts/check-cross.sh, zig cc
  * -target aarch64-macos / x86_64-macos against zig's copy of the macOS SDK headers and
- * libSystem stubs). It has never run on a Mac. Every behaviour described below is what the man pages promise, not
- * what was observed.
+ * libSystem stubs). It has never run on a Mac. Every behaviour described below is what the man
+ * pages promise, not what was observed.
  *
  * Metadata on the clone path: clonefile(2) itself copies mode, BSD flags, xattrs and
  * timestamps, whatever CF_MODE / CF_TIMES / CF_XATTR say; we keep that (a clone that looks
@@ -16,9 +22,10 @@
  * neither BSD file flags (chflags(2)) nor the birth time.
  */
 #include "platform.h"
+#include "posix.h"
 
+#include <dlfcn.h>
 #include <errno.h>
-#include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,45 +53,83 @@ int fsetxattr(int fd, const char *name, const void *value, size_t size, uint32_t
 #define CLONE_ACL 0x0004
 #endif
 
-static int fail(cf_error *err, const char *syscall, int errnum, int on_dest) {
-  err->errnum = errnum;
-  err->syscall = syscall;
-  err->on_dest = on_dest;
-  return -errnum;
+/* ---- where a new entry is built: at dst itself, or under `temp` and renamed into place ---- */
+
+typedef struct {
+  px_at dst;  /* dst's directory and final component */
+  px_at temp; /* temp's, when via_temp */
+  int via_temp;
+} dest_t;
+
+static void dest_release(dest_t *d) {
+  px_release(&d->dst);
+  if (d->via_temp) px_release(&d->temp);
 }
 
-/* Same scheme as linux.c: the prefix lets later runs recognise leftovers of a killed process. */
-static char *temp_sibling(const char *dst) {
-  static unsigned counter;
-  size_t n = strlen(dst) + 48;
-  char *tmp = malloc(n);
-  if (tmp == NULL) return NULL;
-  const char *slash = strrchr(dst, '/');
-  int dirlen = slash ? (int)(slash - dst + 1) : 0;
-  /* The name part is cut to 200 bytes: NAME_MAX is 255 and dst's own name may use all of it. */
-  snprintf(tmp, n, "%.*s.clonefile-tmp-%d-%u-%.200s", dirlen, dst, (int)getpid(),
-           __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED), slash ? slash + 1 : dst);
-  return tmp;
+/* `temp` is a name relative to dst.dir, like dst.name (platform.h), resolved the same way;
+ * a destination's directories are never followed. C never makes a name up: building under a
+ * temporary without one is the caller's error (EINVAL). */
+static int dest_resolve(cf_at dst, const char *temp, int via_temp, dest_t *d, cf_error *err) {
+  d->via_temp = via_temp;
+  if (via_temp && temp == NULL) return fail(err, "openat", EINVAL, 1);
+  if (px_resolve(dst, 0, 1, &d->dst, err) < 0) return -err->errnum;
+  if (via_temp && px_resolve((cf_at){dst.dir, temp}, 0, 1, &d->temp, err) < 0) {
+    px_release(&d->dst);
+    return -err->errnum;
+  }
+  return 0;
 }
 
-/* ---- metadata helpers shared by clone and copy ---- */
+/* Where the entry is made before it has its name. */
+static const px_at *dest_where(const dest_t *d) { return d->via_temp ? &d->temp : &d->dst; }
 
-/* ACLs are not xattrs on macOS (listxattr(2) hides them): acl(3) is the only way to copy
- * one. The destination is an open file (dfd >= 0) or, for a fresh clone, a name. */
-static int copy_acl(int sfd, int dfd, const char *dname, cf_error *err) {
+/* Gives a finished entry built under temp its name (posix.c: rename over dst with
+ * CF_OVERWRITE, else a rename that refuses an existing dst). */
+static int dest_publish(const dest_t *d, uint32_t flags, cf_error *err) {
+  return d->via_temp ? px_publish(&d->temp, &d->dst, (flags & CF_OVERWRITE) != 0, err) : 0;
+}
+
+/* Removes what this call made where it was made (never anything it did not create). */
+static void dest_discard(const dest_t *d) {
+  const px_at *w = dest_where(d);
+  unlinkat(w->dir, w->name, 0);
+}
+
+/* ---- the hooks posix.c asks of a platform file (posix.h) ---- */
+
+/* APFS has no FIEMAP; the name is linux.c's so errors read alike. */
+int px_extents_fd(int fd, cf_extent **out, uint32_t *count, cf_error *err) {
+  (void)fd;
+  *out = NULL;
+  *count = 0;
+  return fail(err, "ioctl_fiemap", ENOTSUP, 0);
+}
+
+/* renameatx_np(2) RENAME_EXCL refuses any existing `to`, an empty directory included. Where the
+ * filesystem has no RENAME_EXCL (msdosfs, SMB: ENOTSUP, rename(2)), errno becomes the EINVAL
+ * that posix.h asks for, so that posix.c falls back as it does on Linux. */
+int px_rename_noreplace(int from_dir, const char *from, int to_dir, const char *to) {
+  if (renameatx_np(from_dir, from, to_dir, to, RENAME_EXCL) == 0) return 0;
+  if (errno == ENOTSUP) errno = EINVAL;
+  return -1;
+}
+
+/* ACLs are not xattrs on macOS (listxattr(2) hides them): acl(3) is the only way to copy one.
+ * Returns 1 when one was set, 0 when the source has none. */
+static int copy_acl(int sfd, int dfd, cf_error *err) {
   acl_t acl = acl_get_fd_np(sfd, ACL_TYPE_EXTENDED);
   if (acl == NULL) {
     /* ENOENT: the source has no extended ACL; ENOTSUP: its filesystem keeps none. */
     return (errno == ENOENT || errno == ENOTSUP) ? 0 : fail(err, "acl_get_fd_np", errno, 0);
   }
-  int rc = 0;
-  if (dfd >= 0 && acl_set_fd_np(dfd, acl, ACL_TYPE_EXTENDED) != 0)
-    rc = fail(err, "acl_set_fd_np", errno, 1);
-  else if (dfd < 0 && acl_set_link_np(dname, ACL_TYPE_EXTENDED, acl) != 0)
-    rc = fail(err, "acl_set_link_np", errno, 1);
+  int rc = acl_set_fd_np(dfd, acl, ACL_TYPE_EXTENDED) == 0 ? 1 : fail(err, "acl_set_fd_np", errno, 1);
   acl_free(acl);
   return rc;
 }
+
+/* setxattr(2) errors that mean "the destination cannot hold this one": it is left out and
+ * reported in err->dropped, as cp -a warns and goes on. */
+static int xattr_unholdable(int e) { return e == ENOTSUP || e == ENOSPC || e == E2BIG || e == ERANGE; }
 
 /* One attribute, sized first: resource forks (com.apple.ResourceFork) can be megabytes. */
 static int copy_xattr(int sfd, int dfd, const char *name, cf_error *err) {
@@ -98,8 +143,9 @@ static int copy_xattr(int sfd, int dfd, const char *name, cf_error *err) {
     rc = errno == ENOATTR ? 0 : fail(err, "fgetxattr", errno, 0);
   } else if (fsetxattr(dfd, name, value, (size_t)got, 0, 0) != 0) {
     /* System-managed attributes (com.apple.rootless, ...) refuse ordinary processes with
-     * EPERM; cp -p skips them too. Everything else is the caller's data and must arrive. */
-    if (!(errno == EPERM && strncmp(name, "com.apple.", 10) == 0)) rc = fail(err, "fsetxattr", errno, 1);
+     * EPERM; cp -p skips them too. Everything else is the caller's data. */
+    if (xattr_unholdable(errno)) err->dropped = errno;
+    else if (!(errno == EPERM && strncmp(name, "com.apple.", 10) == 0)) rc = fail(err, "fsetxattr", errno, 1);
   }
   free(value);
   return rc;
@@ -122,118 +168,160 @@ static int copy_xattrs(int sfd, int dfd, cf_error *err) {
   return rc;
 }
 
+/* Returns 0: an extended ACL on macOS leaves the mode bits as they are (acl(3)), so nothing
+ * needs setting again after it. */
+int px_copy_xattrs_fd(int sfd, int dfd, uint32_t flags, cf_error *err) {
+  if ((flags & CF_XATTR) && copy_xattrs(sfd, dfd, err) < 0) return -err->errnum;
+  if ((flags & CF_ACL) && copy_acl(sfd, dfd, err) < 0) return -err->errnum;
+  return 0;
+}
+
+/* An entry that is not opened as a file: O_SYMLINK opens a symlink itself rather than its
+ * target (open(2)), so that f*xattr reach the link; a FIFO is opened O_NONBLOCK, which neither
+ * waits for a writer nor disturbs one. Devices are never opened (that would run their driver),
+ * so their attributes and ACLs stay behind: macOS has no l*xattr relative to a directory. */
+int px_copy_xattrs_at(const px_at *src, const px_at *dst, uint32_t flags, cf_error *err) {
+  struct stat st;
+  if (!(flags & (CF_XATTR | CF_ACL))) return 0;
+  if (fstatat(src->dir, src->name, &st, AT_SYMLINK_NOFOLLOW) != 0) return fail(err, "fstatat", errno, 0);
+  if (!S_ISLNK(st.st_mode) && !S_ISFIFO(st.st_mode)) return 0;
+  const int how = O_RDONLY | O_NONBLOCK | O_CLOEXEC | (S_ISLNK(st.st_mode) ? O_SYMLINK : O_NOFOLLOW);
+  int sfd = openat(src->dir, src->name, how);
+  if (sfd < 0) return fail(err, "openat", errno, 0);
+  int dfd = openat(dst->dir, dst->name, how);
+  int rc = dfd < 0 ? fail(err, "openat", errno, 1) : px_copy_xattrs_fd(sfd, dfd, flags, err);
+  if (dfd >= 0) close(dfd);
+  close(sfd);
+  return rc;
+}
+
+/* mknodat(2) and mkfifoat(2) came with macOS 13; the addon also runs on 11 and 12, so mknodat
+ * is looked up at run time (dlsym(3)) and, where missing, the node is made by the path of its
+ * directory (fcntl(2) F_GETPATH): path-based, and so open to a rename of that directory while
+ * it happens, unlike the rest of this file. xnu's mknod(2) makes a FIFO as mkfifo(2) does
+ * (mknod is otherwise for the super-user only); the fallback calls mkfifo(2) itself. */
+typedef int (*mknodat_fn)(int, const char *, mode_t, dev_t);
+
+static int mknod_by_path(int dir, const char *name, mode_t mode, dev_t dev) {
+  char dirpath[MAXPATHLEN], path[MAXPATHLEN * 2];
+  int n;
+  if (dir == AT_FDCWD) {
+    n = snprintf(path, sizeof path, "%s", name);
+  } else {
+    if (fcntl(dir, F_GETPATH, dirpath) != 0) return -1;
+    n = snprintf(path, sizeof path, "%s/%s", dirpath, name);
+  }
+  if (n < 0 || (size_t)n >= sizeof path) return errno = ENAMETOOLONG, -1;
+  return S_ISFIFO(mode) ? mkfifo(path, mode & 07777) : mknod(path, mode, dev);
+}
+
+int px_mknodat(int dir, const char *name, mode_t mode, dev_t dev) {
+  void *fn = dlsym(RTLD_DEFAULT, "mknodat");
+  if (fn == NULL) return mknod_by_path(dir, name, mode, dev);
+  return ((mknodat_fn)fn)(dir, name, mode, dev);
+}
+
 /* ---- clone: clonefile(2) ---- */
 
+/* The source of a clone: an open file, or (a symlink, cloned as itself) a name. */
+typedef struct {
+  int fd;
+  const px_at *at;
+} clone_src;
+
+/* CLONE_NOFOLLOW always: it matters only for a name (the link itself is cloned); for a
+ * descriptor fclonefileat(2) accepts it and ignores it. */
 static uint32_t clone_flags(uint32_t flags) {
-  uint32_t cflags = 0;
-  if (flags & CF_NOFOLLOW) cflags |= CLONE_NOFOLLOW;
+  uint32_t cflags = CLONE_NOFOLLOW;
   if (!(flags & CF_OWNER)) cflags |= CLONE_NOOWNERCOPY;
   if (flags & CF_ACL) cflags |= CLONE_ACL;
   return cflags;
 }
 
-/* An open source (always, except for a symlink) is cloned by fd: no race with a rename of src. */
-static int clone_call(int sfd, const char *src_path, const char *name, uint32_t cflags) {
-  if (sfd >= 0) return fclonefileat(sfd, AT_FDCWD, name, cflags & ~(uint32_t)CLONE_NOFOLLOW);
-  return clonefile(src_path, name, cflags);
+/* An open source is cloned by descriptor: no race with a rename of src. */
+static int clone_call(const clone_src *s, const px_at *w, uint32_t cflags) {
+  if (s->fd >= 0) return fclonefileat(s->fd, w->dir, w->name, cflags);
+  return clonefileat(s->at->dir, s->at->name, w->dir, w->name, cflags);
 }
 
 /* clonefile(2) both opens the source and creates dst. With the source already open, only the
  * destination can be missing, present or unwritable; ENOTSUP, EXDEV, EINVAL concern the pair. */
 static int clone_fail(cf_error *err, int e, int by_fd) {
   int on_dest = e == EEXIST || (by_fd && e != ENOTSUP && e != EXDEV && e != EINVAL && e != EBADF);
-  return fail(err, by_fd ? "fclonefileat" : "clonefile", e, on_dest);
+  return fail(err, by_fd ? "fclonefileat" : "clonefileat", e, on_dest);
+}
+
+/* CLONE_ACL is macOS 13+; older kernels reject the whole call with EINVAL (clonefile(2)), and
+ * the ACL is then copied by hand (*acl_by_hand). */
+static int clone_make(const clone_src *s, const px_at *w, uint32_t flags, int *acl_by_hand, cf_error *err) {
+  uint32_t cflags = clone_flags(flags);
+  *acl_by_hand = 0;
+  if (clone_call(s, w, cflags) == 0) return 0;
+  if (errno == EINVAL && (cflags & CLONE_ACL)) {
+    *acl_by_hand = s->fd >= 0;
+    if (clone_call(s, w, cflags & ~(uint32_t)CLONE_ACL) == 0) return 0;
+  }
+  return clone_fail(err, errno, s->fd >= 0);
+}
+
+/* The ACL by hand (kernels before CLONE_ACL): through a descriptor of the clone, opened after
+ * giving the owner read access (the clone has the source's mode, which may deny it); the mode
+ * is set again by the caller. */
+static int clone_acl(int sfd, const px_at *w, cf_error *err) {
+  if (fchmodat(w->dir, w->name, S_IRUSR, AT_SYMLINK_NOFOLLOW) != 0) return fail(err, "fchmodat", errno, 1);
+  int dfd = openat(w->dir, w->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (dfd < 0) return fail(err, "openat", errno, 1);
+  int rc = copy_acl(sfd, dfd, err);
+  close(dfd);
+  return rc;
 }
 
 /* What clonefile(2) leaves undone that the flags ask for. Root gets the owner from clonefile
- * itself; anyone else gets a new file's owner and, like cp -p, tries chown. By name, with
- * AT_SYMLINK_NOFOLLOW: it serves cloned symlinks too, and a clone whose owner bits deny
- * reading could not be opened. */
-static int clone_fixup(int sfd, const struct stat *st, const char *name, uint32_t flags, int acl_by_hand,
+ * itself; anyone else gets a new file's owner and, like cp -p, tries chown. The mode is set
+ * again when chown (which clears setuid/setgid), the ACL by hand or CF_SETID (clonefile(2):
+ * "setuid and setgid bits are turned off in the mode bits for regular files") changed it. */
+static int clone_fixup(int sfd, const struct stat *st, const px_at *w, uint32_t flags, int acl_by_hand,
                        cf_error *err) {
-  struct stat cst;
-  if ((flags & CF_OWNER) && geteuid() != 0) {
-    if (fstatat(AT_FDCWD, name, &cst, AT_SYMLINK_NOFOLLOW) != 0) return fail(err, "lstat", errno, 1);
-    /* Owner first: chown(2) clears setuid/setgid, which the chmod below puts back. */
-    if ((cst.st_uid != st->st_uid || cst.st_gid != st->st_gid) &&
-        fchownat(AT_FDCWD, name, st->st_uid, st->st_gid, AT_SYMLINK_NOFOLLOW) != 0 && errno != EPERM)
-      return fail(err, "lchown", errno, 1);
-  }
-  if (acl_by_hand && copy_acl(sfd, -1, name, err) < 0) return -err->errnum;
-  /* clonefile(2): "setuid and setgid bits are turned off in the mode bits for regular files". */
-  if ((flags & CF_SETID) && S_ISREG(st->st_mode) && (st->st_mode & (S_ISUID | S_ISGID)) &&
-      fchmodat(AT_FDCWD, name, st->st_mode & 07777, AT_SYMLINK_NOFOLLOW) != 0)
-    return fail(err, "chmod", errno, 1);
-  return 0;
+  int chown_it = (flags & CF_OWNER) && geteuid() != 0;
+  if (chown_it && fchownat(w->dir, w->name, st->st_uid, st->st_gid, AT_SYMLINK_NOFOLLOW) != 0 && errno != EPERM)
+    return fail(err, "fchownat", errno, 1);
+  if (acl_by_hand && clone_acl(sfd, w, err) < 0) return -err->errnum;
+  int setid = (flags & CF_SETID) && S_ISREG(st->st_mode) && (st->st_mode & (S_ISUID | S_ISGID));
+  if (S_ISLNK(st->st_mode) || !(chown_it || acl_by_hand || setid)) return 0;
+  mode_t mode = st->st_mode & ((flags & CF_SETID) ? 07777 : 01777);
+  return fchmodat(w->dir, w->name, mode, AT_SYMLINK_NOFOLLOW) == 0 ? 0 : fail(err, "fchmodat", errno, 1);
 }
 
-/* Clones an open regular file (sfd) or, with sfd < 0, the symlink src_path. Without
- * CF_OVERWRITE the clone is made at dst itself: clonefile(2) is atomic and says EEXIST rather
- * than clobber. With it, the clone is made beside dst and renamed over it. */
-static int clone_entry(int sfd, const char *src_path, const struct stat *st, const char *dst,
-                       uint32_t flags, cf_error *err) {
-  int via_tmp = (flags & CF_OVERWRITE) && !(flags & CF_DIRECT);
-  char *tmp = via_tmp ? temp_sibling(dst) : NULL;
-  if (via_tmp && tmp == NULL) return fail(err, "malloc", ENOMEM, 1);
-  const char *name = via_tmp ? tmp : dst;
-  uint32_t cflags = clone_flags(flags);
-  int acl_by_hand = 0;
-  int rc = clone_call(sfd, src_path, name, cflags);
-  if (rc != 0 && errno == EINVAL && (cflags & CLONE_ACL)) {
-    /* CLONE_ACL is macOS 13+; older kernels reject the whole call with EINVAL (clonefile(2)). */
-    acl_by_hand = sfd >= 0;
-    rc = clone_call(sfd, src_path, name, cflags & ~(uint32_t)CLONE_ACL);
-  }
-  if (rc != 0) {
-    int e = errno;
-    free(tmp);
-    return clone_fail(err, e, sfd >= 0);
-  }
-  rc = clone_fixup(sfd, st, name, flags, acl_by_hand, err);
-  if (rc == 0 && via_tmp && rename(tmp, dst) != 0) rc = fail(err, "rename", errno, 1);
-  /* The clone at `name` is ours: clonefile(2) never replaces an existing file. */
-  if (rc < 0) unlink(name);
-  free(tmp);
+/* Clones a regular file or a symlink at temp (or dst with CF_DIRECT), completes its metadata
+ * and gives it its name. clonefile(2) never replaces an existing file, so whatever is at
+ * `where` after a failure is ours to remove. */
+static int clone_entry(const clone_src *s, const struct stat *st, const dest_t *d, uint32_t flags, cf_error *err) {
+  const px_at *w = dest_where(d);
+  int acl_by_hand;
+  if (clone_make(s, w, flags, &acl_by_hand, err) < 0) return -err->errnum;
+  int rc = clone_fixup(s->fd, st, w, flags, acl_by_hand, err);
+  if (rc == 0) rc = dest_publish(d, flags, err);
+  if (rc < 0) dest_discard(d);
+  return rc;
+}
+
+/* CF_TREE: clonefile(2): "If src names a directory, the directory hierarchy is cloned", all at
+ * once, so the tree is made at dst itself whatever CF_DIRECT says: it is never seen half-made,
+ * and a failed rename from `temp` would leave a whole tree there for C to remove. */
+static int clone_tree(int sfd, cf_at dst, uint32_t flags, cf_error *err) {
+  px_at w;
+  if (px_resolve(dst, 0, 1, &w, err) < 0) return -err->errnum;
+  clone_src s = {sfd, NULL};
+  int acl_by_hand;
+  int rc = clone_make(&s, &w, flags, &acl_by_hand, err);
+  px_release(&w);
   return rc;
 }
 
 /* ---- copy: a new file that shares nothing ---- */
 
-typedef struct {
-  int fd;
-  char *tmp; /* the temporary sibling, NULL with CF_DIRECT */
-} dest_t;
-
-static int dest_open(const char *dst, mode_t mode, uint32_t flags, dest_t *d, cf_error *err) {
-  d->fd = -1;
-  d->tmp = NULL;
-  if (!(flags & CF_DIRECT) && (d->tmp = temp_sibling(dst)) == NULL) return fail(err, "malloc", ENOMEM, 1);
-  d->fd = open(d->tmp ? d->tmp : dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-  return d->fd < 0 ? fail(err, "open", errno, 1) : 0;
-}
-
-/* Gives the finished file its name. Without CF_OVERWRITE an existing dst is EEXIST. */
-static int dest_publish(const char *dst, uint32_t flags, dest_t *d, cf_error *err) {
-  if (flags & CF_DIRECT) return 0;
-  if (flags & CF_OVERWRITE) return rename(d->tmp, dst) == 0 ? 0 : fail(err, "rename", errno, 1);
-  if (renamex_np(d->tmp, dst, RENAME_EXCL) == 0) return 0;
-  /* rename(2): ENOTSUP when the filesystem has no RENAME_EXCL; link(2) refuses to clobber too. */
-  if (errno != ENOTSUP) return fail(err, "renamex_np", errno, 1);
-  if (link(d->tmp, dst) != 0) return fail(err, "link", errno, 1);
-  unlink(d->tmp);
-  return 0;
-}
-
-/* Only a file this call created is removed: a failed O_EXCL open made nothing. */
-static void dest_discard(const char *dst, uint32_t flags, dest_t *d) {
-  if (d->fd >= 0) {
-    close(d->fd);
-    unlink((flags & CF_DIRECT) ? dst : d->tmp);
-  }
-  free(d->tmp);
-}
-
-/* pread/pwrite `n` bytes; stops early at the source's EOF. Returns bytes copied. */
+/* pread/pwrite `n` bytes; stops early at the source's EOF. Returns bytes copied; on failure
+ * err->bytes holds what was written before it. */
 static int64_t copy_bytes(int sfd, int dfd, uint64_t soff, uint64_t doff, uint64_t n, cf_error *err) {
   enum { BUF = 1 << 20 };
   char *buf = malloc(BUF);
@@ -244,16 +332,18 @@ static int64_t copy_bytes(int sfd, int dfd, uint64_t soff, uint64_t doff, uint64
     size_t want = n - done < BUF ? (size_t)(n - done) : BUF;
     ssize_t r = pread(sfd, buf, want, (off_t)(soff + done));
     if (r < 0 && errno == EINTR) continue;
-    if (r < 0) rc = fail(err, "read", errno, 0);
+    if (r < 0) rc = fail(err, "pread", errno, 0);
     if (r <= 0) break; /* 0: the source ended (or shrank) before the range did */
-    for (ssize_t w = 0; rc == 0 && w < r;) {
+    ssize_t w = 0;
+    while (rc == 0 && w < r) {
       ssize_t k = pwrite(dfd, buf + w, (size_t)(r - w), (off_t)(doff + done + (uint64_t)w));
-      if (k < 0 && errno != EINTR) rc = fail(err, "write", errno, 1);
+      if (k < 0 && errno != EINTR) rc = fail(err, "pwrite", errno, 1);
       if (k > 0) w += k;
     }
-    done += (uint64_t)r;
+    done += (uint64_t)w;
   }
   free(buf);
+  if (rc < 0) err->bytes = done;
   return rc < 0 ? rc : (int64_t)done;
 }
 
@@ -278,129 +368,98 @@ static int copy_data(int sfd, int dfd, off_t size, cf_error *err) {
   return 0;
 }
 
-static int copy_meta(int sfd, int dfd, const struct stat *st, uint32_t flags, cf_error *err) {
-  /* Owner first: fchown(2) clears setuid/setgid. EPERM (not root) is ignored, as cp -p does. */
-  if ((flags & CF_OWNER) && fchown(dfd, st->st_uid, st->st_gid) != 0 && errno != EPERM)
-    return fail(err, "fchown", errno, 1);
-  if ((flags & CF_XATTR) && copy_xattrs(sfd, dfd, err) < 0) return -err->errnum;
-  if ((flags & CF_ACL) && copy_acl(sfd, dfd, NULL, err) < 0) return -err->errnum;
-  if (flags & CF_MODE) {
-    mode_t mode = st->st_mode & ((flags & CF_SETID) ? 07777 : 01777);
-    if (fchmod(dfd, mode) != 0) return fail(err, "fchmod", errno, 1);
-  }
-  if (flags & CF_TIMES) {
-    struct timespec ts[2] = {st->st_atimespec, st->st_mtimespec};
-    if (futimens(dfd, ts) != 0) return fail(err, "futimens", errno, 1);
-  }
-  return 0;
-}
-
-static int copy_regular(int sfd, const struct stat *st, const char *dst, uint32_t flags, cf_error *err) {
-  dest_t d;
-  int rc = dest_open(dst, st->st_mode & 0777, flags, &d, err);
-  if (rc == 0) rc = copy_data(sfd, d.fd, st->st_size, err);
-  if (rc == 0) rc = copy_meta(sfd, d.fd, st, flags, err);
-  if (rc == 0) rc = dest_publish(dst, flags, &d, err);
-  if (rc < 0) {
-    dest_discard(dst, flags, &d);
-    return rc;
-  }
-  close(d.fd);
-  free(d.tmp);
-  return 0;
-}
-
-/* Recreates a symlink, as linux.c does: what CF_NOFOLLOW means for the copy method. */
-int cf_copy_symlink(const char *src, const char *dst, uint32_t flags, cf_error *err) {
-  struct stat st;
-  if (lstat(src, &st) != 0) return fail(err, "lstat", errno, 0);
-  /* st_size of a symlink is its target's length; allow for a filesystem that says 0. */
-  size_t cap = st.st_size > 0 ? (size_t)st.st_size + 1 : PATH_MAX;
-  char *target = malloc(cap);
-  if (target == NULL) return fail(err, "malloc", ENOMEM, 0);
-  ssize_t n = readlink(src, target, cap);
-  if (n < 0 || (size_t)n >= cap) {
-    free(target);
-    return fail(err, "readlink", n < 0 ? errno : ENAMETOOLONG, 0);
-  }
-  target[n] = '\0';
-  int via_tmp = (flags & CF_OVERWRITE) && !(flags & CF_DIRECT);
-  char *tmp = via_tmp ? temp_sibling(dst) : NULL;
-  const char *name = via_tmp ? tmp : dst;
-  int rc = 0;
-  if (via_tmp && tmp == NULL) {
-    rc = fail(err, "malloc", ENOMEM, 1);
-  } else if (symlink(target, name) != 0) {
-    rc = fail(err, "symlink", errno, 1);
-  } else {
-    struct timespec ts[2] = {st.st_atimespec, st.st_mtimespec};
-    if ((flags & CF_OWNER) && fchownat(AT_FDCWD, name, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) != 0 &&
-        errno != EPERM)
-      rc = fail(err, "lchown", errno, 1);
-    else if ((flags & CF_TIMES) && utimensat(AT_FDCWD, name, ts, AT_SYMLINK_NOFOLLOW) != 0)
-      rc = fail(err, "utimensat", errno, 1);
-    else if (tmp && rename(tmp, dst) != 0)
-      rc = fail(err, "rename", errno, 1);
-    if (rc < 0) unlink(name);
-  }
-  free(tmp);
-  free(target);
+/* O_EXCL | O_NOFOLLOW: never open someone else's file, nor follow a planted symlink. */
+static int copy_regular(int sfd, const struct stat *st, const dest_t *d, uint32_t flags, cf_error *err) {
+  const px_at *w = dest_where(d);
+  int dfd = openat(w->dir, w->name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, st->st_mode & 0777);
+  if (dfd < 0) return fail(err, "openat", errno, 1);
+  int rc = copy_data(sfd, dfd, st->st_size, err);
+  if (rc == 0 && (rc = px_copy_meta_fd(sfd, dfd, st, flags, err)) > 0) rc = 0;
+  close(dfd);
+  if (rc == 0) rc = dest_publish(d, flags, err);
+  if (rc < 0) dest_discard(d);
   return rc;
 }
 
 /* ---- whole file ---- */
 
-/* CF_NOFOLLOW on a symlink: clonefile(2) with CLONE_NOFOLLOW clones the link itself. */
-static int symlink_entry(const char *src, const char *dst, int method, uint32_t flags, cf_clone_out *out,
-                         cf_error *err) {
-  out->symlink = 1;
-  if (method == CF_METHOD_COPY) return cf_copy_symlink(src, dst, flags, err);
+/* A symlink source under CF_NOFOLLOW: cloned as itself (clonefileat(2) with CLONE_NOFOLLOW),
+ * or recreated by posix.c's cf_copy_symlink for the copy method. */
+static int symlink_entry(const cf_file *src, const px_at *s, cf_at dst, const char *temp, int method,
+                         uint32_t flags, cf_error *err) {
+  if (method != CF_METHOD_CLONE) return cf_copy_symlink(src->at, dst, temp, flags, err);
   struct stat st;
-  if (lstat(src, &st) != 0) return fail(err, "lstat", errno, 0);
-  return clone_entry(-1, src, &st, dst, flags, err);
+  dest_t d;
+  if (fstatat(s->dir, s->name, &st, AT_SYMLINK_NOFOLLOW) != 0) return fail(err, "fstatat", errno, 0);
+  if (dest_resolve(dst, temp, !(flags & CF_DIRECT), &d, err) < 0) return -err->errnum;
+  clone_src cs = {-1, s};
+  int rc = clone_entry(&cs, &st, &d, flags, err);
+  dest_release(&d);
+  return rc;
 }
 
-int cf_clone_file(const cf_file *src, const char *dst, int method, uint32_t flags, cf_clone_out *out,
+/* The data of an open source, by type: a regular file cloned or copied; a directory cloned
+ * whole with CF_TREE (and the clone method), else EISDIR for the tree code; anything else
+ * (FIFO, device) EINVAL. */
+static int open_entry(int sfd, const struct stat *st, cf_at dst, const char *temp, int method, uint32_t flags,
+                      cf_error *err) {
+  if (S_ISDIR(st->st_mode) && (flags & CF_TREE) && method == CF_METHOD_CLONE) return clone_tree(sfd, dst, flags, err);
+  if (!S_ISREG(st->st_mode))
+    return fail(err, method == CF_METHOD_CLONE ? "fclonefileat" : "copyfile", S_ISDIR(st->st_mode) ? EISDIR : EINVAL, 0);
+  dest_t d;
+  if (dest_resolve(dst, temp, !(flags & CF_DIRECT), &d, err) < 0) return -err->errnum;
+  clone_src cs = {sfd, NULL};
+  int rc = method == CF_METHOD_CLONE ? clone_entry(&cs, st, &d, flags, err) : copy_regular(sfd, st, &d, flags, err);
+  dest_release(&d);
+  return rc;
+}
+
+/* Opens the source by name into *fd. O_NONBLOCK: opening a FIFO must not hang (it is refused
+ * later). Returns 0, 1 where CF_NOFOLLOW met a symlink (open(2): O_NOFOLLOW on a symlink is
+ * ELOOP), or a negative errno. */
+static int src_open(const px_at *s, uint32_t flags, int *fd, cf_error *err) {
+  int how = O_RDONLY | O_CLOEXEC | O_NONBLOCK | ((flags & CF_NOFOLLOW) ? O_NOFOLLOW : 0);
+  *fd = openat(s->dir, s->name, how);
+  if (*fd >= 0) return 0;
+  int e = errno;
+  struct stat lst;
+  if (e == ELOOP && (flags & CF_NOFOLLOW) && fstatat(s->dir, s->name, &lst, AT_SYMLINK_NOFOLLOW) == 0 &&
+      S_ISLNK(lst.st_mode))
+    return 1;
+  return fail(err, "openat", e, 0);
+}
+
+static int clone_by_fd(int sfd, cf_at dst, const char *temp, int method, uint32_t flags, cf_clone_out *out,
+                       cf_error *err) {
+  struct stat st;
+  if (fstat(sfd, &st) != 0) return fail(err, "fstat", errno, 0);
+  int rc = open_entry(sfd, &st, dst, temp, method, flags, err);
+  if (rc == 0 && S_ISREG(st.st_mode)) out->size = (uint64_t)st.st_size;
+  return rc;
+}
+
+int cf_clone_file(const cf_file *src, cf_at dst, const char *temp, int method, uint32_t flags, cf_clone_out *out,
                   cf_error *err) {
   out->size = 0;
-  out->symlink = 0;
-  int sfd = src->fd;
-  if (sfd < 0) {
-    /* O_NONBLOCK: opening a FIFO must not hang; it is refused below. */
-    int oflags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | ((flags & CF_NOFOLLOW) ? O_NOFOLLOW : 0);
-    sfd = open(src->path, oflags);
-    if (sfd < 0) {
-      int e = errno;
-      struct stat lst;
-      /* open(2): O_NOFOLLOW on a symlink is ELOOP. */
-      if (e == ELOOP && (flags & CF_NOFOLLOW) && lstat(src->path, &lst) == 0 && S_ISLNK(lst.st_mode))
-        return symlink_entry(src->path, dst, method, flags, out, err);
-      return fail(err, "open", e, 0);
-    }
+  if (src->fd >= 0) return clone_by_fd(src->fd, dst, temp, method, flags, out, err);
+  px_at s;
+  if (px_resolve(src->at, (flags & CF_FOLLOW_DIRS) != 0, 0, &s, err) < 0) return -err->errnum;
+  int sfd;
+  int rc = src_open(&s, flags, &sfd, err);
+  if (rc == 1) {
+    rc = symlink_entry(src, &s, dst, temp, method, flags, err);
+  } else if (rc == 0) {
+    rc = clone_by_fd(sfd, dst, temp, method, flags, out, err);
+    close(sfd);
   }
-  struct stat st;
-  int rc;
-  if (fstat(sfd, &st) != 0)
-    rc = fail(err, "fstat", errno, 0);
-  else if (S_ISDIR(st.st_mode) && (flags & CF_TREE) && method == CF_METHOD_CLONE)
-    /* clonefile(2): "If src names a directory, the directory hierarchy is cloned", atomically. */
-    rc = clone_call(src->fd >= 0 ? sfd : -1, src->path, dst, clone_flags(flags)) != 0
-             ? clone_fail(err, errno, src->fd >= 0) : 0;
-  else if (!S_ISREG(st.st_mode)) /* directories belong to the tree code */
-    rc = fail(err, method == CF_METHOD_CLONE ? "clonefile" : "copyfile", S_ISDIR(st.st_mode) ? EISDIR : EINVAL, 0);
-  else if (method == CF_METHOD_CLONE)
-    rc = clone_entry(sfd, NULL, &st, dst, flags, err);
-  else
-    rc = copy_regular(sfd, &st, dst, flags, err);
-  if (rc == 0) out->size = (uint64_t)st.st_size;
-  if (src->fd < 0) close(sfd);
+  px_release(&s);
   return rc;
 }
 
 /* ---- ranges ---- */
 
-int64_t cf_clone_range(int src_fd, int dst_fd, uint64_t src_offset, uint64_t dst_offset,
-                       uint64_t length, int method, cf_error *err) {
+int64_t cf_clone_range(int src_fd, int dst_fd, uint64_t src_offset, uint64_t dst_offset, uint64_t length,
+                       int method, cf_error *err) {
   /* APFS clones whole files only: there is no FICLONERANGE counterpart. */
   if (method == CF_METHOD_CLONE) return fail(err, "clonefile", ENOTSUP, 0);
   uint64_t n = length;
@@ -413,8 +472,8 @@ int64_t cf_clone_range(int src_fd, int dst_fd, uint64_t src_offset, uint64_t dst
 }
 
 /* No compare-and-share call exists on macOS; the name is linux.c's so errors read alike. */
-int64_t cf_dedupe_range(int src_fd, int dst_fd, uint64_t src_offset, uint64_t dst_offset,
-                        uint64_t length, cf_error *err) {
+int64_t cf_dedupe_range(int src_fd, int dst_fd, uint64_t src_offset, uint64_t dst_offset, uint64_t length,
+                        cf_error *err) {
   (void)src_fd;
   (void)dst_fd;
   (void)src_offset;
@@ -463,14 +522,14 @@ int cf_fs_info_get(const char *path, cf_fs_info *info, cf_error *err) {
 }
 
 /* APFS has no FIEMAP; the name is linux.c's so errors read alike. */
-int cf_extents(const char *path, cf_extent **out, uint32_t *count, cf_error *err) {
-  (void)path;
+int cf_extents(cf_at at, cf_extent **out, uint32_t *count, cf_error *err) {
+  (void)at;
   *out = NULL;
   *count = 0;
   return fail(err, "ioctl_fiemap", ENOTSUP, 0);
 }
 
-/* ---- space: getattrlist(2) ----
+/* ---- space: getattrlistat(2) ----
  *
  * UNTESTED like the rest of this file: compiled against zig's macOS 11-13 SDK headers only,
  * never run. The layout below is what <sys/attr.h>, getattrlist(2) and xnu's
@@ -540,162 +599,34 @@ static int space_parse(const uint8_t *buf, size_t size, cf_file_space *out) {
   return 0;
 }
 
-int cf_file_space_get(const char *path, cf_file_space *out, cf_error *err) {
+/* getattrlistat(2) (macOS 10.10) on the entry relative to its directory; FSOPT_NOFOLLOW: a
+ * final symlink is described, not followed. An empty name is the directory itself (".": the
+ * *at calls of macOS have no AT_EMPTY_PATH). Returns 0, or -1 with errno. */
+static int space_ask(const px_at *w, uint8_t *buf, size_t size, int *level) {
+  int last = (int)(sizeof space_requests / sizeof space_requests[0]) - 1;
+  const char *name = w->name[0] != '\0' ? w->name : ".";
+  for (;;) {
+    struct attrlist al = {.bitmapcount = ATTR_BIT_MAP_COUNT, .commonattr = ATTR_CMN_RETURNED_ATTRS,
+                          .fileattr = ATTR_FILE_ALLOCSIZE, .forkattr = space_requests[*level]};
+    if (getattrlistat(w->dir, name, &al, buf, size, FSOPT_ATTR_CMN_EXTENDED | FSOPT_NOFOLLOW) == 0) return 0;
+    if (errno != EINVAL || *level == last) return -1;
+    ++*level;
+  }
+}
+
+int cf_file_space_get(cf_at at, cf_file_space *out, cf_error *err) {
   memset(out, 0, sizeof *out);
   /* 4 + 20 (attribute_set_t) + 4 * 8 + 4 = 60 bytes at most. */
   uint8_t buf[64];
+  px_at w;
+  if (px_resolve(at, 0, 0, &w, err) < 0) return -err->errnum;
   int level = __atomic_load_n(&space_level, __ATOMIC_RELAXED);
-  int last = (int)(sizeof space_requests / sizeof space_requests[0]) - 1;
-  for (;;) {
-    struct attrlist al = {.bitmapcount = ATTR_BIT_MAP_COUNT, .commonattr = ATTR_CMN_RETURNED_ATTRS,
-                          .fileattr = ATTR_FILE_ALLOCSIZE, .forkattr = space_requests[level]};
-    if (getattrlist(path, &al, buf, sizeof buf, FSOPT_ATTR_CMN_EXTENDED | FSOPT_NOFOLLOW) == 0) break;
-    if (errno != EINVAL || level == last) return fail(err, "getattrlist", errno, 0);
-    level++;
-  }
+  int rc = space_ask(&w, buf, sizeof buf, &level) == 0 ? 0 : fail(err, "getattrlistat", errno, 0);
+  px_release(&w);
+  if (rc < 0) return rc;
   /* Only a smaller request that worked shows which bits this kernel lacks. */
   if (level > __atomic_load_n(&space_level, __ATOMIC_RELAXED)) __atomic_store_n(&space_level, level, __ATOMIC_RELAXED);
   /* A short or inconsistent answer: what getattrlist(2) says of a buffer too small. */
-  return space_parse(buf, sizeof buf, out) == 0 ? 0 : fail(err, "getattrlist", ERANGE, 0);
+  return space_parse(buf, sizeof buf, out) == 0 ? 0 : fail(err, "getattrlistat", ERANGE, 0);
 }
 
-/* ---- trees ---- */
-
-typedef struct {
-  cf_dirent *ents;
-  char *names;
-  uint32_t count, cap, names_len, names_cap;
-} scan_t;
-
-static int scan_add(scan_t *sc, const char *name, const struct stat *st, cf_error *err) {
-  size_t len = strlen(name) + 1;
-  if (sc->count == sc->cap) {
-    cf_dirent *grown = realloc(sc->ents, (size_t)(sc->cap *= 2) * sizeof *grown);
-    if (grown == NULL) return fail(err, "malloc", ENOMEM, 0);
-    sc->ents = grown;
-  }
-  if (sc->names_len + len > sc->names_cap) {
-    while (sc->names_len + len > sc->names_cap) sc->names_cap *= 2;
-    char *grown = realloc(sc->names, sc->names_cap);
-    if (grown == NULL) return fail(err, "malloc", ENOMEM, 0);
-    sc->names = grown;
-  }
-  memcpy(sc->names + sc->names_len, name, len);
-  /* dev_t is a signed 32-bit int here: widened unsigned, as cf_fs_info_get reports it. */
-  sc->ents[sc->count++] = (cf_dirent){.name = sc->names_len, .mode = st->st_mode, .dev = (uint32_t)st->st_dev,
-                                      .ino = st->st_ino, .size = (uint64_t)st->st_size, .nlink = st->st_nlink};
-  sc->names_len += (uint32_t)len;
-  return 0;
-}
-
-/* 0: stat'ed; 1: vanished since the listing (not an entry any more). Following, a dangling
- * symlink is kept as the link itself, as linux.c does (cp -L reports it). */
-static int scan_stat(DIR *d, const char *name, int follow, struct stat *st, cf_error *err) {
-  if (fstatat(dirfd(d), name, st, follow ? 0 : AT_SYMLINK_NOFOLLOW) == 0) return 0;
-  int e = errno;
-  if (e == ENOENT && follow && fstatat(dirfd(d), name, st, AT_SYMLINK_NOFOLLOW) == 0) return 0;
-  return e == ENOENT ? 1 : fail(err, "fstatat", e, 0);
-}
-
-int cf_scan_dir(const char *path, int how, cf_dirent **entries, uint32_t *count, char **names,
-                cf_error *err) {
-  *entries = NULL;
-  *names = NULL;
-  *count = 0;
-  /* APFS has no FIEMAP: nothing to map extents with. */
-  if (how & CF_SCAN_EXTENTS) return fail(err, "fiemap", ENOTSUP, 0);
-  int follow = how & CF_SCAN_FOLLOW;
-  DIR *d = opendir(path);
-  if (d == NULL) return fail(err, "opendir", errno, 0);
-  scan_t sc = {.ents = malloc(64 * sizeof(cf_dirent)), .names = malloc(4096), .cap = 64, .names_cap = 4096};
-  int rc = (sc.ents == NULL || sc.names == NULL) ? fail(err, "malloc", ENOMEM, 0) : 0;
-  struct dirent *de;
-  while (rc == 0 && (errno = 0, de = readdir(d)) != NULL) {
-    const char *n = de->d_name;
-    if (n[0] == '.' && (n[1] == '\0' || (n[1] == '.' && n[2] == '\0'))) continue;
-    struct stat st;
-    int found = scan_stat(d, n, follow, &st, err);
-    if (found == 0) rc = scan_add(&sc, n, &st, err);
-    else if (found < 0) rc = found;
-  }
-  if (rc == 0 && errno != 0) rc = fail(err, "readdir", errno, 0);
-  closedir(d);
-  if (rc < 0) {
-    free(sc.ents);
-    free(sc.names);
-    return rc;
-  }
-  *entries = sc.ents;
-  *names = sc.names;
-  *count = sc.count;
-  return 0;
-}
-
-/* Metadata by path, for entries that cannot be opened (FIFOs without a reader, devices). */
-static int copy_meta_path(const char *dst, const struct stat *st, uint32_t flags, cf_error *err) {
-  if ((flags & CF_OWNER) && lchown(dst, st->st_uid, st->st_gid) != 0 && errno != EPERM)
-    return fail(err, "lchown", errno, 1);
-  if ((flags & CF_MODE) && chmod(dst, st->st_mode & ((flags & CF_SETID) ? 07777 : 01777)) != 0)
-    return fail(err, "chmod", errno, 1);
-  struct timespec ts[2] = {st->st_atimespec, st->st_mtimespec};
-  if ((flags & CF_TIMES) && utimensat(AT_FDCWD, dst, ts, AT_SYMLINK_NOFOLLOW) != 0)
-    return fail(err, "utimensat", errno, 1);
-  return 0;
-}
-
-/* mkfifo(2) for FIFOs: on macOS mknod(2) is for the super-user only, FIFOs included. */
-int cf_make_dir(const char *path, uint32_t mode, int merge, cf_error *err) {
-  if (mkdir(path, (mode_t)mode) == 0) return 0;
-  int e = errno;
-  struct stat st;
-  if (e == EEXIST && merge && lstat(path, &st) == 0 && S_ISDIR(st.st_mode)) return 1;
-  return fail(err, "mkdir", e, 1);
-}
-
-int cf_make_special(const char *src, const char *dst, uint32_t flags, cf_error *err) {
-  struct stat st;
-  if (lstat(src, &st) != 0) return fail(err, "lstat", errno, 0);
-  if (S_ISFIFO(st.st_mode)) {
-    if (mkfifo(dst, st.st_mode & 0777) != 0) return fail(err, "mkfifo", errno, 1);
-  } else if (mknod(dst, st.st_mode & (S_IFMT | 0777), st.st_rdev) != 0) {
-    return fail(err, "mknod", errno, 1);
-  }
-  int rc = copy_meta_path(dst, &st, flags, err);
-  if (rc < 0) unlink(dst);
-  return rc;
-}
-
-int cf_copy_dir_meta(const char *src, const char *dst, uint32_t flags, cf_error *err) {
-  int sfd = open(src, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (sfd < 0) return fail(err, "open", errno, 0);
-  int dfd = open(dst, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd < 0) {
-    close(sfd);
-    return fail(err, "open", errno, 1);
-  }
-  struct stat st;
-  int rc = fstat(sfd, &st) != 0 ? fail(err, "fstat", errno, 0) : copy_meta(sfd, dfd, &st, flags, err);
-  close(sfd);
-  close(dfd);
-  return rc;
-}
-
-int cf_hard_link(const char *existing, const char *dst, uint32_t flags, cf_error *err) {
-  if (!(flags & CF_OVERWRITE)) return link(existing, dst) != 0 ? fail(err, "link", errno, 1) : 0;
-  /* Replacing: link under a temporary name, then rename over dst (atomic). */
-  char *tmp = temp_sibling(dst);
-  if (tmp == NULL) return fail(err, "malloc", ENOMEM, 1);
-  int rc = link(existing, tmp) != 0 ? fail(err, "link", errno, 1) : 0;
-  if (rc == 0 && rename(tmp, dst) != 0) {
-    rc = fail(err, "rename", errno, 1);
-    unlink(tmp);
-  }
-  free(tmp);
-  return rc;
-}
-
-/* RENAME_EXCL refuses any existing `to`, an empty directory included (rename(2)). */
-int cf_rename(const char *from, const char *to, int noreplace, cf_error *err) {
-  if (!noreplace) return rename(from, to) != 0 ? fail(err, "rename", errno, 1) : 0;
-  return renamex_np(from, to, RENAME_EXCL) != 0 ? fail(err, "renamex_np", errno, 1) : 0;
-}
