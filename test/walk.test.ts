@@ -1,0 +1,137 @@
+// The walker (src/walk.ts) through its users: trees deeper than any recursive walk or PATH_MAX
+// allows are cloned, measured and removed; a directory swapped for a symlink mid-walk is never
+// followed; dst inside src through a bind mount is refused before anything is written.
+import assert from 'node:assert/strict'
+import { execFileSync, spawn } from 'node:child_process'
+import * as fs from 'node:fs'
+import * as path from 'node:path'
+import { describe, test } from 'node:test'
+import { CWD, requireNative } from '../src/binding.js'
+import { cloneTree, cloneTreeSync, usage } from '../src/index.js'
+import { removeTreeAt } from '../src/remove.js'
+import { allShared } from './helpers/fiemap.js'
+import { bindMount, freshDir, needMount } from './helpers/mounts.js'
+
+/**
+ * Makes `levels` nested directories named `name` under `root`, each with a small file `f`, by
+ * walking down with `cd` (a path longer than PATH_MAX cannot be made by path). Returns the
+ * number of files.
+ */
+function deepTree(root: string, levels: number, name: string): number {
+  fs.mkdirSync(root)
+  execFileSync('bash', ['-c', `cd "$1" && for i in $(seq ${levels}); do printf "%s" "$i" > f && mkdir ${name} && cd ${name}; done; echo end > f`, 'deep', root])
+  return levels + 1
+}
+
+/** What find(1) (fts, no depth limit) says of a tree: relative path, type, size, mode, per entry. */
+function listing(root: string): string[] {
+  return execFileSync('find', ['.', '-printf', '%P %y %s %m\\n'], { cwd: root, maxBuffer: 1 << 28 }).toString().split('\n').sort()
+}
+
+/** The deepest file of a deep tree, read through bash (its path is too long for open(2)). */
+function deepestContent(root: string, levels: number, name: string): string {
+  return execFileSync('bash', ['-c', `cd "$1" && for i in $(seq ${levels}); do cd ${name}; done; cat f`, 'deep', root]).toString()
+}
+
+const LEVELS = 1800
+const LONG = 'L'.repeat(250)
+const LONG_LEVELS = 40 // 40 × 251 bytes: a 10 KiB path
+
+for (const [title, levels, name] of [[`${LEVELS} levels`, LEVELS, 'd'], [`paths over 8 KiB (${LONG_LEVELS} levels of 250-byte names)`, LONG_LEVELS, LONG]] as const) {
+  describe(`walker: a tree of ${title}`, () => {
+    for (const variant of ['cloneTree', 'cloneTreeSync'] as const) {
+      test(`${variant} clones it (every file shares its blocks), usage() measures it, and its removal leaves nothing`, async (t) => {
+        const m = await needMount(t, 'xfs')
+        if (m === undefined) return
+        const dir = freshDir(m)
+        const src = path.join(dir, 'src')
+        const files = deepTree(src, levels, name)
+        const dst = path.join(dir, 'dst')
+        const r = variant === 'cloneTree' ? await cloneTree(src, dst) : cloneTreeSync(src, dst)
+        assert.equal(r.files, files)
+        assert.equal(r.directories, levels + 1)
+        assert.equal(r.cloned.files, files)
+        assert.deepEqual(listing(dst), listing(src))
+        assert.equal(deepestContent(dst, levels, name), 'end\n')
+        assert.ok(allShared(path.join(dst, 'f')), 'the top file shares its blocks')
+        const u = await usage(dst)
+        assert.equal(u.set.files, files)
+        assert.equal(u.set.apparent, fs.statSync(path.join(src, 'f')).size * 0 + listing(src).filter((l) => / f /.test(l)).reduce((s, l) => s + Number(l.split(' ')[2]), 0))
+        const binding = requireNative('test')
+        removeTreeAt(binding, { dir: CWD, name: dst }, dst)
+        assert.equal(fs.existsSync(dst), false)
+        assert.deepEqual(fs.readdirSync(dir).sort(), ['src'])
+      })
+    }
+  })
+}
+
+describe('walker: a source directory swapped for a symlink while the walk runs', () => {
+  test('is never followed: 200 runs with the swap in a tight loop, no outside file in any copy', async (t) => {
+    const m = await needMount(t, 'xfs')
+    if (m === undefined) return
+    const dir = freshDir(m)
+    const outside = path.join(dir, 'outside')
+    fs.mkdirSync(outside)
+    fs.writeFileSync(path.join(outside, 'SECRET'), 'not yours')
+    const src = path.join(dir, 'src')
+    for (let i = 0; i < 20; i++) {
+      fs.mkdirSync(path.join(src, `d${i}`, 'sub'), { recursive: true })
+      for (let k = 0; k < 5; k++) fs.writeFileSync(path.join(src, `d${i}`, 'sub', `f${k}`), `${i}/${k}`)
+      fs.symlinkSync(outside, path.join(src, `d${i}`, 'link'))
+    }
+    // RENAME_EXCHANGE swaps each sub directory with its symlink to outside, atomically, again and again.
+    const swapper = spawn('python3', ['-c', `
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+src = sys.argv[1].encode()
+pairs = [(os.path.join(src, b'd%d' % i, b'sub'), os.path.join(src, b'd%d' % i, b'link')) for i in range(20)]
+while True:
+    for a, b in pairs:
+        libc.renameat2(-100, a, -100, b, 2)
+`, src], { stdio: 'ignore' })
+    try {
+      let escapes = 0
+      let failures = 0
+      for (let run = 0; run < 200; run++) {
+        const dst = path.join(dir, `dst${run}`)
+        try {
+          await (run % 2 === 0 ? cloneTree(src, dst) : Promise.resolve(cloneTreeSync(src, dst)))
+        } catch (e) {
+          failures++
+          assert.ok(['ELOOP', 'ENOTDIR', 'ENOENT'].includes((e as NodeJS.ErrnoException).code ?? ''), String(e))
+          continue
+        }
+        const found = execFileSync('find', [dst, '-name', 'SECRET', '-not', '-type', 'l']).toString()
+        if (found !== '') escapes++
+        fs.rmSync(dst, { recursive: true })
+      }
+      assert.equal(escapes, 0, 'an outside file was pulled into a copy')
+      t.diagnostic(`${failures} of 200 runs met the swap and stopped with ELOOP/ENOTDIR`)
+    } finally {
+      swapper.kill('SIGKILL')
+    }
+  })
+})
+
+describe('walker: dst inside src through a bind mount', () => {
+  for (const variant of ['cloneTree', 'cloneTreeSync'] as const) {
+    test(`${variant} refuses it before anything is written, with EINVAL`, async (t) => {
+      const m = await needMount(t, 'xfs')
+      if (m === undefined) return
+      const dir = freshDir(m)
+      const src = path.join(dir, 'src')
+      fs.mkdirSync(path.join(src, 'inner'), { recursive: true })
+      fs.writeFileSync(path.join(src, 'inner', 'f'), 'x')
+      const bound = await bindMount({ ...m, dir: path.join(src, 'inner') })
+      try {
+        const dst = path.join(bound, 'copy')
+        const attempt = () => (variant === 'cloneTree' ? cloneTree(src, dst) : Promise.resolve().then(() => cloneTreeSync(src, dst)))
+        await assert.rejects(attempt(), { code: 'EINVAL', message: /into itself/ })
+        assert.deepEqual(fs.readdirSync(path.join(src, 'inner')), ['f'])
+      } finally {
+        execFileSync('umount', [bound])
+      }
+    })
+  }
+})
