@@ -82,6 +82,23 @@ for (const kind of ['xfs', 'btrfs'] as FsKind[]) {
       assert.equal(sharedBytes(join(dir, 'y')), 0)
     })
 
+    it("'auto' with offsets misaligned alike clones the aligned middle and copies head and tail", async (t) => {
+      const m = await needMount(t, kind)
+      if (!m) return
+      const dir = freshDir(m)
+      const src = join(dir, 'src')
+      const data = writeRandom(src, 64 * K)
+      const dst = join(dir, 'dst')
+      writeRandom(dst, 64 * K)
+      const r = await cloneRange(src, dst, { srcOffset: 100, dstOffset: 100, length: 3 * K })
+      assert.equal(r.method, 'clone')
+      assert.equal(r.size, 3 * K)
+      assert.match(r.fallback?.message ?? '', /^4096 bytes not aligned to the block were copied \(EINVAL/)
+      assert.deepEqual(fs.readFileSync(dst).subarray(100, 100 + 3 * K), data.subarray(100, 100 + 3 * K))
+      assert.equal(sharedIn(dst, K, 3 * K), 2 * K, 'the aligned middle is shared')
+      assert.equal(sharedIn(dst, 0, K) + sharedIn(dst, 3 * K, 64 * K), 0, 'head and tail are copies')
+    })
+
     it("mode 'never' copies the range", async (t) => {
       const m = await needMount(t, kind)
       if (!m) return

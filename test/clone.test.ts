@@ -267,8 +267,8 @@ describe('errors are thrown, never hidden behind a copy, and leave nothing behin
     const secret = join(dir, 'secret')
     writeRandom(secret, 10_000)
     fs.chmodSync(secret, 0o600)
-    const { runNode, libUrl } = await import('./helpers/files.js')
-    const code = `import { cloneSync } from '${libUrl}'
+    const { runNode } = await import('./helpers/files.js')
+    const code = `import { cloneSync } from '${new URL('../src/clone.js', import.meta.url).href}'
       try { cloneSync(${JSON.stringify(secret)}, ${JSON.stringify(join(dir, 'stolen'))}); console.log('no error') }
       catch (e) { console.log(e.code, e.syscall) }`
     const r = runNode(code, { asUser: 65534 })
