@@ -33,7 +33,7 @@ export function toPath(name: string, value: unknown): NativePath {
   throw invalidArgType(name, 'of type string or an instance of Buffer or URL', value)
 }
 
-export function toFd(name: string, value: number): number {
+function toFd(name: string, value: number): number {
   if (!Number.isInteger(value) || value < 0 || value > 0x7fffffff) throw outOfRange(name, '>= 0 && <= 2147483647', value)
   return value
 }
