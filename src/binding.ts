@@ -130,8 +130,9 @@ export interface OpResults {
 }
 
 /** scanDirs() `how` bits, as CF_SCAN_* in src/native/platform.h; Merge (scanDirs with `make`:
- * an existing directory is fine) as SCAN_MERGE in src/native/jobs.c. */
-export const Scan = { Follow: 0x1, Extents: 0x2, Writable: 0x4, Merge: 0x100 } as const
+ * an existing directory is fine) and Names (with Extents: every name, a mapped file's too) as
+ * SCAN_MERGE and SCAN_NAMES in src/native/jobs.c. */
+export const Scan = { Follow: 0x1, Extents: 0x2, Writable: 0x4, Merge: 0x100, Names: 0x200 } as const
 
 /**
  * A bit of runOps' `flags` and scanDirs' `how` (JOB_RAW in src/native/jobs.c): names given

@@ -73,23 +73,6 @@ export class Ranges {
   }
 }
 
-/** Physical ranges of several filesystems: an address means something only on its device. */
-export class DeviceRanges {
-  private readonly byDev = new Map<number, Ranges>()
-
-  add(dev: number, start: number, length: number): void {
-    let r = this.byDev.get(dev)
-    if (r === undefined) this.byDev.set(dev, (r = new Ranges()))
-    r.add(start, length)
-  }
-
-  union(): number {
-    let covered = 0
-    for (const r of this.byDev.values()) covered += r.union()
-    return covered
-  }
-}
-
 function grow(a: Float64Array<ArrayBuffer>): Float64Array<ArrayBuffer> {
   const bigger = new Float64Array(a.length * 2)
   bigger.set(a)

@@ -1,22 +1,23 @@
 // A killed run leaves its temporary tree beside dst (temp.ts names it). The next run to the
-// same dst removes such trees, but only those whose run is proven dead: each temporary tree
-// holds a lock file whose lock its run holds for its whole life (cf_lock: an OFD lock on Linux,
-// which other PID namespaces and, over NFS, other hosts see; a crashed run's lock is gone with
-// it). A PID in a name proves nothing across containers or hosts. Paths are byte strings.
+// same dst removes such trees, but only those whose run is proven dead: beside each temporary
+// tree is a lock file whose lock its run took before making the tree and holds for its whole
+// life (cf_lock: an OFD lock on Linux, which other PID namespaces and, over NFS, other hosts
+// see; a crashed run's lock is gone with it). A PID in a name proves nothing across containers
+// or hosts. Paths are byte strings.
 import * as fs from 'node:fs'
 import { constants } from 'node:os'
 import type { Binding } from './binding.js'
 import { fromNative } from './errors.js'
 import { named } from './raw.js'
 import { removeTreeAt } from './remove.js'
-import { LOCK_NAME, isTempFor } from './temp.js'
+import { LOCK_SUFFIX, isTempFor } from './temp.js'
 import type { TreeResult } from './types.js'
 
 const { EAGAIN, EWOULDBLOCK, ENOENT } = constants.errno
 /**
- * A temporary tree without a lock file is either being made this instant (the lock file comes
- * right after the directory) or left by a version that did not lock: removed only once it is
- * this old (its mtime), long past any run's first moments.
+ * A temporary tree without a lock file was left by a version that did not lock (a run locks
+ * before it makes its tree): removed only once it is this old (its mtime), in case such a run
+ * still goes on.
  */
 const UNLOCKED_AGE_MS = 24 * 3600 * 1000
 
@@ -33,14 +34,21 @@ export function removeLeftovers(binding: Binding, parentFd: number, parent: stri
   } catch {
     return warnings
   }
-  for (const buf of names) {
-    const name = buf.toString('latin1')
+  const all = new Set(names.map((b) => b.toString('latin1')))
+  for (const name of all) {
+    if (name.endsWith(LOCK_SUFFIX)) {
+      const tree = name.slice(0, -LOCK_SUFFIX.length)
+      if (isTempFor(tree, dstName) && !all.has(tree)) removeOrphanLock(binding, parentFd, name)
+      continue
+    }
     if (!isTempFor(name, dstName)) continue
     const path = `${parent}/${name}`
     let lock = ALIVE
     try {
       lock = deadRunLock(binding, parentFd, name, path)
-      if (lock !== ALIVE) removeTreeAt(binding, { dir: parentFd, name }, path)
+      if (lock === ALIVE) continue
+      removeTreeAt(binding, { dir: parentFd, name }, path)
+      if (lock >= 0) binding.remove(parentFd, name + LOCK_SUFFIX, false)
     } catch (e) {
       const code = (fromNative(e, named(path).path) as { code?: string }).code
       if (code !== 'EPERM' && code !== 'EACCES') throw e
@@ -50,6 +58,23 @@ export function removeLeftovers(binding: Binding, parentFd: number, parent: stri
     }
   }
   return warnings
+}
+
+/** A lock file without its tree: a run killed between the two. Removed where its lock is free. */
+function removeOrphanLock(binding: Binding, parentFd: number, name: string): void {
+  let fd: number
+  try {
+    fd = binding.lock(parentFd, name, false)
+  } catch {
+    return // held (that run is about to make its tree), or not ours to judge
+  }
+  try {
+    binding.remove(parentFd, name, false)
+  } catch {
+    // Someone else's to remove.
+  } finally {
+    binding.unlock(fd)
+  }
 }
 
 const ALIVE = -1
@@ -62,7 +87,7 @@ const UNLOCKED = -2
  */
 function deadRunLock(binding: Binding, parentFd: number, name: string, path: string): number {
   try {
-    return binding.lock(parentFd, `${name}/${LOCK_NAME}`, false)
+    return binding.lock(parentFd, name + LOCK_SUFFIX, false)
   } catch (e) {
     const errno = (e as { errno?: number }).errno
     if (errno === EAGAIN || errno === EWOULDBLOCK) return ALIVE

@@ -7,8 +7,12 @@ import { bytes, shown, toRaw } from './raw.js'
 
 /** Leftovers of a killed process carry this prefix, so that later runs can recognise them. */
 export const TEMP_PREFIX = '.clonefile-tmp-'
-/** Inside a temporary tree: the file whose lock proves the run that builds the tree alive. */
-export const LOCK_NAME = '.clonefile-lock'
+/**
+ * Beside a temporary tree `T`, `T` + LOCK_SUFFIX: the file whose lock proves alive the run that
+ * builds T. The run takes the lock before it makes T, and holds it until T is renamed into
+ * place or removed: a T whose lock file is free is a dead run's.
+ */
+export const LOCK_SUFFIX = '.lock'
 let counter = 0
 const run = `${process.pid.toString(36)}${Math.floor(Math.random() * 0xffffff).toString(36)}`
 

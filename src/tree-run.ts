@@ -6,14 +6,14 @@ import { devAt, idAt, inoAt, modeAt, nlinkAt, sizeAt, typeOf } from './entries.j
 import { abortError, fromNative } from './errors.js'
 import { fallbackFor } from './fallback.js'
 import { named } from './raw.js'
-import { LOCK_NAME, tempNameRaw } from './temp.js'
+import { tempNameRaw } from './temp.js'
 import type { CloneTreeOptions, TreePreserve, TreeResult } from './types.js'
 import { Walker, newDir, type At, type Listing, type Scanned, type WalkDir } from './walk.js'
 
 type Callbacks = 'filter' | 'signal' | 'onProgress'
-export type ResolvedOptions = Required<Omit<CloneTreeOptions, Callbacks>> & Pick<CloneTreeOptions, Callbacks>
-
-export const preserveDefaults: Required<TreePreserve> = { mode: true, timestamps: true, ownership: true, xattr: true, links: true, specials: true }
+export type ResolvedOptions = Required<Omit<CloneTreeOptions, Callbacks | 'preserve'>> & Pick<CloneTreeOptions, Callbacks> & {
+  preserve: Readonly<Required<TreePreserve>>
+}
 
 /** Operations per trip to the thread pool: large enough to amortise, small enough to balance. */
 export const BATCH = 64
@@ -181,8 +181,6 @@ export class TreeRun {
   /** directories whose metadata waits for the end (hard links are made in them) */
   private readonly deferred: TreeDir[] = []
   private dirCount = 0
-  /** the lock that proves this run alive to others (a temporary tree's), or -1 */
-  lockFd = -1
   /** non-zero once stopped: native batches check it before each operation */
   readonly cancel = new Int32Array(new SharedArrayBuffer(4))
 
@@ -196,10 +194,8 @@ export class TreeRun {
     readonly buildAt: At,
     readonly options: ResolvedOptions,
     readonly merge: boolean,
-    /** the build directory is a temporary one: lock it while the run lives */
-    private readonly temporary: boolean,
   ) {
-    const p = (this.preserve = { ...preserveDefaults, ...options.preserve })
+    const p = (this.preserve = options.preserve)
     this.metaFlags = (p.mode ? Flag.Mode : 0) | (p.timestamps ? Flag.Times : 0) | (p.ownership ? Flag.Owner : 0) |
       (p.xattr ? Flag.Xattr | Flag.Acl : 0) | (p.mode && p.ownership && this.root ? Flag.SetId : 0)
     const follow = options.dereference ? Flag.FollowDirs : Flag.NoFollow
@@ -258,7 +254,6 @@ export class TreeRun {
       dir.made = dir.dstFd >= 0
       if (dir.made) this.result.directories++
     }
-    if (dir.parent === undefined && dir.made && this.temporary) this.takeLock(dir)
     if (parent !== undefined) this.release(parent)
     if (errno !== 0) {
       this.fail({ errno, syscall }, onDest ? undefined : dir.rel, dir.rel)
@@ -402,19 +397,11 @@ export class TreeRun {
     while (meta.length > 0 && !this.stopped) yield meta.take(BATCH)
     yield BARRIER
     if (signal?.aborted) throw abortError(signal)
-    // Last of all: the lock file goes (the lock itself is held until the rename), and the root
-    // gets its metadata.
+    // Last of all, the root's metadata.
     if (!root.made || this.stopped) return
-    if (this.lockFd >= 0) this.binding.remove(root.dstFd, LOCK_NAME, false)
     meta.add(Op.DirMeta, { dir: root.fd, name: '' }, { dir: root.dstFd, name: '' }, undefined, '', '')
     yield meta.take()
     yield BARRIER
-  }
-
-  /** The temporary tree's lock, held until the run ends: a later run that finds the tree takes
-   * it as abandoned only where it can take this lock. */
-  private takeLock(root: TreeDir): void {
-    this.lockFd = this.binding.lock(root.dstFd, LOCK_NAME, true)
   }
 
   private get followFlag(): number {

@@ -4,30 +4,48 @@ import * as fs from 'node:fs'
 import { availableParallelism, constants } from 'node:os'
 import { basename, dirname, resolve } from 'node:path'
 import { CWD, Flag, LANES, METHOD_CLONE, RAW, Scan, lane, requireNative, type Binding } from './binding.js'
-import { clone, cloneSync, modes } from './clone.js'
+import { clone, cloneSync } from './clone.js'
 import { abortError, fromNative, fsError, invalidArgType, invalidArgValue } from './errors.js'
-import { fallbackFor, filesystemName } from './fallback.js'
-import { oneOf, toPath, withDefaults } from './args.js'
+import { fallbackFor, filesystemName, modes } from './fallback.js'
+import { abortSignal, boolean, callback, nested, oneOf, resolveOptions, toPath, type OptionTable } from './args.js'
 import { bytes, named, shown, toRaw } from './raw.js'
 import { removeLeftovers } from './leftovers.js'
 import { removeTreeAt } from './remove.js'
-import { tempNameRaw } from './temp.js'
-import { BARRIER, BATCH, TreeRun, emptyResult, preserveDefaults, type Batch, type ResolvedOptions } from './tree-run.js'
+import { LOCK_SUFFIX, tempNameRaw } from './temp.js'
+import { BARRIER, BATCH, TreeRun, emptyResult, type Batch, type ResolvedOptions } from './tree-run.js'
 import { wholeTreeCounts } from './tree-whole.js'
-import type { CloneOptions, CloneResult, CloneTreeOptions, PathLike, TreeResult } from './types.js'
+import type { CloneOptions, CloneResult, CloneTreeOptions, PathLike, TreePreserve, TreeResult } from './types.js'
 
-const defaults: ResolvedOptions = Object.freeze({
-  overwrite: 'error',
-  mode: 'auto',
-  preserve: {},
-  dereference: false,
-  filter: undefined,
-  concurrency: 0,
-  signal: undefined,
-  onProgress: undefined,
-  atomic: true,
-  continueOnError: false,
-})
+const preserveTable: OptionTable<Required<TreePreserve>> = {
+  mode: boolean(true),
+  timestamps: boolean(true),
+  ownership: boolean(true),
+  xattr: boolean(true),
+  links: boolean(true),
+  specials: boolean(true),
+}
+
+/** cloneTree's options: every one checked, unknown keys refused, defaults in this one place. */
+const optionTable: OptionTable<ResolvedOptions> = {
+  overwrite: oneOf('error', ['error', 'skip', 'replace']),
+  mode: oneOf('auto', modes),
+  preserve: nested(preserveTable),
+  dereference: boolean(false),
+  filter: callback(),
+  concurrency: {
+    // 0, the default: chosen for the destination's filesystem.
+    default: 0,
+    check: (name, value) => {
+      if (typeof value !== 'number') throw invalidArgType(name, 'of type number', value)
+      if (!Number.isInteger(value) || value < 1) throw invalidArgValue(name, value, 'must be an integer >= 1')
+      return value
+    },
+  },
+  signal: abortSignal(),
+  onProgress: callback(),
+  atomic: boolean(true),
+  continueOnError: boolean(false),
+}
 /** Directories made and listed per scanDirs() call. */
 const SCAN_GROUP = 16
 
@@ -42,25 +60,8 @@ interface Prepared {
   merge: boolean
 }
 
-function validate(options: unknown): ResolvedOptions {
-  const o = withDefaults('options', options, defaults)
-  oneOf('options.mode', o.mode, modes)
-  oneOf('options.overwrite', o.overwrite, ['error', 'skip', 'replace'])
-  // Left out, it is 0: chosen for the destination's filesystem.
-  const asked = (options as CloneTreeOptions | undefined)?.concurrency
-  if (asked !== undefined && (!Number.isInteger(asked) || asked < 1)) {
-    throw invalidArgValue('options.concurrency', asked, 'must be an integer >= 1')
-  }
-  for (const key of ['filter', 'onProgress'] as const) {
-    if (o[key] !== undefined && typeof o[key] !== 'function') throw invalidArgType(`options.${key}`, 'of type function', o[key])
-  }
-  if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw invalidArgType('options.signal', 'an instance of AbortSignal', o.signal)
-  withDefaults('options.preserve', o.preserve, preserveDefaults)
-  return o
-}
-
 function prepare(src: unknown, dst: unknown, options: unknown): Prepared {
-  const o = validate(options)
+  const o = resolveOptions('options', options, optionTable)
   // Byte strings from here on (raw.ts); node:fs gets them as Buffers.
   const s = absolute(toPath('src', src))
   let d = absolute(toPath('dst', dst))
@@ -70,14 +71,14 @@ function prepare(src: unknown, dst: unknown, options: unknown): Prepared {
   const [ss, ds] = [shown(s), shown(d)]
   const there = fs.statSync(bytes(d), { throwIfNoEntry: false })
   if (there !== undefined && there.dev === st.dev && there.ino === st.ino) {
-    throw fsError('EINVAL', constants.errno.EINVAL, 'cloneTree', ss, ds, 'source and destination are the same directory')
+    throw fsError('EINVAL', 'cloneTree', { path: ss, dest: ds, detail: 'source and destination are the same directory' })
   }
   if (insideOf(requireNative('cloneTree'), dirname(d), st)) {
-    throw fsError('EINVAL', constants.errno.EINVAL, 'cloneTree', ss, ds, 'cannot clone a directory into itself')
+    throw fsError('EINVAL', 'cloneTree', { path: ss, dest: ds, detail: 'cannot clone a directory into itself' })
   }
   const exists = there !== undefined || fs.lstatSync(bytes(d), { throwIfNoEntry: false }) !== undefined
-  if (exists && o.overwrite === 'error') throw fsError('EEXIST', constants.errno.EEXIST, 'cloneTree', ss, ds)
-  if (exists && there?.isDirectory() !== true) throw fsError('ENOTDIR', constants.errno.ENOTDIR, 'cloneTree', ss, ds, 'destination exists and is not a directory')
+  if (exists && o.overwrite === 'error') throw fsError('EEXIST', 'cloneTree', { path: ss, dest: ds })
+  if (exists && there?.isDirectory() !== true) throw fsError('ENOTDIR', 'cloneTree', { path: ss, dest: ds, detail: 'destination exists and is not a directory' })
   // Merging into a directory named through a symlink: into what it names, as cp does.
   if (exists) d = fs.realpathSync(bytes(d), 'buffer').toString('latin1')
   return { src: s, dst: d, options: o, single: false, merge: exists }
@@ -109,6 +110,8 @@ interface Place {
   parentFd: number
   /** the name the tree is built under in it: a temporary one, or dst's own */
   build: string
+  /** the lock beside a temporary tree that proves this run alive, held to the end; or -1 */
+  lockFd: number
   warnings: TreeResult['warnings']
 }
 
@@ -123,8 +126,16 @@ function startRun(binding: Binding, p: Prepared): [TreeRun, Place] {
     throw e
   }
   const build = temporary ? tempNameRaw(basename(p.dst)) : basename(p.dst)
-  const run = new TreeRun(binding, p.src, p.dst, { dir: CWD, name: p.src }, { dir: parentFd, name: build }, p.options, p.merge, temporary)
-  return [run, { parentFd, build, warnings }]
+  let lockFd = -1
+  try {
+    // Locked before the tree exists: there is never a moment when it is there unlocked.
+    if (temporary) lockFd = binding.lock(parentFd, build + LOCK_SUFFIX, true)
+  } catch (e) {
+    binding.closeDirs(Int32Array.of(parentFd))
+    throw fromNative(e, shown(p.src), shown(p.dst))
+  }
+  const run = new TreeRun(binding, p.src, p.dst, { dir: CWD, name: p.src }, { dir: parentFd, name: build }, p.options, p.merge)
+  return [run, { parentFd, build, lockFd, warnings }]
 }
 
 /** Renames the temporary tree into place; the run's end either way. */
@@ -173,8 +184,15 @@ export function publish(binding: Binding, dir: number, from: string, to: string)
 
 function close(run: TreeRun, place: Place): void {
   run.walker.end()
-  if (run.lockFd >= 0) run.binding.unlock(run.lockFd)
-  run.lockFd = -1
+  if (place.lockFd >= 0) {
+    try {
+      run.binding.remove(place.parentFd, place.build + LOCK_SUFFIX, false)
+    } catch {
+      // Gone already; an orphan lock file harms nothing and is free for the next run.
+    }
+    run.binding.unlock(place.lockFd)
+    place.lockFd = -1
+  }
   run.binding.closeDirs(Int32Array.of(place.parentFd))
 }
 
@@ -258,7 +276,7 @@ function autoConcurrency(binding: Binding, dir: Buffer): number {
   const cpus = Math.min(4, availableParallelism())
   try {
     const info = binding.fsInfo(dir)
-    return filesystemName(info.type, info.name) === 'btrfs' ? Math.min(2, cpus) : cpus
+    return filesystemName(info) === 'btrfs' ? Math.min(2, cpus) : cpus
   } catch {
     return cpus
   }

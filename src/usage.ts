@@ -6,10 +6,10 @@
 import * as fs from 'node:fs'
 import { constants } from 'node:os'
 import { CWD, RAW, Scan, Space, requireNative, type Binding, type FileSpaceBatch } from './binding.js'
-import { allocatedAt, devAt, idAt, isDir, isFile, modeAt, nlinkAt, sizeAt } from './entries.js'
+import { allocatedAt, idAt, isDir, isFile, modeAt, nlinkAt, sizeAt } from './entries.js'
 import { fromNative, fsError, invalidArgType, invalidArgValue } from './errors.js'
-import { DeviceRanges, extentsOf, measureExtents, sharedBetween } from './extents.js'
-import { toPath, withDefaults } from './args.js'
+import { Ranges, extentsOf, measureExtents, sharedBetween } from './extents.js'
+import { abortSignal, callback, resolveOptions, toPath, type OptionTable } from './args.js'
 import { bytes, named, toRaw } from './raw.js'
 import type { Usage, UsageEntry, UsageOptions, UsageProgress, UsageResult } from './types.js'
 import { Walker, listAsync, newDir, type Listing, type WalkDir } from './walk.js'
@@ -29,17 +29,21 @@ const VANISHED = new Set([constants.errno.ENOENT, constants.errno.ENOTDIR])
 /** FIEMAP refused by the filesystem itself (tmpfs, some FUSE): nothing says what is shared. */
 const NO_FIEMAP = new Set([constants.errno.EOPNOTSUPP, constants.errno.ENOTSUP, constants.errno.ENOTTY, constants.errno.ENOSYS])
 
-const defaults: Resolved = { signal: undefined, onProgress: undefined, onEntry: undefined, maxDepth: Infinity }
-
-function resolve(options: unknown): Resolved {
-  const o = withDefaults('options', options, defaults)
-  if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw invalidArgType('options.signal', 'an instance of AbortSignal', o.signal)
-  for (const key of ['onProgress', 'onEntry'] as const) {
-    if (o[key] !== undefined && typeof o[key] !== 'function') throw invalidArgType(`options.${key}`, 'of type function', o[key])
-  }
-  if (!(o.maxDepth >= 0)) throw invalidArgValue('options.maxDepth', o.maxDepth, 'must be >= 0')
-  return o
+const optionTable: OptionTable<Resolved> = {
+  signal: abortSignal(),
+  onProgress: callback(),
+  onEntry: callback(),
+  maxDepth: {
+    default: Infinity,
+    check: (name, value) => {
+      if (typeof value !== 'number') throw invalidArgType(name, 'of type number', value)
+      if (!(value >= 0)) throw invalidArgValue(name, value, 'must be >= 0')
+      return value
+    },
+  },
 }
+
+const resolve = (options: unknown): Resolved => resolveOptions('options', options, optionTable)
 
 /** Sums for one set of files, and the physical ranges of its shared extents. */
 class Tally {
@@ -47,7 +51,9 @@ class Tally {
   apparent = 0
   total = 0
   exclusive = 0
-  readonly shared = new DeviceRanges()
+  // One address space for the set: a btrfs subvolume has a device number of its own but shares
+  // its filesystem's physical addresses with the others (their snapshots share extents).
+  readonly shared = new Ranges()
   /** macOS: files with held bytes that may share blocks with another file (EF_MAY_SHARE_BLOCKS,
    * or no flags said) */
   mayShare = 0
@@ -133,7 +139,7 @@ class Measure {
     const st = await fs.promises.stat(bytes(real))
     const root: Node = { path, depth: 0, directory: st.isDirectory(), children: [], files: 0, apparent: 0, total: 0, exclusive: 0 }
     if (st.isDirectory()) await this.tree(real, root)
-    else if (st.isFile()) await this.files(CWD, [real], [{ size: st.size, allocated: st.blocks * 512, inSet: this.inSet(`${st.dev}:${st.ino}`), node: root, dev: st.dev }], [path])
+    else if (st.isFile()) await this.files(CWD, [real], [{ size: st.size, allocated: st.blocks * 512, inSet: this.inSet(`${st.dev}:${st.ino}`), node: root }], [path])
     this.emit(root)
     const usage = this.summary(this.tally)
     const { files, apparent, total, exclusive, setShared } = usage
@@ -142,7 +148,9 @@ class Measure {
   }
 
   private async tree(real: string, root: Node): Promise<void> {
-    const how = RAW | (this.method === 'extents' ? Scan.Extents : 0)
+    // Files are named only where one is reported (onEntry deep enough), or to say it failed.
+    const names = this.o.onEntry !== undefined && this.o.maxDepth > 0 ? Scan.Names : 0
+    const how = RAW | (this.method === 'extents' ? Scan.Extents | names : 0)
     const walker = new Walker<UsageDir>(this.binding, { how }, (parent, name, rel) => newDir(parent, name, rel, { node: parent?.node }))
     walker.start({ dir: CWD, name: real }).node = root
     await listAsync(walker, ({ dir, errno, syscall, listing }) => {
@@ -180,7 +188,7 @@ class Measure {
       // Within one walk only a file with several links can come up twice.
       if (nlink > 1 && !once(this.pathSeen, key)) continue
       const node = path === undefined ? dir.node : this.node(dir.node, path, childDepth, false)
-      const item = { size: sizeAt(stats, i), allocated: allocatedAt(stats, i), inSet: this.inSet(key), node, name: names[i] as string, dev: devAt(stats, i) }
+      const item = { size: sizeAt(stats, i), allocated: allocatedAt(stats, i), inSet: this.inSet(key), node, name: names[i] as string }
       if (this.method !== 'extents') {
         files.push(item)
         continue
@@ -240,10 +248,9 @@ class Measure {
 
   private measure(item: FileItem, extents: Float64Array): void {
     const alsoSet = item.inSet && this.tally !== this.set
-    const dev = item.dev ?? 0
     const { total, shared } = measureExtents(extents, (physical, length) => {
-      this.tally.shared.add(dev, physical, length)
-      if (alsoSet) this.set.shared.add(dev, physical, length)
+      this.tally.shared.add(physical, length)
+      if (alsoSet) this.set.shared.add(physical, length)
     })
     this.add(item, total, total - shared)
   }
@@ -317,7 +324,6 @@ interface FileItem {
   inSet: boolean
   /** the reported entry it counts in */
   node: Node | undefined
-  dev?: number
 }
 
 const join = (base: string, name: string): string => (name === '' ? base : base.endsWith('/') ? base + name : `${base}/${name}`)
@@ -427,7 +433,7 @@ export async function sharedBytes(a: string, b: string): Promise<number> {
   // As given: a Buffer names the file by its bytes.
   const pathA = toPath('a', a)
   const pathB = toPath('b', b)
-  if (process.platform !== 'linux') throw fsError('ENOTSUP', constants.errno.ENOTSUP, 'fiemap', pathA.toString(), pathB.toString(), unmeasurable())
+  if (process.platform !== 'linux') throw fsError('ENOTSUP', 'fiemap', { path: pathA.toString(), dest: pathB.toString(), detail: unmeasurable() })
   const binding = requireNative('sharedBytes')
   // One after the other: when both are missing, the error names `a`, every time.
   const stA = await fs.promises.stat(pathA, { bigint: true })

@@ -15,14 +15,15 @@ const BINDING_JS = fileURLToPath(new URL('../src/binding.js', import.meta.url))
 // through the pool that has nothing to do with lanes. The order things finish in:
 const CHILD = `
 import { readFile } from 'node:fs/promises'
-const { Op, Flag, lane, requireNative } = await import(process.env.BINDING_JS)
+const { CWD, Op, Flag, RAW, lane, requireNative } = await import(process.env.BINDING_JS)
 const binding = requireNative('test')
 const [dir] = process.argv.slice(1)
 const order = []
 const N = 4000
-const long = binding.runOps(new Uint8Array(N).fill(Op.Clone), Array(N).fill(dir + '/small'), Array.from({ length: N }, (_, i) => dir + '/c' + i), Flag.Direct | lane(1), true)
+const cwd = (n) => new Int32Array(n).fill(CWD)
+const long = binding.runOps(new Uint8Array(N).fill(Op.Clone), cwd(N), Array(N).fill(dir + '/small').join('\\0'), cwd(N), Array.from({ length: N }, (_, i) => dir + '/c' + i).join('\\0'), undefined, Flag.Direct | RAW | lane(1), true)
   .then((out) => order.push('clones:' + out.results.filter((n) => n === 5).length))
-const small = binding.runOps(Uint8Array.of(Op.Copy), [dir + '/small'], [dir + '/copy'], Flag.Direct | lane(1), true)
+const small = binding.runOps(Uint8Array.of(Op.Copy), cwd(1), dir + '/small', cwd(1), dir + '/copy', undefined, Flag.Direct | RAW | lane(1), true)
   .then((out) => order.push('copy:' + out.results[0]))
 // Time for both lane jobs to reach the pool's two threads before the read is queued.
 await new Promise((resolve) => setTimeout(resolve, 10))

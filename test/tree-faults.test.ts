@@ -349,6 +349,23 @@ describe('cloneTree faults: abort', () => {
   })
 })
 
+const BINDING_JS = fileURLToPath(new URL('../src/binding.js', import.meta.url))
+
+/** A child process that creates `file` and holds its lock (cf_lock) until killed. */
+export function holdLock(file: string, argv0: string[] = []): { child: ReturnType<typeof spawn>; locked: Promise<void> } {
+  const script = `
+    const { CWD, requireNative } = await import(${JSON.stringify(BINDING_JS)})
+    requireNative('test').lock(CWD, process.argv[1], true)
+    console.log('locked')
+    setInterval(() => {}, 1000)`
+  const child = spawn(argv0[0] ?? process.execPath, [...argv0.slice(1), ...(argv0.length ? [process.execPath] : []), '--input-type=module', '-e', script, file], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const locked = new Promise<void>((resolve, reject) => {
+    child.stdout?.on('data', () => resolve())
+    child.on('exit', (code) => reject(new Error(`the lock holder exited (${code})`)))
+  })
+  return { child, locked }
+}
+
 describe('cloneTree faults: kill -9 mid-tree', () => {
   test('a killed run leaves only its temporary tree, which the next run removes', async (t) => {
     const m = await needMount(t, 'xfs')
@@ -370,31 +387,37 @@ describe('cloneTree faults: kill -9 mid-tree', () => {
     const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)))
     const deadline = Date.now() + 20_000
     let temp: string[] = []
-    while (Date.now() < deadline && (temp = tempSiblings(base)).length === 0) await new Promise((r) => setTimeout(r, 5))
+    const trees = () => tempSiblings(base).filter((n) => !n.endsWith('.lock'))
+    while (Date.now() < deadline && (temp = trees()).length === 0) await new Promise((r) => setTimeout(r, 5))
     assert.equal(temp.length, 1, 'the child started building its temporary tree')
-    assert.match(temp[0] ?? '', new RegExp(`^\\.clonefile-tmp-${child.pid}-`))
+    assert.match(temp[0] ?? '', /^\.clonefile-tmp-.*-dst$/)
     // Let it get some way into the tree.
     await new Promise((r) => setTimeout(r, 300))
     child.kill('SIGKILL')
     assert.equal(await exited, 'SIGKILL')
     assert.equal(stdout, '', 'killed before it finished')
     assert.equal(exists(dst), false, 'nothing at dst')
-    assert.deepEqual(tempSiblings(base), temp, 'the leftover is still there')
+    assert.deepEqual(trees(), temp, 'the leftover is still there')
+    assert.deepEqual(tempSiblings(base).sort(), [temp[0], `${temp[0]}.lock`].sort(), 'with its lock file, whose lock died with the run')
     assert.ok(fs.readdirSync(path.join(base, temp[0] ?? '')).length > 0, 'the leftover holds part of the tree')
     assert.equal(hashTree(src), hash)
 
-    // A leftover of a process still alive is not touched.
-    const alive = spawn('sleep', ['30'])
-    const liveTemp = path.join(base, `.clonefile-tmp-${alive.pid}-j1-dst`)
+    // A leftover whose run still holds its lock is not touched, nor one too young to judge
+    // that has no lock file yet.
+    const liveTemp = path.join(base, '.clonefile-tmp-live-1-dst')
+    const youngTemp = path.join(base, '.clonefile-tmp-young-1-dst')
     fs.mkdirSync(liveTemp)
+    fs.mkdirSync(youngTemp)
+    const alive = holdLock(`${liveTemp}.lock`)
     try {
+      await alive.locked
       const result = await cloneTree(src, dst)
       assert.equal(result.files, 2000)
-      assert.deepEqual(tempSiblings(base), [path.basename(liveTemp)], 'the dead run\'s leftover is gone, the live one kept')
+      assert.deepEqual(tempSiblings(base).sort(), [path.basename(liveTemp), `${path.basename(liveTemp)}.lock`, path.basename(youngTemp)].sort(), 'the dead run\'s leftover is gone, the live and the unlocked young ones kept')
       assert.deepEqual(compareSnapshots(snapshot(src), snapshot(dst)), [])
     } finally {
-      alive.kill('SIGKILL')
-      fs.rmSync(liveTemp, { recursive: true, force: true })
+      alive.child.kill('SIGKILL')
+      for (const p of [liveTemp, `${liveTemp}.lock`, youngTemp]) fs.rmSync(p, { recursive: true, force: true })
     }
   })
 })

@@ -12,7 +12,9 @@ import { tmpdir, constants } from 'node:os'
 import { Space, native } from '../src/binding.js'
 import type { FileSpaceBatch } from '../src/binding.js'
 import { sharedBytes, usage, usageWithSpace } from '../src/usage.js'
-import type { SpaceBinding, Usage, UsageEntry } from '../src/usage.js'
+import type { SpaceBinding } from '../src/usage.js'
+import type { Usage, UsageEntry } from '../src/types.js'
+import { CWD, RAW } from '../src/binding.js'
 import { extentsOf } from './helpers/fiemap.js'
 import { freshDir, needMount } from './helpers/mounts.js'
 import type { FsKind } from './helpers/mounts.js'
@@ -369,23 +371,28 @@ describe('usage', () => {
     assert.equal(result.set.files, 650)
   })
 
-  test('files that vanish during the ordered scan (onEntry) are skipped and counted', async (t) => {
+  test('files removed while the ordered scan (onEntry) runs are never counted twice nor fail it', async (t) => {
     const dir = await btrfsOrXfs(t)
     if (dir === undefined) return
-    const names = Array.from({ length: 6000 }, (_, i) => `f${String(i).padStart(5, '0')}`)
+    // 60 directories: a listing maps its files at once, so files vanish between listings.
+    const names = Array.from({ length: 6000 }, (_, i) => path.join(`d${i % 60}`, `f${String(i).padStart(5, '0')}`))
+    for (let d = 0; d < 60; d++) fs.mkdirSync(path.join(dir, `d${d}`))
     for (const n of names) fs.writeFileSync(path.join(dir, n), 'x'.repeat(5000))
     let removed = false
+    const seen: string[] = []
     const result = await usage(dir, {
-      onEntry: () => {},
+      onEntry: (e) => void (!e.directory && seen.push(e.path)),
       onProgress: () => {
         if (removed) return
         removed = true
-        for (const n of names.slice(3000)) fs.rmSync(path.join(dir, n))
+        for (const n of names.filter((_, i) => i % 2 === 1)) fs.rmSync(path.join(dir, n))
       },
     })
     assert.ok(removed)
-    assert.ok(result.skipped > 0, 'some files vanished after the walk found them')
-    assert.equal(result.set.files + result.skipped, 6000)
+    assert.equal(new Set(seen).size, seen.length, 'no file reported twice')
+    assert.equal(seen.length, result.set.files)
+    assert.ok(result.set.files >= 3000 && result.set.files + result.skipped <= 6000, `${result.set.files} files, ${result.skipped} skipped`)
+    assert.ok(result.set.files < 6000, 'the removal happened during the scan')
   })
 
   test('progress is reported and an abort stops the scan', async (t) => {
@@ -452,7 +459,8 @@ interface ApfsFile {
 /** A fileSpace() that answers from `files`, by file name. */
 function fakeApfs(files: Record<string, ApfsFile>): SpaceBinding {
   return {
-    fileSpace: async (paths) => {
+    fileSpace: async (_dirs, names) => {
+      const paths = names.split('\0')
       const n = paths.length
       const out: FileSpaceBatch = {
         allocated: new Float64Array(n), privateSize: new Float64Array(n), cloneId: new BigUint64Array(n),
@@ -490,12 +498,12 @@ describe('usage on macOS (APFS private sizes), with made-up answers', () => {
     const binding = native()
     assert.ok(binding !== undefined, 'the addon is built')
     const dir = apfsTree({ a: { allocated: 0 }, b: { allocated: 0 } })
-    const space = await binding.fileSpace([path.join(dir, 'a'), Buffer.from(path.join(dir, 'b'))], true)
+    const space = await binding.fileSpace(Int32Array.of(CWD, CWD), `${path.join(dir, 'a')}\0${path.join(dir, 'b')}`, RAW, true)
     assert.deepEqual([...space.errnos], [constants.errno.ENOTSUP, constants.errno.ENOTSUP])
     assert.deepEqual([...space.known], [0, 0])
     assert.equal(space.cloneId.length, 2)
-    assert.equal((await binding.fileSpace([], true)).errnos.length, 0)
-    assert.throws(() => binding.fileSpace([1 as unknown as string], true), { code: 'ERR_INVALID_ARG_TYPE' })
+    assert.equal((await binding.fileSpace(new Int32Array(0), '', RAW, true)).errnos.length, 0)
+    assert.throws(() => binding.fileSpace([1] as unknown as Int32Array, '', RAW, true), { code: 'ERR_INVALID_ARG_TYPE' })
   })
 
   test('no two files may share blocks: every figure exact, held bytes are set-shared, nothing saved', async () => {
