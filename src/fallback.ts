@@ -117,9 +117,9 @@ const nonCloningNames = new Set([...linuxTypes.values()].filter(([, c]) => c ===
 
 /** The name of a filesystem: what the OS says (FsInfo.name on macOS, Windows), else from
  * Linux's f_type, else the type in hex. */
-export function filesystemName(type: number, name = ''): string {
-  if (name !== '') return name
-  return linuxTypes.get(type)?.[0] ?? `0x${type.toString(16)}`
+export function filesystemName(info: Pick<FsInfo, 'type' | 'name'>): string {
+  if (info.name !== '') return info.name
+  return linuxTypes.get(info.type)?.[0] ?? `0x${info.type.toString(16)}`
 }
 
 /**

@@ -24,7 +24,7 @@ function dirOf(path: string): string {
 
 /** Creates a one-block file, clones it into `otherDir` and tries a dedupe: the proof. */
 function confirm(binding: Binding, info: FsInfo, dir: string, otherDir: string): Probe {
-  const base: Probe = { clone: false, range: false, dedupe: false, filesystem: filesystemName(info.type, info.name), blockSize: info.blockSize }
+  const base: Probe = { clone: false, range: false, dedupe: false, filesystem: filesystemName(info), blockSize: info.blockSize }
   const a = join(dir, `${TEMP_PREFIX}probe-${process.pid}-a`)
   const b = join(otherDir, `${TEMP_PREFIX}probe-${process.pid}-b`)
   try {
@@ -84,7 +84,7 @@ export function probeSync(path: PathLike, otherPath?: PathLike): Probe {
   // Since Linux 5.18 FICLONE works across mounts of one filesystem (bind mounts, btrfs
   // subvolumes), so only a real clone tells; two filesystem types never share blocks.
   const probe = info.type !== otherInfo.type
-    ? { clone: false, range: false, dedupe: false, filesystem: filesystemName(info.type, info.name), blockSize: info.blockSize, reason: 'EXDEV: different filesystems' }
+    ? { clone: false, range: false, dedupe: false, filesystem: filesystemName(info), blockSize: info.blockSize, reason: 'EXDEV: different filesystems' }
     : confirm(binding, info, dirOf(p), dirOf(other))
   cache.set(key, probe)
   return { ...probe }

@@ -15,10 +15,10 @@ describe('the clone-or-copy policy', () => {
   })
 
   it('the filesystem table (moved from linux.c): names and what each type can do', () => {
-    assert.equal(filesystemName(0x9123683e), 'btrfs')
-    assert.equal(filesystemName(0x58465342, ''), 'xfs')
-    assert.equal(filesystemName(0x1234), '0x1234')
-    assert.equal(filesystemName(7, 'apfs'), 'apfs')
+    assert.equal(filesystemName({ type: 0x9123683e, name: '' }), 'btrfs')
+    assert.equal(filesystemName({ type: 0x58465342, name: '' }), 'xfs')
+    assert.equal(filesystemName({ type: 0x1234, name: '' }), '0x1234')
+    assert.equal(filesystemName({ type: 7, name: 'apfs' }), 'apfs')
     assert.equal(knownToClone(0x9123683e), true)
     assert.equal(knownToClone(0xef53), false)
     assert.equal(knownToClone(0x58465342), undefined, 'XFS may be made without reflink')
