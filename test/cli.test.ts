@@ -104,7 +104,7 @@ describe('clonefile cp on a tree: progress and Ctrl-C', () => {
     const child = spawn(process.execPath, [cli, 'cp', '-a', join(dir, 'src'), join(dir, 'dst')], { stdio: ['ignore', 'pipe', 'pipe'] })
     let stderr = ''
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })))
     // Interrupt once the tree is being built under its temporary name.
     const building = () => fs.readdirSync(dir).some((n) => n.startsWith('.clonefile-tmp-'))
     for (let i = 0; i < 2000 && !building(); i++) await new Promise((r) => setTimeout(r, 2))
@@ -135,6 +135,7 @@ describe('clonefile cp on a tree: progress and Ctrl-C', () => {
     // The issue asks for 100 ms; a shared 2-CPU machine gets a margin.
     assert.ok(Date.now() - sent < 1000, `stopped ${Date.now() - sent} ms after the signal`)
     assert.deepEqual(entries(dir), ['big'], 'no copy, no temporary')
+    fs.rmSync(big)
   })
 })
 
@@ -232,15 +233,15 @@ describe('clonefile demo', () => {
     const xfs = await needMount(t, 'xfs')
     if (!xfs) return
     const dir = freshDir(xfs)
-    const child = spawn(process.execPath, [cli, 'demo', '--size', '128', dir], { stdio: 'ignore' })
+    const child = spawn(process.execPath, [cli, 'demo', '--size', '96', dir], { stdio: 'ignore' })
     const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)))
     // Once the original is half written.
     const written = () => {
       const work = fs.readdirSync(dir).find((n) => n.startsWith('.clonefile-demo-'))
       try { return work === undefined ? 0 : fs.statSync(join(dir, work, 'original.bin')).size } catch { return 0 }
     }
-    for (let i = 0; i < 5000 && written() < 64 << 20; i++) await new Promise((r) => setTimeout(r, 2))
-    assert.ok(written() >= 64 << 20, 'the demo was writing its file')
+    for (let i = 0; i < 5000 && written() < 32 << 20; i++) await new Promise((r) => setTimeout(r, 2))
+    assert.ok(written() >= 32 << 20, 'the demo was writing its file')
     child.kill('SIGINT')
     assert.equal(await exited, 'SIGINT')
     assert.deepEqual(fs.readdirSync(dir), [], 'nothing left')
