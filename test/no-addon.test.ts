@@ -111,4 +111,16 @@ describe('without the native addon', () => {
     }
     assert.equal(fs.readdirSync(dir).length, 2, 'no temporary left')
   })
+
+  it('issue 11 #8 (without the addon): a /proc file whose size says 0 is copied with its content', async (t) => {
+    const m = await needMount(t, 'xfs')
+    if (!m) return
+    const dir = freshDir(m)
+    const r = withoutAddon(`return lib.cloneSync('/proc/version', ${JSON.stringify(join(dir, 'version'))})`, cloneUrl) as { method: string; size: number }
+    const content = fs.readFileSync('/proc/version')
+    assert.equal(fs.statSync('/proc/version').size, 0, 'stat says 0')
+    assert.equal(r.method, 'copy')
+    assert.equal(r.size, content.length)
+    assert.deepEqual(fs.readFileSync(join(dir, 'version')), content)
+  })
 })
