@@ -322,6 +322,21 @@ describe('issue 11 #16: the same file', () => {
   })
 })
 
+describe('issue 11 #8: files whose size lies', () => {
+  it('issue 11 #8: a /proc file whose stat says 0 is copied with its content, as GNU cp does', async (t) => {
+    const m = await needMount(t, 'xfs')
+    if (!m) return
+    const dir = freshDir(m)
+    const content = fs.readFileSync('/proc/version')
+    assert.equal(fs.statSync('/proc/version').size, 0)
+    for (const [name, r] of [['a', cloneSync('/proc/version', join(dir, 'a'))], ['b', await clone('/proc/version', join(dir, 'b'), { mode: 'never' })]] as const) {
+      assert.equal(r.method, 'copy')
+      assert.equal(r.size, content.length, name)
+      assert.deepEqual(fs.readFileSync(join(dir, name)), content, name)
+    }
+  })
+})
+
 describe('metadata is the same whether cloned or copied', () => {
   it('xfs clone, xfs copy, ext4 fallback copy, tmpfs copy', async (t) => {
     const xfs = await needMount(t, 'xfs')
