@@ -63,7 +63,7 @@ export type OptionTable<R> = { readonly [K in keyof R]-?: Spec<R[K]> }
 const defaultsOf = new WeakMap<object, object>()
 
 /** The defaults of a table, made once and frozen: resolving no options allocates nothing. */
-export function defaultsFor<R extends object>(table: OptionTable<R>): Readonly<R> {
+function defaultsFor<R extends object>(table: OptionTable<R>): Readonly<R> {
   let d = defaultsOf.get(table) as R | undefined
   if (d === undefined) {
     d = Object.freeze(Object.fromEntries(Object.entries(table).map(([k, s]) => [k, (s as Spec<unknown>).default]))) as R

@@ -20,7 +20,7 @@ const optionTable: OptionTable<Required<CloneOptions>> = {
   preserveAcl: boolean(false),
 }
 
-export function cloneJob(src: unknown, dst: unknown, options: unknown): CloneJob {
+function cloneJob(src: unknown, dst: unknown, options: unknown): CloneJob {
   const o = resolveOptions('options', options, optionTable)
   const dstPath = toPath('dst', dst)
   const flags = Flag.Mode | Flag.Times | Flag.Xattr |
