@@ -204,16 +204,17 @@ export async function cp(args: string[]): Promise<number> {
         failed ||= !ok
         reports.push(report)
       } catch (e) {
-        const sig = interrupt.caught()
-        if (sig !== undefined) {
-          process.stderr.write('clonefile cp: interrupted; nothing was left at the destination\n')
-          interrupt.die()
-          return exitStatus(sig)
-        }
-        process.stderr.write(`clonefile cp: ${errorLine(e)}\n`)
+        if (interrupt.caught() !== undefined) process.stderr.write('clonefile cp: interrupted; nothing was left at the destination\n')
+        else process.stderr.write(`clonefile cp: ${errorLine(e)}\n`)
         failed = true
       } finally {
         inTree = false
+      }
+      // A tree that finished while the signal was on its way: done, but cp stops there.
+      const sig = interrupt.caught()
+      if (sig !== undefined) {
+        interrupt.die()
+        return exitStatus(sig)
       }
     }
   } finally {
