@@ -33,7 +33,7 @@ export function toPath(name: string, value: unknown): NativePath {
   throw invalidArgType(name, 'of type string or an instance of Buffer or URL', value)
 }
 
-export function toFd(name: string, value: number): number {
+function toFd(name: string, value: number): number {
   if (!Number.isInteger(value) || value < 0 || value > 0x7fffffff) throw outOfRange(name, '>= 0 && <= 2147483647', value)
   return value
 }
@@ -63,7 +63,7 @@ export type OptionTable<R> = { readonly [K in keyof R]-?: Spec<R[K]> }
 const defaultsOf = new WeakMap<object, object>()
 
 /** The defaults of a table, made once and frozen: resolving no options allocates nothing. */
-export function defaultsFor<R extends object>(table: OptionTable<R>): Readonly<R> {
+function defaultsFor<R extends object>(table: OptionTable<R>): Readonly<R> {
   let d = defaultsOf.get(table) as R | undefined
   if (d === undefined) {
     d = Object.freeze(Object.fromEntries(Object.entries(table).map(([k, s]) => [k, (s as Spec<unknown>).default]))) as R

@@ -73,14 +73,16 @@ function refuseSpecial(st: fs.BigIntStats | fs.Stats, job: CloneJob): void {
 
 // read/write, not fs.copyFile: libuv's copyfile uses copy_file_range, which reflinks on XFS/btrfs.
 // O_NONBLOCK and fstat: a source swapped for a FIFO since it was checked is refused, not waited on.
-function copyBytesSync(src: NativePath, dst: NativePath, job: CloneJob): void {
+// Read to EOF, whatever stat said: /proc and /sys files say 0 and have content (issue 11 #8).
+function copyBytesSync(src: NativePath, dst: NativePath, job: CloneJob): number {
+  let total = 0
   const buf = Buffer.allocUnsafe(1 << 20)
   const from = fs.openSync(src, O_RDONLY | (O_NONBLOCK ?? 0))
   try {
     refuseSpecial(fs.fstatSync(from), job)
     const to = fs.openSync(dst, 'wx')
     try {
-      for (let n; (n = fs.readSync(from, buf, 0, buf.length, null)) > 0;) {
+      for (let n; (n = fs.readSync(from, buf, 0, buf.length, null)) > 0; total += n) {
         for (let w = 0; w < n;) w += fs.writeSync(to, buf, w, n - w)
       }
     } finally {
@@ -89,6 +91,7 @@ function copyBytesSync(src: NativePath, dst: NativePath, job: CloneJob): void {
   } finally {
     fs.closeSync(from)
   }
+  return total
 }
 
 function metaSync(tmp: NativePath, st: fs.BigIntStats, job: CloneJob): void {
@@ -113,7 +116,7 @@ function dataSync(job: CloneJob, src: NativePath, tmp: NativePath, size: number)
       }
     } else {
       fs.rmSync(tmp, { force: true }) // what a failed clone may have left
-      copyBytesSync(src, tmp, job)
+      return copyBytesSync(src, tmp, job)
     }
     return size
   })
@@ -155,14 +158,15 @@ export function cloneWithNodeSync(job: CloneJob): CloneResult {
   }
 }
 
-async function copyBytes(src: NativePath, dst: NativePath, job: CloneJob): Promise<void> {
+async function copyBytes(src: NativePath, dst: NativePath, job: CloneJob): Promise<number> {
+  let total = 0
   const buf = Buffer.allocUnsafe(1 << 20)
   const from = await fs.promises.open(src, O_RDONLY | (O_NONBLOCK ?? 0))
   try {
     refuseSpecial(await from.stat(), job)
     const to = await fs.promises.open(dst, 'wx')
     try {
-      for (let n; (n = (await from.read(buf, 0, buf.length, null)).bytesRead) > 0;) {
+      for (let n; (n = (await from.read(buf, 0, buf.length, null)).bytesRead) > 0; total += n) {
         for (let w = 0; w < n;) w += (await to.write(buf, w, n - w)).bytesWritten
       }
     } finally {
@@ -171,6 +175,7 @@ async function copyBytes(src: NativePath, dst: NativePath, job: CloneJob): Promi
   } finally {
     await from.close()
   }
+  return total
 }
 
 async function data(job: CloneJob, src: NativePath, tmp: NativePath, size: number): Promise<CloneResult> {
@@ -181,7 +186,7 @@ async function data(job: CloneJob, src: NativePath, tmp: NativePath, size: numbe
       })
     } else {
       await fs.promises.rm(tmp, { force: true }) // what a failed clone may have left
-      await copyBytes(src, tmp, job)
+      return copyBytes(src, tmp, job)
     }
     return size
   })

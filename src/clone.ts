@@ -20,7 +20,7 @@ const optionTable: OptionTable<Required<CloneOptions>> = {
   preserveAcl: boolean(false),
 }
 
-export function cloneJob(src: unknown, dst: unknown, options: unknown): CloneJob {
+function cloneJob(src: unknown, dst: unknown, options: unknown): CloneJob {
   const o = resolveOptions('options', options, optionTable)
   const dstPath = toPath('dst', dst)
   const flags = Flag.Mode | Flag.Times | Flag.Xattr |
@@ -169,23 +169,33 @@ async function checkSame(job: CloneJob): Promise<void> {
   refuseSame(job, src, dst)
 }
 
+/** clone() once its arguments are checked: the common case, a clone that works, in one promise
+ * (this runs once per file of a tree). */
+function cloneChecked(job: CloneJob, binding: Binding | undefined): Promise<CloneResult> {
+  if (binding === undefined) return cloneWithNode(job)
+  const copy = (method: number) => attempt(binding, job, method)
+  if (job.options.mode === 'never') return cloneOrCopy('never', copy)
+  return cloneQueued(binding, job).then(
+    (size): CloneResult => ({ method: 'clone', size }),
+    (e: unknown) => cloneOrCopy(job.options.mode, (method) => (method === METHOD_CLONE ? Promise.reject(e) : copy(method))),
+  )
+}
+
 /**
  * Clones the file `src` to the new file `dst`: the two share their data blocks until one is
  * written. With mode 'auto' a pair that cannot be cloned is copied, and the result says why.
  * On failure nothing is left at `dst`.
  */
-export async function clone(src: FileLike, dst: PathLike, options?: CloneOptions): Promise<CloneResult> {
-  const job = cloneJob(src, dst, options)
-  const binding = nativeFor(job)
-  if (job.options.overwrite) await checkSame(job)
-  if (binding === undefined) return cloneWithNode(job)
-  const copy = (method: number) => attempt(binding, job, method)
-  if (job.options.mode === 'never') return cloneOrCopy('never', copy)
-  // The common case, a clone that works, in one promise: this runs once per file of a tree.
-  return cloneQueued(binding, job).then(
-    (size): CloneResult => ({ method: 'clone', size }),
-    (e: unknown) => cloneOrCopy(job.options.mode, (method) => (method === METHOD_CLONE ? Promise.reject(e) : copy(method))),
-  )
+export function clone(src: FileLike, dst: PathLike, options?: CloneOptions): Promise<CloneResult> {
+  let job: CloneJob, binding: Binding | undefined
+  try {
+    job = cloneJob(src, dst, options)
+    binding = nativeFor(job)
+  } catch (e) {
+    return Promise.reject(e)
+  }
+  if (!job.options.overwrite) return cloneChecked(job, binding)
+  return checkSame(job).then(() => cloneChecked(job, binding))
 }
 
 /** The synchronous twin of {@link clone}. */

@@ -117,7 +117,7 @@ export function fsError(code: string, syscall: string, details: FsErrorDetails =
   return err
 }
 
-export function isNativeFailure(e: unknown): e is NativeFailure {
+function isNativeFailure(e: unknown): e is NativeFailure {
   // Errors already made Node-style (they have a code) pass through untouched.
   return typeof e === 'object' && e !== null && !('code' in e) && typeof (e as NativeFailure).errno === 'number' &&
     typeof (e as NativeFailure).syscall === 'string'

@@ -115,7 +115,8 @@ const linuxTypes = new Map<number, [string, boolean | undefined]>([
 const cloningNames = new Set(['btrfs', 'bcachefs', 'ocfs2', 'apfs', 'ReFS'])
 const nonCloningNames = new Set([...linuxTypes.values()].filter(([, c]) => c === false).map(([n]) => n))
 
-/** The name of a filesystem: what the OS says (macOS, Windows), else from Linux's f_type. */
+/** The name of a filesystem: what the OS says (FsInfo.name on macOS, Windows), else from
+ * Linux's f_type, else the type in hex. */
 export function filesystemName(info: Pick<FsInfo, 'type' | 'name'>): string {
   if (info.name !== '') return info.name
   return linuxTypes.get(info.type)?.[0] ?? `0x${info.type.toString(16)}`

@@ -68,9 +68,9 @@ function dedupes(binding: Binding, a: string, b: string): boolean {
  * confirmed by cloning a temporary file where the directory is writable. Cached per device pair.
  */
 export function probeSync(path: PathLike, otherPath?: PathLike): Probe {
-  const binding = requireNative('probe')
   const p = toPath('path', path).toString()
   const other = otherPath === undefined ? p : toPath('otherPath', otherPath).toString()
+  const binding = requireNative('probe')
   let info: FsInfo, otherInfo: FsInfo
   try {
     info = binding.fsInfo(p)

@@ -3,8 +3,8 @@ import * as fs from 'node:fs'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { allShared } from './helpers/fiemap.js'
-import { spawn } from 'node:child_process'
-import { cli, runCli, writeRandom } from './helpers/files.js'
+import { spawn, spawnSync } from 'node:child_process'
+import { cli, entries, runCli, writeRandom } from './helpers/files.js'
 import { freshDir, needMount } from './helpers/mounts.js'
 
 describe('clonefile cp', () => {
@@ -104,15 +104,38 @@ describe('clonefile cp on a tree: progress and Ctrl-C', () => {
     const child = spawn(process.execPath, [cli, 'cp', '-a', join(dir, 'src'), join(dir, 'dst')], { stdio: ['ignore', 'pipe', 'pipe'] })
     let stderr = ''
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })))
     // Interrupt once the tree is being built under its temporary name.
     const building = () => fs.readdirSync(dir).some((n) => n.startsWith('.clonefile-tmp-'))
     for (let i = 0; i < 2000 && !building(); i++) await new Promise((r) => setTimeout(r, 2))
     assert.ok(building(), 'the clone started')
     child.kill('SIGINT')
-    assert.equal(await exited, 130, stderr)
+    assert.deepEqual(await exited, { code: null, signal: 'SIGINT' }, `died by SIGINT (status 130 in a shell): ${stderr}`)
     assert.match(stderr, /interrupted; nothing was left at the destination/)
     assert.deepEqual(fs.readdirSync(dir), ['src'])
+  })
+
+  it('issue 11 #7: SIGTERM during a large single-file copy: dies by it at once, nothing left', async (t) => {
+    const xfs = await needMount(t, 'xfs')
+    if (!xfs) return
+    const dir = freshDir(xfs)
+    const big = join(dir, 'big')
+    writeRandom(big, 128 * 1024 * 1024)
+    const child = spawn(process.execPath, [cli, 'cp', '--reflink=never', big, join(dir, 'copy')], { stdio: 'ignore' })
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })))
+    // Interrupt once the copy has begun: the child holds the source open (the copy itself may
+    // be one long syscall in a worker thread, so bytes written say nothing until it ends).
+    const fds = `/proc/${child.pid}/fd`
+    const copying = () => { try { return fs.readdirSync(fds).some((fd) => { try { return fs.readlinkSync(join(fds, fd)) === big } catch { return false } }) } catch { return false } }
+    for (let i = 0; i < 5000 && !copying(); i++) await new Promise((r) => setTimeout(r, 1))
+    assert.ok(copying(), 'the copy started')
+    const sent = Date.now()
+    child.kill('SIGTERM')
+    assert.deepEqual(await exited, { code: null, signal: 'SIGTERM' }, 'died by SIGTERM (status 143 in a shell)')
+    // The issue asks for 100 ms; a shared 2-CPU machine gets a margin.
+    assert.ok(Date.now() - sent < 1000, `stopped ${Date.now() - sent} ms after the signal`)
+    assert.deepEqual(entries(dir), ['big'], 'no copy, no temporary')
+    fs.rmSync(big)
   })
 })
 
@@ -136,6 +159,42 @@ describe('clonefile cp killed with SIGKILL', () => {
     const again = runCli(['cp', '-a', join(dir, 'src'), join(dir, 'dst')])
     assert.equal(again.status, 0, again.stderr)
     assert.deepEqual(fs.readdirSync(dir).sort(), ['dst', 'src'], 'the next run removed the leftover')
+  })
+})
+
+describe('clonefile cp: arguments (issue 11)', () => {
+  it('issue 11 #14: a bare --reflink means always, as in GNU cp; an empty path is a usage error (exit 2)', async (t) => {
+    const ext4 = await needMount(t, 'ext4')
+    if (!ext4) return
+    const dir = freshDir(ext4)
+    writeRandom(join(dir, 'a'), 1000)
+    const r = runCli(['cp', '--reflink', join(dir, 'a'), join(dir, 'b')])
+    assert.equal(r.status, 1, 'ext4 cannot clone, and always does not copy')
+    assert.match(r.stderr, /^clonefile cp: EOPNOTSUPP/)
+    assert.equal(runCli(['cp', '--reflink', '-v', join(dir, 'a'), join(dir, 'b')]).status, 1)
+    for (const args of [[join(dir, 'a'), ''], ['', join(dir, 'b')]]) {
+      const empty = runCli(['cp', ...args])
+      assert.equal(empty.status, 2, empty.stderr)
+      assert.match(empty.stderr, /empty argument/)
+    }
+    assert.deepEqual(entries(dir), ['a'])
+    // After --, '--reflink' is a name, not the option.
+    assert.equal(runCli(['cp', '--', join(dir, 'a'), '--reflink'], dir).status, 0)
+    assert.deepEqual(entries(dir), ['--reflink', 'a'])
+  })
+
+  it('issue 11 #18: a name that is not UTF-8 on the command line addresses that exact file', async (t) => {
+    const xfs = await needMount(t, 'xfs')
+    if (!xfs) return
+    const dir = freshDir(xfs)
+    const latin1 = (name: string) => Buffer.from(`${dir}/${name}`, 'latin1')
+    fs.writeFileSync(latin1('caf\xe9.txt'), 'the Latin-1 name')
+    // The name Node would make of it, a different file: copying it would be the bug.
+    fs.writeFileSync(join(dir, 'caf\ufffd.txt'), 'the name with U+FFFD')
+    const r = spawnSync('bash', ['-c', `exec "$0" "$1" cp $'${dir}/caf\\xe9.txt' $'${dir}/copy-\\xe9'`, process.execPath, cli], { encoding: 'utf8' })
+    assert.equal(r.status, 0, r.stderr)
+    assert.equal(fs.readFileSync(latin1('copy-\xe9'), 'utf8'), 'the Latin-1 name')
+    assert.equal(fs.readdirSync(dir, { encoding: 'buffer' }).length, 3, 'nothing else was made')
   })
 })
 
@@ -168,5 +227,23 @@ describe('clonefile demo', () => {
     const no = runCli(['demo', '--size', '16', freshDir(ext4)])
     assert.equal(no.status, 1)
     assert.match(no.stdout, /cannot clone here \(EOPNOTSUPP.*\n.*mkfs\.xfs -m reflink=1/s)
+  })
+
+  it('issue 11 #7: interrupted, it dies by the signal and leaves nothing behind', async (t) => {
+    const xfs = await needMount(t, 'xfs')
+    if (!xfs) return
+    const dir = freshDir(xfs)
+    const child = spawn(process.execPath, [cli, 'demo', '--size', '96', dir], { stdio: 'ignore' })
+    const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)))
+    // Once the original is half written.
+    const written = () => {
+      const work = fs.readdirSync(dir).find((n) => n.startsWith('.clonefile-demo-'))
+      try { return work === undefined ? 0 : fs.statSync(join(dir, work, 'original.bin')).size } catch { return 0 }
+    }
+    for (let i = 0; i < 5000 && written() < 32 << 20; i++) await new Promise((r) => setTimeout(r, 2))
+    assert.ok(written() >= 32 << 20, 'the demo was writing its file')
+    child.kill('SIGINT')
+    assert.equal(await exited, 'SIGINT')
+    assert.deepEqual(fs.readdirSync(dir), [], 'nothing left')
   })
 })

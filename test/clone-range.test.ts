@@ -3,9 +3,12 @@ import * as fs from 'node:fs'
 import { open } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
-import { cloneRange, cloneRangeSync } from '../src/index.js'
+import { spawnSync } from 'node:child_process'
+import { cloneRange, cloneRangeSync } from '../src/clone-range.js'
+import type { CloneError } from '../src/types.js'
 import { extentsOf, sharedBytes } from './helpers/fiemap.js'
-import { entries, writeRandom } from './helpers/files.js'
+import { entries, repo, sha, writeRandom } from './helpers/files.js'
+import { makeSocket, mkfifo } from './helpers/trees.js'
 import { freshDir, needMount } from './helpers/mounts.js'
 import type { FsKind } from './helpers/mounts.js'
 
@@ -79,6 +82,23 @@ for (const kind of ['xfs', 'btrfs'] as FsKind[]) {
       assert.equal(sharedBytes(join(dir, 'y')), 0)
     })
 
+    it("'auto' with offsets misaligned alike clones the aligned middle and copies head and tail", async (t) => {
+      const m = await needMount(t, kind)
+      if (!m) return
+      const dir = freshDir(m)
+      const src = join(dir, 'src')
+      const data = writeRandom(src, 64 * K)
+      const dst = join(dir, 'dst')
+      writeRandom(dst, 64 * K)
+      const r = await cloneRange(src, dst, { srcOffset: 100, dstOffset: 100, length: 3 * K })
+      assert.equal(r.method, 'clone')
+      assert.equal(r.size, 3 * K)
+      assert.match(r.fallback?.message ?? '', /^4096 bytes not aligned to the block were copied \(EINVAL/)
+      assert.deepEqual(fs.readFileSync(dst).subarray(100, 100 + 3 * K), data.subarray(100, 100 + 3 * K))
+      assert.equal(sharedIn(dst, K, 3 * K), 2 * K, 'the aligned middle is shared')
+      assert.equal(sharedIn(dst, 0, K) + sharedIn(dst, 3 * K, 64 * K), 0, 'head and tail are copies')
+    })
+
     it("mode 'never' copies the range", async (t) => {
       const m = await needMount(t, kind)
       if (!m) return
@@ -130,5 +150,91 @@ describe('cloneRange errors', () => {
     assert.throws(() => cloneRangeSync('a', 'b', { length: '4096' as never }), { code: 'ERR_INVALID_ARG_TYPE' })
     assert.throws(() => cloneRangeSync('a', 'b', null as never), { code: 'ERR_INVALID_ARG_TYPE' })
     await assert.rejects(cloneRange('a', 'b', {}, { mode: 'x' as never }), { code: 'ERR_INVALID_ARG_VALUE' })
+  })
+})
+
+describe('cloneRange hardening (issue 11)', () => {
+  it('issue 11 #9: into an O_APPEND descriptor: EINVAL naming O_APPEND, in every mode, before any call', async (t) => {
+    const m = await needMount(t, 'xfs')
+    if (!m) return
+    const dir = freshDir(m)
+    const src = join(dir, 'src')
+    writeRandom(src, 64 * K)
+    const dst = join(dir, 'dst')
+    writeRandom(dst, 16 * K)
+    const before = sha(dst)
+    const fd = fs.openSync(dst, 'a')
+    try {
+      for (const mode of ['auto', 'always', 'never'] as const) {
+        assert.throws(() => cloneRangeSync(src, fd, { dstOffset: 4 * K, length: 8 * K }, { mode }), (e: NodeJS.ErrnoException) => {
+          assert.equal(e.code, 'EINVAL')
+          assert.match(e.message, /O_APPEND/)
+          return true
+        })
+        await assert.rejects(cloneRange(src, fd, { length: 8 * K }, { mode }), { code: 'EINVAL', message: /O_APPEND/ })
+      }
+    } finally {
+      fs.closeSync(fd)
+    }
+    assert.equal(sha(dst), before, 'nothing was appended')
+  })
+
+  it('issue 11 #13: a FIFO, socket or device fails at once with a clear code, never blocks', async (t) => {
+    const m = await needMount(t, 'xfs')
+    if (!m) return
+    const dir = freshDir(m)
+    const file = join(dir, 'file')
+    writeRandom(file, 16 * K)
+    mkfifo(join(dir, 'fifo'))
+    await makeSocket(join(dir, 'sock'))
+    // In a child with a time limit: on a FIFO, a blocking open would hang this process for good.
+    const lib = new URL('../src/clone-range.js', import.meta.url).href
+    const code = `import { cloneRangeSync } from '${lib}'
+      import { openSync } from 'node:fs'
+      const d = ${JSON.stringify(dir)}
+      const cases = [[d + '/fifo', d + '/file'], [d + '/file', d + '/fifo'], [d + '/sock', d + '/file'], ['/dev/zero', d + '/file'],
+        [d + '/file', openSync(d + '/fifo', 'r+')], [d + '/file', d + '/new'], [d, d + '/new2']]
+      for (const [s, t] of cases) {
+        try { cloneRangeSync(s, t, {}); console.log('no error') } catch (e) { console.log(e.code, e.message) }
+      }`
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', code], { encoding: 'utf8', timeout: 30_000, cwd: repo })
+    assert.equal(r.signal, null, 'finished without being killed for taking too long')
+    const lines = r.stdout.trim().split('\n')
+    assert.equal(lines.length, 7, r.stderr)
+    assert.match(lines[0] ?? '', /^EINVAL .*src is a FIFO/)
+    assert.match(lines[1] ?? '', /^EINVAL .*dst is a FIFO/)
+    assert.match(lines[2] ?? '', /^(EINVAL .*src is a socket|ENXIO)/, 'a socket cannot even be opened (ENXIO), or is refused')
+    assert.match(lines[3] ?? '', /^EINVAL .*src is a character device/)
+    assert.match(lines[4] ?? '', /^EINVAL .*dst is a FIFO/)
+    assert.match(lines[5] ?? '', /^(ERR_CLONEFILE_NATIVE_MISSING|no error)/, 'a regular file gets through the checks')
+    assert.match(lines[6] ?? '', /^EISDIR .*src is a directory/)
+    assert.deepEqual(entries(dir).filter((n) => n.startsWith('new2')), [], 'a refused range leaves no destination')
+  })
+
+  it('issue 11 #15: a range copy that runs out of space says how many bytes it wrote', async (t) => {
+    const m = await needMount(t, 'xfs-tiny')
+    if (!m) return
+    const dir = freshDir(m)
+    const free = () => { const s = fs.statfsSync(m.dir); return s.bavail * s.bsize }
+    const src = join(dir, 'src')
+    const data = writeRandom(src, Math.floor(free() * 0.6 / K) * K)
+    const dst = join(dir, 'dst')
+    fs.writeFileSync(dst, '')
+    const fd = fs.openSync(dst, 'r+')
+    let written = 0
+    try {
+      assert.throws(() => cloneRangeSync(src, fd, {}, { mode: 'never' }), (e: CloneError) => {
+        assert.equal(e.code, 'ENOSPC')
+        assert.ok((e.bytesWritten ?? 0) > 0, `bytesWritten: ${e.bytesWritten}`)
+        assert.match(e.message, new RegExp(`^ENOSPC: no space left on device after ${e.bytesWritten} bytes, `))
+        written = e.bytesWritten ?? 0
+        return true
+      })
+    } finally {
+      fs.closeSync(fd)
+    }
+    assert.ok(written < data.length, 'it stopped short')
+    assert.deepEqual(fs.readFileSync(dst).subarray(0, written), data.subarray(0, written), 'those bytes are the source\'s')
+    fs.rmSync(dst)
   })
 })

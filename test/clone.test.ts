@@ -4,8 +4,8 @@ import * as fs from 'node:fs'
 import { open } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
-import { clone, cloneSync } from '../src/index.js'
-import type { CloneOptions, CloneResult } from '../src/index.js'
+import { clone, cloneSync } from '../src/clone.js'
+import type { CloneOptions, CloneResult } from '../src/types.js'
 import { allShared, sharedBytes } from './helpers/fiemap.js'
 import { entries, metadata, sha, writeRandom, xattrs } from './helpers/files.js'
 import { RO_DATA, bindMount, freshDir, needMount } from './helpers/mounts.js'
@@ -267,8 +267,8 @@ describe('errors are thrown, never hidden behind a copy, and leave nothing behin
     const secret = join(dir, 'secret')
     writeRandom(secret, 10_000)
     fs.chmodSync(secret, 0o600)
-    const { runNode, libUrl } = await import('./helpers/files.js')
-    const code = `import { cloneSync } from '${libUrl}'
+    const { runNode } = await import('./helpers/files.js')
+    const code = `import { cloneSync } from '${new URL('../src/clone.js', import.meta.url).href}'
       try { cloneSync(${JSON.stringify(secret)}, ${JSON.stringify(join(dir, 'stolen'))}); console.log('no error') }
       catch (e) { console.log(e.code, e.syscall) }`
     const r = runNode(code, { asUser: 65534 })
@@ -285,6 +285,55 @@ describe('errors are thrown, never hidden behind a copy, and leave nothing behin
     await assert.rejects(clone('a', 'b', { overwrite: 'yes' as never }), { code: 'ERR_INVALID_ARG_TYPE' })
     await assert.rejects(clone('a', 'b', 'auto' as never), { code: 'ERR_INVALID_ARG_TYPE' })
     assert.throws(() => cloneSync(-1, 'b'), { code: 'ERR_OUT_OF_RANGE', name: 'RangeError' })
+  })
+})
+
+describe('issue 11 #16: the same file', () => {
+  it('issue 11 #16: replacing a file with itself or with a hard link of itself is EINVAL "same file", nothing touched', async (t) => {
+    const m = await needMount(t, 'xfs')
+    if (!m) return
+    const dir = freshDir(m)
+    const f = join(dir, 'f')
+    writeRandom(f, 100_000)
+    const link = join(dir, 'link')
+    fs.linkSync(f, link)
+    const before = fs.statSync(f, { bigint: true })
+    const data = sha(f)
+    const same = (e: NodeJS.ErrnoException) => e.code === 'EINVAL' && /same file/.test(e.message)
+    for (const [a, b] of [[f, f], [f, link], [link, f]] as const) {
+      await assert.rejects(clone(a, b, { overwrite: true }), same)
+      assert.throws(() => cloneSync(a, b, { overwrite: true }), same)
+      assert.throws(() => cloneSync(a, b, { overwrite: true, mode: 'never' }), same)
+    }
+    const fd = fs.openSync(f, 'r')
+    try {
+      assert.throws(() => cloneSync(fd, link, { overwrite: true }), same)
+    } finally {
+      fs.closeSync(fd)
+    }
+    const after = fs.statSync(f, { bigint: true })
+    assert.equal(after.ino, before.ino, 'the same inode')
+    assert.equal(after.nlink, 2n, 'the hard links are not split')
+    assert.equal(after.mtimeNs, before.mtimeNs)
+    assert.equal(sha(f), data)
+    assert.deepEqual(entries(dir), ['f', 'link'])
+    // Without overwrite the same pair is EEXIST, as any existing dst.
+    assert.throws(() => cloneSync(f, f), { code: 'EEXIST' })
+  })
+})
+
+describe('issue 11 #8: files whose size lies', () => {
+  it('issue 11 #8: a /proc file whose stat says 0 is copied with its content, as GNU cp does', async (t) => {
+    const m = await needMount(t, 'xfs')
+    if (!m) return
+    const dir = freshDir(m)
+    const content = fs.readFileSync('/proc/version')
+    assert.equal(fs.statSync('/proc/version').size, 0)
+    for (const [name, r] of [['a', cloneSync('/proc/version', join(dir, 'a'))], ['b', await clone('/proc/version', join(dir, 'b'), { mode: 'never' })]] as const) {
+      assert.equal(r.method, 'copy')
+      assert.equal(r.size, content.length, name)
+      assert.deepEqual(fs.readFileSync(join(dir, name)), content, name)
+    }
   })
 })
 

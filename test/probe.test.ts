@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
-import { probe, probeSync } from '../src/index.js'
+import { probe, probeSync } from '../src/probe.js'
 import { entries } from './helpers/files.js'
 import { RO_DATA, bindMount, freshDir, needMount } from './helpers/mounts.js'
 

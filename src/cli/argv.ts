@@ -8,7 +8,7 @@ import type { ParseArgsConfig } from 'node:util'
 import { UsageError } from './output.js'
 
 /** `args` (the tail of this process's argv) with each argument that was not UTF-8 as its bytes. */
-export function rawArguments(args: string[]): Array<string | Buffer> {
+function rawArguments(args: string[]): Array<string | Buffer> {
   if (process.platform !== 'linux' || !args.some((a) => a.includes('\ufffd'))) return args
   let cmdline: Buffer
   try {

@@ -1,7 +1,6 @@
 import { readdirSync, statSync } from 'node:fs'
 import { basename, join } from 'node:path'
 import { clone } from '../clone.js'
-import { cloneTree } from '../tree.js'
 import type { CloneMode, CloneResult, TreeResult } from '../types.js'
 import { fsError } from '../errors.js'
 import { bytes, native, shown, toRaw } from '../raw.js'
@@ -135,6 +134,8 @@ async function copyTree(src: string, dst: string, v: Values, signal: AbortSignal
   const showBar = v.progress ?? (!v['no-progress'] && process.stderr.isTTY === true && !v.json)
   const bar = showBar ? new ProgressBar(countFiles(s)) : undefined
   try {
+    // Loaded only for a tree: copying a file does not pay for the tree code.
+    const { cloneTree } = await import('../tree.js')
     const r = await cloneTree(native(src), native(dst), {
       mode: v.reflink as CloneMode,
       overwrite: v.force ? 'replace' : v['no-clobber'] ? 'skip' : 'error',
@@ -203,16 +204,17 @@ export async function cp(args: string[]): Promise<number> {
         failed ||= !ok
         reports.push(report)
       } catch (e) {
-        const sig = interrupt.caught()
-        if (sig !== undefined) {
-          process.stderr.write('clonefile cp: interrupted; nothing was left at the destination\n')
-          interrupt.die()
-          return exitStatus(sig)
-        }
-        process.stderr.write(`clonefile cp: ${errorLine(e)}\n`)
+        if (interrupt.caught() !== undefined) process.stderr.write('clonefile cp: interrupted; nothing was left at the destination\n')
+        else process.stderr.write(`clonefile cp: ${errorLine(e)}\n`)
         failed = true
       } finally {
         inTree = false
+      }
+      // A tree that finished while the signal was on its way: done, but cp stops there.
+      const sig = interrupt.caught()
+      if (sig !== undefined) {
+        interrupt.die()
+        return exitStatus(sig)
       }
     }
   } finally {

@@ -7,7 +7,6 @@ import { promisify } from 'node:util'
 import { clone } from '../clone.js'
 import { probeSync } from '../probe.js'
 import { UsageError, humanBytes, summaryLine } from './output.js'
-import { usage } from '../usage.js'
 import { parseCommand } from './argv.js'
 import { interruptible } from './interrupt.js'
 
@@ -113,6 +112,7 @@ async function experiment(dir: string, work: string, size: number): Promise<void
 
 /** `du` counts the clone in full; what the two files really take, as `clonefile du` sees it. */
 async function sharing(original: string, clone: string): Promise<string> {
+  const { usage } = await import('../usage.js')
   const r = await usage([original, clone])
   if (r.reason !== undefined) return ''
   return `Original and clone together, as \`clonefile du\` measures them:\n  ${summaryLine(r.set, r.skipped)}`

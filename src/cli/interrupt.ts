@@ -6,7 +6,7 @@ import { tempsInFlight } from '../clone-node.js'
 const SIGNALS = ['SIGINT', 'SIGTERM'] as const
 
 /** How long an interrupted operation may take to clean up before the process dies anyway. */
-export const GRACE_MS = 2000
+const GRACE_MS = 2000
 
 export interface Interrupt {
   /** aborted on the first signal */
@@ -20,7 +20,7 @@ export interface Interrupt {
 }
 
 /** Removes the files that single-file clones are building under a temporary name. */
-export function removeTemps(): void {
+function removeTemps(): void {
   for (const temp of tempsInFlight) rmSync(temp, { force: true })
 }
 

@@ -6,7 +6,7 @@ const HELP = `Usage: clonefile COMMAND [OPTION]... ARG...
 Space-saving copy-on-write clones of files, with an honest fallback to copying.
 
 Commands:
-  cp [-r|-a] [--reflink=auto|always|never] [-f|-n] [-v] [--json] SRC... DST
+  cp [-r|-a] [--reflink[=auto|always|never]] [-f|-n] [-v] [--json] SRC... DST
                       clone files and trees (copy where the filesystem cannot clone)
   probe [--json] PATH [OTHER]
                       can files be cloned within PATH's filesystem, or from PATH to OTHER?
@@ -16,7 +16,8 @@ Commands:
                       time a copy and a clone of a 1 GiB file in DIR and show the space each takes
 
 Run 'clonefile COMMAND --help' for a command's options, 'clonefile --version' for the version.
-Exit status: 0 success, 1 the operation failed, 2 bad usage.
+Exit status: 0 success, 1 the operation failed, 2 bad usage; interrupted by SIGINT or
+SIGTERM, clonefile cleans up and dies by that signal (130, 143 in a shell).
 `
 
 type Command = (args: string[]) => Promise<number>
