@@ -8,7 +8,7 @@ import * as fs from 'node:fs'
 import { constants } from 'node:os'
 import type { Binding } from './binding.js'
 import { fromNative } from './errors.js'
-import { named } from './raw.js'
+import { named, native as nativeName } from './raw.js'
 import { removeTreeAt } from './remove.js'
 import { LOCK_SUFFIX, isTempFor } from './temp.js'
 import type { TreeResult } from './types.js'
@@ -48,7 +48,7 @@ export function removeLeftovers(binding: Binding, parentFd: number, parent: stri
       lock = deadRunLock(binding, parentFd, name, path)
       if (lock === ALIVE) continue
       removeTreeAt(binding, { dir: parentFd, name }, path)
-      if (lock >= 0) binding.remove(parentFd, name + LOCK_SUFFIX, false)
+      if (lock >= 0) binding.remove(parentFd, nativeName(name + LOCK_SUFFIX), false)
     } catch (e) {
       const code = (fromNative(e, named(path).path) as { code?: string }).code
       if (code !== 'EPERM' && code !== 'EACCES') throw e
@@ -64,12 +64,12 @@ export function removeLeftovers(binding: Binding, parentFd: number, parent: stri
 function removeOrphanLock(binding: Binding, parentFd: number, name: string): void {
   let fd: number
   try {
-    fd = binding.lock(parentFd, name, false)
+    fd = binding.lock(parentFd, nativeName(name), false)
   } catch {
     return // held (that run is about to make its tree), or not ours to judge
   }
   try {
-    binding.remove(parentFd, name, false)
+    binding.remove(parentFd, nativeName(name), false)
   } catch {
     // Someone else's to remove.
   } finally {
@@ -87,7 +87,7 @@ const UNLOCKED = -2
  */
 function deadRunLock(binding: Binding, parentFd: number, name: string, path: string): number {
   try {
-    return binding.lock(parentFd, name + LOCK_SUFFIX, false)
+    return binding.lock(parentFd, nativeName(name + LOCK_SUFFIX), false)
   } catch (e) {
     const errno = (e as { errno?: number }).errno
     if (errno === EAGAIN || errno === EWOULDBLOCK) return ALIVE

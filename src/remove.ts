@@ -5,7 +5,7 @@ import { constants } from 'node:os'
 import { Op, RAW, Scan, type Binding } from './binding.js'
 import { isDir, modeAt } from './entries.js'
 import { fromNative } from './errors.js'
-import { shown } from './raw.js'
+import { native as nativeName, shown } from './raw.js'
 import { Walker, newDir, type At, type WalkDir } from './walk.js'
 
 const { ENOENT } = constants.errno
@@ -30,7 +30,7 @@ export function removeTreeAt(binding: Binding, at: At, label: string): void {
       walker.close(d)
       const place = d.parent === undefined ? at : walker.entryAt(d.parent, d.name)
       try {
-        binding.remove(place.dir, place.name, true)
+        binding.remove(place.dir, nativeName(place.name), true)
       } catch (e) {
         if ((e as { errno?: number }).errno !== ENOENT) fail((e as { errno: number }).errno, 'rmdir', d.rel)
       }

@@ -3,8 +3,9 @@
 // to the roots of the walk.
 import { Flag, Op, RAW, Scan, type Binding, type OpResults } from './binding.js'
 import { devAt, idAt, inoAt, modeAt, nlinkAt, sizeAt, typeOf } from './entries.js'
-import { abortError, fromNative } from './errors.js'
-import { fallbackFor } from './fallback.js'
+import { fstatSync, type Stats } from 'node:fs'
+import { abortError, fromNative, fsError } from './errors.js'
+import { cannotCloneHere, fallbackFor } from './fallback.js'
 import { named } from './raw.js'
 import { tempNameRaw } from './temp.js'
 import type { CloneTreeOptions, TreePreserve, TreeResult } from './types.js'
@@ -17,8 +18,6 @@ export type ResolvedOptions = Required<Omit<CloneTreeOptions, Callbacks | 'prese
 
 /** Operations per trip to the thread pool: large enough to amortise, small enough to balance. */
 export const BATCH = 64
-/** Errors that say a whole filesystem cannot clone: later files from it are copied straight away. */
-const fsWide = new Set(['EXDEV', 'EOPNOTSUPP', 'ENOTSUP', 'ENOTTY', 'ENOSYS'])
 export const BARRIER = Symbol('barrier')
 
 export interface TreeDir extends WalkDir {
@@ -181,6 +180,8 @@ export class TreeRun {
   /** directories whose metadata waits for the end (hard links are made in them) */
   private readonly deferred: TreeDir[] = []
   private dirCount = 0
+  /** the destination root's stat, once made */
+  private built: Stats | undefined
   /** non-zero once stopped: native batches check it before each operation */
   readonly cancel = new Int32Array(new SharedArrayBuffer(4))
 
@@ -254,6 +255,7 @@ export class TreeRun {
       dir.made = dir.dstFd >= 0
       if (dir.made) this.result.directories++
     }
+    if (parent === undefined && dir.made) this.built = fstatSync(dir.dstFd)
     if (parent !== undefined) this.release(parent)
     if (errno !== 0) {
       this.fail({ errno, syscall }, onDest ? undefined : dir.rel, dir.rel)
@@ -303,6 +305,12 @@ export class TreeRun {
       const mode = modeAt(stats, i)
       const type = typeOf(mode)
       if (type === 'directory') {
+        // The tree being built, met inside the source (through a mount the checks before the
+        // run could not see): a walk into it would never end.
+        if (devAt(stats, i) === this.built?.dev && inoAt(stats, i) === this.built.ino) {
+          this.fail(fsError('EINVAL', 'cloneTree', { path: this.shownSrc(''), dest: this.dst, detail: 'cannot clone a directory into itself' }), undefined, undefined)
+          continue
+        }
         if (this.walker.isAncestor(dir, devAt(stats, i), inoAt(stats, i))) {
           this.skip(rel, 'ELOOP: leads back to an enclosing directory')
           continue
@@ -431,7 +439,7 @@ export class TreeRun {
         const fallback = kind === Op.Clone && this.options.mode === 'auto' ? fallbackFor(err) : undefined
         if (fallback !== undefined) {
           const dev = batch.devs[i] as number
-          if (fsWide.has(fallback.code)) this.cannotClone.set(dev, fallback.code)
+          if (cannotCloneHere(fallback)) this.cannotClone.set(dev, fallback.code)
           retry.add(Op.Copy, { dir: batch.srcDirs[i] as number, name: srcAt[i] as string }, { dir: batch.dstDirs[i] as number, name: dstAt[i] as string },
             owner, label, dst, dev, batch.groups[i])
           r.fallbacks[fallback.code] = (r.fallbacks[fallback.code] ?? 0) + 1

@@ -8,7 +8,7 @@ import { clone, cloneSync } from './clone.js'
 import { abortError, fromNative, fsError, invalidArgType, invalidArgValue } from './errors.js'
 import { fallbackFor, filesystemName, modes } from './fallback.js'
 import { abortSignal, boolean, callback, nested, oneOf, resolveOptions, toPath, type OptionTable } from './args.js'
-import { bytes, named, shown, toRaw } from './raw.js'
+import { bytes, named, native as nativeName, shown, toRaw } from './raw.js'
 import { removeLeftovers } from './leftovers.js'
 import { removeTreeAt } from './remove.js'
 import { LOCK_SUFFIX, tempNameRaw } from './temp.js'
@@ -73,7 +73,7 @@ function prepare(src: unknown, dst: unknown, options: unknown): Prepared {
   if (there !== undefined && there.dev === st.dev && there.ino === st.ino) {
     throw fsError('EINVAL', 'cloneTree', { path: ss, dest: ds, detail: 'source and destination are the same directory' })
   }
-  if (insideOf(requireNative('cloneTree'), dirname(d), st)) {
+  if (insideOf(requireNative('cloneTree'), dirname(d), s, st)) {
     throw fsError('EINVAL', 'cloneTree', { path: ss, dest: ds, detail: 'cannot clone a directory into itself' })
   }
   const exists = there !== undefined || fs.lstatSync(bytes(d), { throwIfNoEntry: false }) !== undefined
@@ -86,9 +86,11 @@ function prepare(src: unknown, dst: unknown, options: unknown): Prepared {
 
 /**
  * Whether the directory `dir` (where dst is to be made) is src or inside it: by (dev, ino) of
- * dir and each of its ancestors, so that no second path to src (a bind mount, a symlink) hides it.
+ * dir and each of its ancestors, so that no second path to src (a symlink, a bind mount of src)
+ * hides it; and, for a `dir` under a bind mount of a directory inside src (whose ".." leads out
+ * of the mount, not up through src), by where each is within its filesystem (mountinfo).
  */
-function insideOf(binding: Binding, dir: string, src: fs.Stats): boolean {
+function insideOf(binding: Binding, dir: string, srcPath: string, src: fs.Stats): boolean {
   let ids: Float64Array
   try {
     ids = binding.ancestors(bytes(dir))
@@ -96,7 +98,36 @@ function insideOf(binding: Binding, dir: string, src: fs.Stats): boolean {
     return false // dst's parent does not exist: the run fails there, with its own error
   }
   for (let i = 0; i < ids.length; i += 2) if (ids[i] === src.dev && ids[i + 1] === src.ino) return true
-  return false
+  const [a, b] = [placeInFilesystem(dir), placeInFilesystem(srcPath)]
+  return a !== undefined && b !== undefined && a.device === b.device && (a.path === b.path || a.path.startsWith(b.path === '/' ? '/' : `${b.path}/`))
+}
+
+/**
+ * Linux: the filesystem (major:minor) a path is on and its path from that filesystem's root,
+ * from /proc/self/mountinfo (a bind mount's root field says which directory of the filesystem
+ * it shows). Undefined elsewhere, or where it cannot be told.
+ */
+function placeInFilesystem(path: string): { device: string; path: string } | undefined {
+  let real: string
+  let info: string
+  try {
+    real = fs.realpathSync(bytes(path), 'buffer').toString('latin1')
+    info = fs.readFileSync('/proc/self/mountinfo', 'latin1')
+  } catch {
+    return undefined
+  }
+  const unescape = (s: string) => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(Number.parseInt(o, 8)))
+  let best: { device: string; root: string; point: string } | undefined
+  for (const line of info.split('\n')) {
+    const f = line.split(' ')
+    if (f.length < 5) continue
+    const point = unescape(f[4] as string)
+    const under = point === '/' || real === point || real.startsWith(`${point}/`)
+    if (under && (best === undefined || point.length >= best.point.length)) best = { device: f[2] as string, root: unescape(f[3] as string), point }
+  }
+  if (best === undefined) return undefined
+  const rest = best.point === '/' ? real : real.slice(best.point.length)
+  return { device: best.device, path: (best.root === '/' ? '' : best.root) + (rest === '' ? '' : rest) || '/' }
 }
 
 /** An absolute path, as a byte string. */
@@ -129,7 +160,7 @@ function startRun(binding: Binding, p: Prepared): [TreeRun, Place] {
   let lockFd = -1
   try {
     // Locked before the tree exists: there is never a moment when it is there unlocked.
-    if (temporary) lockFd = binding.lock(parentFd, build + LOCK_SUFFIX, true)
+    if (temporary) lockFd = binding.lock(parentFd, nativeName(build + LOCK_SUFFIX), true)
   } catch (e) {
     binding.closeDirs(Int32Array.of(parentFd))
     throw fromNative(e, shown(p.src), shown(p.dst))
@@ -162,7 +193,8 @@ function finishRun(run: TreeRun, p: Prepared, place: Place): TreeResult {
  * at dst (mkdir fails if anything is there), then the tree renamed over it, which rename(2)
  * does atomically for an empty directory and refuses (ENOTEMPTY/EEXIST) if someone filled it.
  */
-export function publish(binding: Binding, dir: number, from: string, to: string): void {
+export function publish(binding: Binding, dir: number, fromRaw: string, toRaw: string): void {
+  const [from, to] = [nativeName(fromRaw), nativeName(toRaw)]
   try {
     binding.rename(dir, from, dir, to, true)
   } catch (e) {
@@ -186,7 +218,7 @@ function close(run: TreeRun, place: Place): void {
   run.walker.end()
   if (place.lockFd >= 0) {
     try {
-      run.binding.remove(place.parentFd, place.build + LOCK_SUFFIX, false)
+      run.binding.remove(place.parentFd, nativeName(place.build + LOCK_SUFFIX), false)
     } catch {
       // Gone already; an orphan lock file harms nothing and is free for the next run.
     }

@@ -11,7 +11,7 @@ import { fromNative, fsError, invalidArgType, invalidArgValue } from './errors.j
 import { Ranges, extentsOf, measureExtents, sharedBetween } from './extents.js'
 import { abortSignal, callback, resolveOptions, toPath, type OptionTable } from './args.js'
 import { bytes, named, toRaw } from './raw.js'
-import type { Usage, UsageEntry, UsageOptions, UsageProgress, UsageResult } from './types.js'
+import type { PathLike, Usage, UsageEntry, UsageOptions, UsageProgress, UsageResult } from './types.js'
 import { Walker, listAsync, newDir, type Listing, type WalkDir } from './walk.js'
 
 interface Resolved {
@@ -376,7 +376,7 @@ const APFS_PARTLY =
  * `btrfs filesystem du -s`) and all of them together. Directories are walked without following
  * symlinks, each inode is counted once, and files that vanish during the scan are skipped.
  */
-export async function usage(paths: string | string[], options?: UsageOptions): Promise<UsageResult> {
+export async function usage(paths: PathLike | PathLike[], options?: UsageOptions): Promise<UsageResult> {
   const list = toPaths(paths)
   const o = resolve(options)
   const binding = requireNative('usage')
@@ -408,7 +408,7 @@ async function privateSizes(binding: Binding, space: SpaceBinding | undefined, l
 }
 
 /** usage() as it runs on macOS, with `space` in place of the addon's fileSpace: for the tests. */
-export async function usageWithSpace(space: SpaceBinding | undefined, paths: string | string[], options?: UsageOptions): Promise<UsageResult> {
+export async function usageWithSpace(space: SpaceBinding | undefined, paths: PathLike | PathLike[], options?: UsageOptions): Promise<UsageResult> {
   return privateSizes(requireNative('usage'), space, toPaths(paths), resolve(options))
 }
 

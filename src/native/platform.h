@@ -167,7 +167,10 @@ typedef struct {
 #define CF_SCAN_WRITABLE 0x4 /* cf_open_dir: give the directory u+rwx first if it lacks them and
                                 the process owns it (emptying a read-only tree to remove it) */
 
-/* Opens the directory at `at` for reading (O_DIRECTORY, O_NOFOLLOW unless CF_SCAN_FOLLOW,
+/* Opens the directory at `at` for reading. A name of ".." alone (relative to an open directory,
+ * never as a component of a longer name) is that directory's parent: the caller checks it is
+ * the directory it expects (dev, ino).
+ * Opens the directory at `at` for reading (O_DIRECTORY, O_NOFOLLOW unless CF_SCAN_FOLLOW,
  * O_NOATIME where permitted so the listing does not move its atime) and fstats it: returns the
  * new descriptor (>= 0) and fills *st. A symlink where a directory was is ELOOP/ENOTDIR. */
 int cf_open_dir(cf_at at, int how, cf_stat *st, cf_error *err);

@@ -202,8 +202,11 @@ static int stat_dir(int fd, int how, cf_stat *out, cf_error *err) {
 
 int cf_open_dir(cf_at at, int how, cf_stat *st, cf_error *err) {
   int follow = how & CF_SCAN_FOLLOW;
-  px_at r;
-  if (px_resolve(at, follow, 0, &r, err) < 0) return -err->errnum;
+  px_at r = {.dir = at.dir, .name = at.name, .owned = 0};
+  /* ".." alone, of an open directory: its parent, opened again by a walk that had closed it
+   * (walk.ts checks its dev and ino). Anywhere else ".." is refused (px_resolve). */
+  int parent = at.dir != CF_CWD && strcmp(at.name, "..") == 0;
+  if (!parent && px_resolve(at, follow, 0, &r, err) < 0) return -err->errnum;
   int fd = open_dir(&r, follow, 1);
   int e = errno;
   if (fd < 0 && e == EACCES && (how & CF_SCAN_WRITABLE) && make_openable(&r) == 0) {
