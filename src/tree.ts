@@ -225,12 +225,14 @@ function close(run: TreeRun, place: Place): void {
     run.binding.unlock(place.lockFd)
     place.lockFd = -1
   }
-  run.binding.closeDirs(Int32Array.of(place.parentFd))
+  // Once: an abandoned run may be abandoned again by its caller's catch.
+  if (place.parentFd >= 0) run.binding.closeDirs(Int32Array.of(place.parentFd))
+  place.parentFd = -1
 }
 
 function abandon(run: TreeRun, p: Prepared, place: Place, e: unknown): never {
   run.walker.end()
-  if (place.build !== basename(p.dst)) {
+  if (place.build !== basename(p.dst) && place.parentFd >= 0) {
     try {
       removeTreeAt(run.binding, { dir: place.parentFd, name: place.build }, p.dst)
     } catch {
@@ -324,24 +326,19 @@ const runOps = (binding: Binding, batch: Batch, flags: number, async: boolean, c
  */
 export async function cloneTree(src: PathLike, dst: PathLike, options?: CloneTreeOptions): Promise<TreeResult> {
   const p = prepare(src, dst, options)
-  if (p.single) {
-    try {
-      return singleResult(await clone(bytes(p.src), bytes(p.dst), singleOptions(p.options)), shown(p.src))
-    } catch (e) {
-      if (skippedExisting(e, p.options)) return singleResult(undefined, shown(p.src))
-      throw e
-    }
-  }
-  const binding = requireNative('cloneTree')
-  const [run, place] = startRun(binding, p)
+  if (p.single) return clone(bytes(p.src), bytes(p.dst), singleOptions(p.options)).then((r) => singleResult(r, shown(p.src)), (e: unknown) => notCloned(p, e))
+  const [run, place] = startRun(requireNative('cloneTree'), p)
   try {
-    const whole = await wholeTree(run, p, place, false)
-    if (whole !== undefined) return whole
-    await drive(run, p)
+    return (await wholeTree(run, p, place, false)) ?? (await drive(run, p), finishRun(run, p, place))
   } catch (e) {
     return abandon(run, p, place, e)
   }
-  return finishRun(run, p, place)
+}
+
+/** A file given to cloneTree that was not cloned: kept (overwrite 'skip'), or the error. */
+function notCloned(p: Prepared, e: unknown): TreeResult {
+  if (skippedExisting(e, p.options)) return singleResult(undefined, shown(p.src))
+  throw e
 }
 
 /** The async driver: scans and file batches in lanes, then the end steps. */
@@ -436,20 +433,15 @@ export function cloneTreeSync(src: PathLike, dst: PathLike, options?: CloneTreeO
     try {
       return singleResult(cloneSync(bytes(p.src), bytes(p.dst), singleOptions(p.options)), shown(p.src))
     } catch (e) {
-      if (skippedExisting(e, p.options)) return singleResult(undefined, shown(p.src))
-      throw e
+      return notCloned(p, e)
     }
   }
-  const binding = requireNative('cloneTree')
-  const [run, place] = startRun(binding, p)
+  const [run, place] = startRun(requireNative('cloneTree'), p)
   try {
-    const whole = wholeTree(run, p, place, true) as TreeResult | undefined
-    if (whole !== undefined) return whole
-    driveSync(run)
+    return (wholeTree(run, p, place, true) as TreeResult | undefined) ?? (driveSync(run), finishRun(run, p, place))
   } catch (e) {
     return abandon(run, p, place, e)
   }
-  return finishRun(run, p, place)
 }
 
 function driveSync(run: TreeRun): void {

@@ -1,0 +1,336 @@
+// The adversarial suite (issue 11): what an attacker or an unlucky user does to a tree while an
+// operation runs on it. Written once over a table of operations: every operation that walks a
+// tree is added to `operations` (dedupe and snapshots next) and must pass every case here.
+// Each case is named after the hardening item it proves; races run at least 200 times.
+import assert from 'node:assert/strict'
+import { execFileSync, spawn } from 'node:child_process'
+import * as fs from 'node:fs'
+import * as path from 'node:path'
+import { describe, test } from 'node:test'
+import { fileURLToPath } from 'node:url'
+import { CWD, requireNative } from '../../src/binding.js'
+import { cloneTree, cloneTreeSync, usage } from '../../src/index.js'
+import type { TreeResult } from '../../src/index.js'
+import { publish } from '../../src/tree.js'
+import { freshDir, needMount } from '../helpers/mounts.js'
+import { runNode, libUrl } from '../helpers/files.js'
+import { tempSiblings } from '../helpers/trees.js'
+
+interface Operation {
+  name: string
+  /** writes at dst (a tree op) or only reads src (dst unused) */
+  writes: boolean
+  run: (src: string, dst: string, options?: { overwrite?: 'replace' | 'skip' }) => Promise<unknown>
+}
+
+const operations: Operation[] = [
+  { name: 'cloneTree', writes: true, run: (s, d, o) => cloneTree(s, d, o) },
+  { name: 'cloneTreeSync', writes: true, run: async (s, d, o) => cloneTreeSync(s, d, o) },
+  { name: 'usage', writes: false, run: (s) => usage(s) },
+]
+
+const INDEX_JS = fileURLToPath(new URL('../../src/index.js', import.meta.url))
+const BINDING_JS = fileURLToPath(new URL('../../src/binding.js', import.meta.url))
+const RUNS = 200
+
+/** A python process exchanging each pair of paths (renameat2 RENAME_EXCHANGE) in a tight loop. */
+function swapper(pairs: Array<[string, string]>): { stop: () => void } {
+  const child = spawn('python3', ['-c', `
+import ctypes, json, sys
+libc = ctypes.CDLL(None, use_errno=True)
+pairs = [(a.encode(), b.encode()) for a, b in json.loads(sys.argv[1])]
+while True:
+    for a, b in pairs:
+        libc.renameat2(-100, a, -100, b, 2)
+`, JSON.stringify(pairs)], { stdio: 'ignore' })
+  return { stop: () => child.kill('SIGKILL') }
+}
+
+/** Everything about the outside directory that a write through a symlink would change. */
+function fingerprint(dir: string): string {
+  return execFileSync('find', [dir, '-printf', '%p %m %s %T@ %U\\n']).toString() + execFileSync('sh', ['-c', `cat "${dir}"/* 2>/dev/null || true`]).toString()
+}
+
+/** A source of `n` directories with a `sub` directory of 5 files and a `link` to `outside`. */
+function swappableTree(src: string, outside: string, n = 20): Array<[string, string]> {
+  const pairs: Array<[string, string]> = []
+  for (let i = 0; i < n; i++) {
+    fs.mkdirSync(path.join(src, `d${i}`, 'sub'), { recursive: true })
+    for (let k = 0; k < 5; k++) fs.writeFileSync(path.join(src, `d${i}`, 'sub', `f${k}`), `${i}/${k}`)
+    fs.symlinkSync(outside, path.join(src, `d${i}`, 'link'))
+    pairs.push([path.join(src, `d${i}`, 'sub'), path.join(src, `d${i}`, 'link')])
+  }
+  return pairs
+}
+
+function outsideDir(dir: string): string {
+  const outside = path.join(dir, 'outside')
+  fs.mkdirSync(outside)
+  fs.writeFileSync(path.join(outside, 'SECRET'), 'not yours')
+  fs.chmodSync(outside, 0o755)
+  return outside
+}
+
+for (const op of operations) {
+  describe(`adversarial: ${op.name}`, () => {
+    test('issue 11 #2: a source directory swapped for a symlink to outside is never followed', async (t) => {
+      const m = await needMount(t, 'xfs')
+      if (m === undefined) return
+      const dir = freshDir(m)
+      const outside = outsideDir(dir)
+      const src = path.join(dir, 'src')
+      const swap = swapper(swappableTree(src, outside))
+      let escapes = 0
+      try {
+        for (let run = 0; run < RUNS; run++) {
+          const dst = path.join(dir, `dst${run}`)
+          const r = await op.run(src, dst).catch((e: NodeJS.ErrnoException) => {
+            assert.match(e.code ?? '', /^E[A-Z]+$/, String(e))
+            return undefined
+          })
+          // usage: at most the tree's own 100 files, never the outside one.
+          if (!op.writes && r !== undefined) escapes += Number((r as { set: { files: number } }).set.files > 100)
+          if (op.writes && fs.existsSync(dst)) {
+            if (execFileSync('find', [dst, '-name', 'SECRET', '-not', '-type', 'l']).toString() !== '') escapes++
+            fs.rmSync(dst, { recursive: true })
+          }
+        }
+      } finally {
+        swap.stop()
+      }
+      assert.equal(escapes, 0)
+    })
+
+    if (op.writes) {
+      test('issue 11 #3: merging into a destination whose directories are swapped for symlinks never writes through them', async (t) => {
+        const m = await needMount(t, 'xfs')
+        if (m === undefined) return
+        const dir = freshDir(m)
+        const outside = outsideDir(dir)
+        const before = fingerprint(outside)
+        const src = path.join(dir, 'src')
+        swappableTree(src, path.join(dir, 'nowhere'))
+        const dst = path.join(dir, 'dst')
+        await op.run(src, dst)
+        // In dst, each sub directory and a symlink to outside trade places in a loop while the
+        // source is merged into dst again and again, replacing what is there.
+        const pairs: Array<[string, string]> = []
+        for (let i = 0; i < 20; i++) {
+          const evil = path.join(dst, `d${i}`, 'evil')
+          fs.symlinkSync(outside, evil)
+          pairs.push([path.join(dst, `d${i}`, 'sub'), evil])
+        }
+        const swap = swapper(pairs)
+        try {
+          for (let run = 0; run < RUNS; run++) await op.run(src, dst, { overwrite: 'replace' }).catch(() => undefined)
+        } finally {
+          swap.stop()
+        }
+        assert.equal(fingerprint(outside), before, 'nothing outside dst was written, chmod-ed, touched or created')
+      })
+
+      test('issue 11 #4: -n (overwrite skip) never links to, or overwrites, an unrelated file already there', async (t) => {
+        const m = await needMount(t, 'xfs')
+        if (m === undefined) return
+        const dir = freshDir(m)
+        const src = path.join(dir, 'src')
+        fs.mkdirSync(src)
+        fs.writeFileSync(path.join(src, 'a'), 'source data')
+        fs.linkSync(path.join(src, 'a'), path.join(src, 'b'))
+        const dst = path.join(dir, 'dst')
+        fs.mkdirSync(dst)
+        fs.writeFileSync(path.join(dst, 'a'), 'unrelated, kept')
+        const r = (await op.run(src, dst, { overwrite: 'skip' })) as TreeResult
+        assert.equal(fs.readFileSync(path.join(dst, 'a'), 'utf8'), 'unrelated, kept')
+        assert.equal(fs.readFileSync(path.join(dst, 'b'), 'utf8'), 'source data')
+        assert.notEqual(fs.statSync(path.join(dst, 'b')).ino, fs.statSync(path.join(dst, 'a')).ino, 'b is not a link to the unrelated a')
+        assert.deepEqual(r.skipped.map((s) => path.basename(s.path)), ['a'])
+      })
+
+      test('issue 11 #14: with preserve.mode false the root gets what a new directory gets (umask), not 0700', async (t) => {
+        const m = await needMount(t, 'xfs')
+        if (m === undefined) return
+        const dir = freshDir(m)
+        const src = path.join(dir, 'src')
+        fs.mkdirSync(src, { mode: 0o750 })
+        fs.chmodSync(src, 0o750)
+        const dst = path.join(dir, 'dst')
+        const mask = process.umask(0o022)
+        try {
+          await (op.name === 'cloneTree' ? cloneTree(src, dst, { preserve: { mode: false } }) : Promise.resolve(cloneTreeSync(src, dst, { preserve: { mode: false } })))
+        } finally {
+          process.umask(mask)
+        }
+        assert.equal(fs.statSync(dst).mode & 0o777, 0o755)
+      })
+
+      test('issue 11 #10: an xattr the destination cannot hold is left out with a warning; the tree does not fail', async (t) => {
+        const xfs = await needMount(t, 'xfs')
+        const ext4 = await needMount(t, 'ext4')
+        if (xfs === undefined || ext4 === undefined) return
+        const src = path.join(freshDir(xfs), 'src')
+        fs.mkdirSync(src)
+        fs.writeFileSync(path.join(src, 'big'), 'data')
+        fs.writeFileSync(path.join(src, 'small'), 'data')
+        // 60 KiB: XFS holds it, ext4 (one 4 KiB block for all of a file's xattrs) cannot.
+        execFileSync('setfattr', ['-n', 'user.big', '-v', `0x${'ab'.repeat(60 * 1024)}`, path.join(src, 'big')])
+        execFileSync('setfattr', ['-n', 'user.small', '-v', 'kept', path.join(src, 'small')])
+        const dst = path.join(freshDir(ext4), 'dst')
+        const r = (await op.run(src, dst)) as TreeResult
+        assert.equal(r.files, 2)
+        assert.equal(r.warnings.length, 1, JSON.stringify(r.warnings))
+        assert.equal(path.basename(r.warnings[0]?.path ?? ''), 'big')
+        assert.match(r.warnings[0]?.code ?? '', /^(ENOSPC|E2BIG|ERANGE)$/)
+        assert.equal(fs.readFileSync(path.join(dst, 'big'), 'utf8'), 'data')
+        assert.match(execFileSync('getfattr', ['-n', 'user.small', '--only-values', path.join(dst, 'small')]).toString(), /kept/)
+      })
+
+      test('issue 11 #17: an async filter is awaited (cloneTree), refused with a clear error (cloneTreeSync)', async (t) => {
+        const m = await needMount(t, 'xfs')
+        if (m === undefined) return
+        const dir = freshDir(m)
+        const src = path.join(dir, 'src')
+        fs.mkdirSync(path.join(src, 'keep'), { recursive: true })
+        fs.mkdirSync(path.join(src, 'drop'))
+        fs.writeFileSync(path.join(src, 'keep', 'f'), 'x')
+        fs.writeFileSync(path.join(src, 'drop', 'f'), 'x')
+        const filter = async (p: string) => (await new Promise((r) => setTimeout(r, 1)), !p.endsWith('/drop'))
+        const dst = path.join(dir, 'dst')
+        if (op.name === 'cloneTree') {
+          await cloneTree(src, dst, { filter })
+          assert.deepEqual(fs.readdirSync(dst), ['keep'])
+        } else {
+          assert.throws(() => cloneTreeSync(src, dst, { filter }), { code: 'ERR_INVALID_ARG_VALUE' })
+          assert.equal(fs.existsSync(dst), false)
+          assert.deepEqual(tempSiblings(dir), [])
+        }
+      })
+    }
+  })
+}
+
+describe('adversarial: leftovers and concurrent runs', () => {
+  test('issue 11 #1: a run in another PID namespace is alive to us: its temporary tree is never removed', async (t) => {
+    const m = await needMount(t, 'xfs')
+    if (m === undefined) return
+    const base = freshDir(m)
+    const src = path.join(base, 'src')
+    for (let d = 0; d < 40; d++) {
+      fs.mkdirSync(path.join(src, `d${d}`), { recursive: true })
+      for (let f = 0; f < 50; f++) fs.writeFileSync(path.join(src, `d${d}`, `f${f}`), `${d}/${f}`)
+    }
+    const dst = path.join(base, 'dst')
+    // Run A, in its own PID namespace, where its pid means nothing here; slowed by its filter.
+    const script = `
+      import { cloneTree } from ${JSON.stringify(INDEX_JS)}
+      const sleep = new Int32Array(new SharedArrayBuffer(4))
+      try {
+        const r = await cloneTree(process.argv[1], process.argv[2], { filter: () => (Atomics.wait(sleep, 0, 0, 1), true) })
+        console.log(JSON.stringify({ files: r.files }))
+      } catch (e) { console.log(JSON.stringify({ code: e.code })) }`
+    const a = spawn('unshare', ['-pf', '--mount-proc', process.execPath, '--input-type=module', '-e', script, src, dst], { stdio: ['ignore', 'pipe', 'inherit'] })
+    let out = ''
+    a.stdout.on('data', (d: Buffer) => (out += d.toString()))
+    const exited = new Promise<void>((resolve) => a.on('exit', () => resolve()))
+    const trees = () => tempSiblings(base).filter((n) => !n.endsWith('.lock'))
+    for (let i = 0; i < 4000 && trees().length === 0; i++) await new Promise((r) => setTimeout(r, 2))
+    assert.equal(trees().length, 1, 'run A is building')
+    // Run B, here, to the same destination: A's tree must survive it.
+    const b = await cloneTree(src, dst)
+    assert.equal(b.files, 2000)
+    assert.equal(trees().length, 1, "run B left run A's temporary tree alone")
+    await exited
+    const resultA = JSON.parse(out) as { files?: number; code?: string }
+    // A finds dst taken: it must say so, never report success with files missing.
+    assert.deepEqual(resultA, { code: 'EEXIST' })
+    assert.deepEqual(tempSiblings(base), [], 'A removed its own tree and lock')
+  })
+
+  test('issue 11 #5: a dead run\'s 1,800-level leftover is removed; another user\'s leftover is left alone with a warning', async (t) => {
+    const m = await needMount(t, 'xfs')
+    if (m === undefined) return
+    const base = freshDir(m)
+    fs.chmodSync(base, 0o1777)
+    const src = path.join(base, 'src')
+    fs.mkdirSync(src)
+    fs.writeFileSync(path.join(src, 'f'), 'x')
+    fs.chmodSync(src, 0o755)
+    // A dead run's deep leftover, its lock file free.
+    const deep = path.join(base, '.clonefile-tmp-dead-1-dst')
+    execFileSync('python3', ['-c', `
+import os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY)
+for i in range(1800):
+    os.mkdir('d', dir_fd=fd)
+    n = os.open('d', os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+    os.close(fd)
+    fd = n
+`, (fs.mkdirSync(deep), deep)[1]])
+    fs.writeFileSync(`${deep}.lock`, '')
+    // Another user's (uid 1000) leftover in this sticky directory: ours (uid 1001) cannot remove it.
+    const theirs = path.join(base, '.clonefile-tmp-theirs-1-dst')
+    fs.mkdirSync(path.join(theirs, 'x'), { recursive: true })
+    fs.writeFileSync(`${theirs}.lock`, '')
+    execFileSync('chown', ['-R', '1000:1000', theirs, `${theirs}.lock`])
+    const r = runNode(`
+      import { cloneTree } from ${JSON.stringify(libUrl)}
+      const r = await cloneTree(${JSON.stringify(src)}, ${JSON.stringify(path.join(base, 'dst'))})
+      console.log(JSON.stringify(r.warnings.map((w) => [w.code, w.path])))`, { asUser: 1001 })
+    assert.equal(r.status, 0, r.stderr)
+    const warnings = JSON.parse(r.stdout) as Array<[string, string]>
+    assert.deepEqual(warnings.map(([code]) => code), ['EACCES'].includes(warnings[0]?.[0] ?? '') ? ['EACCES'] : ['EPERM'])
+    assert.equal(warnings[0]?.[1], theirs)
+    assert.equal(fs.existsSync(deep), false, 'the dead deep leftover is gone')
+    assert.equal(fs.existsSync(theirs), true, "another user's leftover is left alone")
+    assert.equal(fs.readFileSync(path.join(base, 'dst', 'f'), 'utf8'), 'x')
+  })
+
+  test('issue 11 #6: without RENAME_NOREPLACE (EINVAL) the tree is published by mkdir + rename over the empty directory', async (t) => {
+    const m = await needMount(t, 'xfs')
+    if (m === undefined) return
+    const dir = freshDir(m)
+    const binding = requireNative('test')
+    // The seam: a rename that refuses RENAME_NOREPLACE as FUSE, NFS, 9p and Ceph do.
+    const noNoreplace = {
+      ...binding,
+      rename: (fd: number, from: string | Buffer, tfd: number, to: string | Buffer, noreplace: boolean) => {
+        if (noreplace) throw Object.assign(new Error('rename'), { errno: 22, syscall: 'rename' })
+        binding.rename(fd, from, tfd, to, false)
+      },
+    }
+    const parent = binding.openDir(CWD, dir, 0).fd
+    try {
+      fs.mkdirSync(path.join(dir, 'tmp1'))
+      fs.writeFileSync(path.join(dir, 'tmp1', 'f'), 'x')
+      publish(noNoreplace, parent, 'tmp1', 'dst')
+      assert.deepEqual(fs.readdirSync(path.join(dir, 'dst')), ['f'])
+      // Taken meanwhile: never replaced, and the tree stays where it was built.
+      fs.mkdirSync(path.join(dir, 'tmp2'))
+      fs.writeFileSync(path.join(dir, 'tmp2', 'g'), 'y')
+      assert.throws(() => publish(noNoreplace, parent, 'tmp2', 'dst'), { errno: 17 })
+      assert.deepEqual(fs.readdirSync(path.join(dir, 'dst')), ['f'])
+      fs.mkdirSync(path.join(dir, 'full'))
+      fs.writeFileSync(path.join(dir, 'full', 'h'), 'z')
+      assert.throws(() => publish({ ...noNoreplace, makeDir: () => 0 }, parent, 'tmp2', 'full'), (e: { errno?: number }) => e.errno === 39 || e.errno === 17)
+      assert.deepEqual(fs.readdirSync(path.join(dir, 'full')), ['h'], 'a directory someone filled is never replaced')
+    } finally {
+      binding.closeDirs(Int32Array.of(parent))
+    }
+  })
+})
+
+describe('adversarial: filesystems that cannot say', () => {
+  test('issue 11 #11: usage() on tmpfs (no FIEMAP) counts every file, as exclusive, and says so once', async (t) => {
+    const m = await needMount(t, 'tmpfs')
+    if (m === undefined) return
+    const dir = freshDir(m)
+    for (let i = 0; i < 10; i++) fs.writeFileSync(path.join(dir, `f${i}`), 'x'.repeat(8192))
+    const r = await usage(dir)
+    assert.equal(r.set.files, 10)
+    assert.equal(r.set.apparent, 81920)
+    assert.equal(r.set.exclusive, r.set.total)
+    assert.ok(r.set.total >= 81920)
+    assert.match(r.reason ?? '', /no FIEMAP/)
+    void BINDING_JS
+  })
+})
