@@ -44,6 +44,15 @@ export function fallbackFor(err: unknown): Fallback | undefined {
 }
 
 /** A clone failed for a reason that holds for every file of that filesystem (pair). */
+/**
+ * Whether a file is cloned first (and copied only if that fails) or copied straight away: a
+ * copy where the mode says so, or where its filesystem has already refused a clone with an
+ * error that holds for the whole filesystem (cannotCloneHere).
+ */
+export function clonesFirst(mode: CloneMode, refusedHere: boolean): boolean {
+  return mode !== 'never' && !refusedHere
+}
+
 export function cannotCloneHere(fallback: Fallback): boolean {
   return filesystemWide.has(fallback.code)
 }

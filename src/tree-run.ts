@@ -5,7 +5,7 @@ import { Flag, Op, RAW, Scan, type Binding, type OpResults } from './binding.js'
 import { devAt, idAt, inoAt, modeAt, nlinkAt, sizeAt, typeOf } from './entries.js'
 import { fstatSync, type Stats } from 'node:fs'
 import { abortError, fromNative, fsError } from './errors.js'
-import { cannotCloneHere, fallbackFor } from './fallback.js'
+import { cannotCloneHere, clonesFirst, fallbackFor } from './fallback.js'
 import { named } from './raw.js'
 import { tempNameRaw } from './temp.js'
 import type { CloneTreeOptions, TreePreserve, TreeResult } from './types.js'
@@ -219,9 +219,15 @@ export class TreeRun {
     this.streams = Array.from({ length: n }, () => this.queue())
   }
 
+  private readonly onAbort = (): void => void Atomics.store(this.cancel, 0, 1)
+
   private cancelOnAbort(): void {
-    const signal = this.options.signal
-    signal?.addEventListener('abort', () => Atomics.store(this.cancel, 0, 1), { once: true })
+    this.options.signal?.addEventListener('abort', this.onAbort, { once: true })
+  }
+
+  /** The run is over: a signal that outlives it (one for many runs) no longer holds it. */
+  dispose(): void {
+    this.options.signal?.removeEventListener('abort', this.onAbort)
   }
 
   /** File operations waiting in all streams. */
@@ -417,8 +423,7 @@ export class TreeRun {
   }
 
   private fileOp(dev: number): number {
-    if (this.options.mode === 'never' || this.cannotClone.has(dev)) return Op.Copy
-    return Op.Clone
+    return clonesFirst(this.options.mode, this.cannotClone.has(dev)) ? Op.Clone : Op.Copy
   }
 
   /** Takes a batch's results; returns the copies to make where 'auto' clones failed. */

@@ -216,6 +216,7 @@ export function publish(binding: Binding, dir: number, fromRaw: string, toRaw: s
 
 function close(run: TreeRun, place: Place): void {
   run.walker.end()
+  run.dispose()
   if (place.lockFd >= 0) {
     try {
       run.binding.remove(place.parentFd, nativeName(place.build + LOCK_SUFFIX), false)
@@ -343,87 +344,113 @@ function notCloned(p: Prepared, e: unknown): TreeResult {
 
 /** The async driver: scans and file batches in lanes, then the end steps. */
 async function drive(run: TreeRun, p: Prepared): Promise<void> {
-  const { binding, walker } = run
-  const concurrency = p.options.concurrency || autoConcurrency(binding, bytes(dirname(p.dst)))
-  // One lane per stream of files: jobs of one lane run one after another (the thread that has
-  // the lane takes the next queued job itself), lanes side by side. Each lane has one job
-  // queued beyond the one running, so it never waits for this thread.
-  const lanes = Math.min(concurrency, LANES)
-  run.useStreams(lanes)
-  const perLane = 2
-  const backlog = BATCH * lanes * 4
-  const queued = new Array<number>(lanes).fill(0)
-  const inflight = new Set<Promise<void>>()
-  let scans = 0
-  let nextLane = 0
-  // A job's promise never rejects: a failure, or a throw from the callbacks run in absorbing
-  // its results (filter, onProgress, an abort), becomes the run's error and stops the walk.
-  const track = (job: Promise<void>, l: number): void => {
-    queued[l] = (queued[l] as number) + 1
-    const done: Promise<void> = job.catch((e: unknown) => run.stop(e)).finally(() => {
-      queued[l] = (queued[l] as number) - 1
-      inflight.delete(done)
-    })
-    inflight.add(done)
-  }
-  const launch = (batch: Batch, l: number): void => {
-    track(runOps(binding, batch, lane(l + 1), true, run.cancel).then((out) => {
-      const retry = run.absorb(batch, out)
-      if (retry !== undefined) launch(retry, l)
-    }), l)
-  }
-  const scan = (l: number): void => {
-    const req = walker.nextScan(SCAN_GROUP)
-    if (req === undefined) return
-    scans++
-    track(binding.scanDirs(req.at, req.names, req.how | lane(l + 1), true, req.make, run.cancel)
-      .finally(() => scans--)
-      .then((out) => run.absorbScan(walker.absorb(req, out))), l)
-  }
-  const drain = async (below: number) => {
-    while (inflight.size > below) await Promise.race(inflight)
-  }
-  const signal = p.options.signal
+  const concurrency = p.options.concurrency || autoConcurrency(run.binding, bytes(dirname(p.dst)))
+  const lanes = new Lanes(run, Math.min(concurrency, LANES))
   try {
-    // The walk and the files together: directories are made and listed on the pool too, a
-    // group at a time, and their files go out in batches as soon as they are known.
-    while (!run.stopped) {
-      if (signal?.aborted) throw abortError(signal)
-      if (walker.pending.length > 0 && scans === 0 && run.waiting < backlog) {
-        scan(nextLane)
-        nextLane = (nextLane + 1) % lanes
-        continue
-      }
-      let launched = false
-      for (let l = 0; l < lanes; l++) {
-        const stream = run.streams[l]!
-        const n = stream.length
-        if (n === 0 || queued[l]! >= perLane) continue
-        // A part batch only where nothing more is coming soon, or the lane would stand idle.
-        if (n >= BATCH || scans === 0 || queued[l] === 0) {
-          launch(stream.take(BATCH), l)
-          launched = true
-        }
-      }
-      if (launched) continue
-      if (inflight.size === 0) break
-      await Promise.race(inflight)
-    }
-    await drain(0)
-    for (const step of run.finish()) {
-      if (step === BARRIER) await drain(0)
-      else {
-        launch(step, nextLane)
-        nextLane = (nextLane + 1) % lanes
-        await drain(lanes * perLane - 1)
-      }
-    }
-    await drain(0)
+    await lanes.walk(p.options.signal)
+    await lanes.drain(0)
+    for (const step of run.finish()) await (step === BARRIER ? lanes.drain(0) : lanes.step(step))
+    await lanes.drain(0)
   } catch (e) {
-    await drain(0)
+    await lanes.drain(0)
     throw e
   }
   if (run.error !== undefined) throw run.error
+}
+
+/**
+ * One lane per stream of files: jobs of one lane run one after another (the thread that has
+ * the lane takes the next queued job itself), lanes side by side. Each lane has one job queued
+ * beyond the one running, so it never waits for this thread.
+ */
+class Lanes {
+  private static readonly perLane = 2
+  private readonly queued: number[]
+  private readonly inflight = new Set<Promise<void>>()
+  private scans = 0
+  private next = 0
+
+  constructor(private readonly run: TreeRun, private readonly lanes: number) {
+    run.useStreams(lanes)
+    this.queued = new Array<number>(lanes).fill(0)
+  }
+
+  /** The walk and the files together: directories are made and listed on the pool too, a group
+   * at a time, and their files go out in batches as soon as they are known. */
+  async walk(signal: AbortSignal | undefined): Promise<void> {
+    const { run } = this
+    const backlog = BATCH * this.lanes * 4
+    while (!run.stopped) {
+      if (signal?.aborted) throw abortError(signal)
+      if (run.walker.pending.length > 0 && this.scans === 0 && run.waiting < backlog) {
+        this.scan(this.turn())
+        continue
+      }
+      if (this.launchStreams()) continue
+      if (this.inflight.size === 0) return
+      await Promise.race(this.inflight)
+    }
+  }
+
+  /** Each lane's next batch, where the lane has room; whether any went. */
+  private launchStreams(): boolean {
+    let launched = false
+    for (let l = 0; l < this.lanes; l++) {
+      const n = this.run.streams[l]!.length
+      if (n === 0 || this.queued[l]! >= Lanes.perLane) continue
+      // A part batch only where nothing more is coming soon, or the lane would stand idle.
+      if (n >= BATCH || this.scans === 0 || this.queued[l] === 0) {
+        this.launch(this.run.streams[l]!.take(BATCH), l)
+        launched = true
+      }
+    }
+    return launched
+  }
+
+  /** One step of the end (links, metadata), in the lanes in turn. */
+  async step(batch: Batch): Promise<void> {
+    this.launch(batch, this.turn())
+    await this.drain(this.lanes * Lanes.perLane - 1)
+  }
+
+  async drain(below: number): Promise<void> {
+    while (this.inflight.size > below) await Promise.race(this.inflight)
+  }
+
+  private turn(): number {
+    const l = this.next
+    this.next = (this.next + 1) % this.lanes
+    return l
+  }
+
+  // A job's promise never rejects: a failure, or a throw from the callbacks run in absorbing
+  // its results (filter, onProgress, an abort), becomes the run's error and stops the walk.
+  private track(job: Promise<void>, l: number): void {
+    this.queued[l]!++
+    const done: Promise<void> = job.catch((e: unknown) => this.run.stop(e)).finally(() => {
+      this.queued[l]!--
+      this.inflight.delete(done)
+    })
+    this.inflight.add(done)
+  }
+
+  private launch(batch: Batch, l: number): void {
+    const run = this.run
+    this.track(runOps(run.binding, batch, lane(l + 1), true, run.cancel).then((out) => {
+      const retry = run.absorb(batch, out)
+      if (retry !== undefined) this.launch(retry, l)
+    }), l)
+  }
+
+  private scan(l: number): void {
+    const { run } = this
+    const req = run.walker.nextScan(SCAN_GROUP)
+    if (req === undefined) return
+    this.scans++
+    this.track(run.binding.scanDirs(req.at, req.names, req.how | lane(l + 1), true, req.make, run.cancel)
+      .finally(() => this.scans--)
+      .then((out) => run.absorbScan(run.walker.absorb(req, out))), l)
+  }
 }
 
 /** The synchronous twin of {@link cloneTree}: the same walk, one batch at a time. */

@@ -1,8 +1,9 @@
 // The walker (src/walk.ts) through its users: trees deeper than any recursive walk or PATH_MAX
-// allows are cloned, measured and removed; a directory swapped for a symlink mid-walk is never
-// followed; dst inside src through a bind mount is refused before anything is written.
+// allows are cloned, measured and removed; dst inside src through a bind mount is refused
+// before anything is written. (A directory swapped for a symlink mid-walk, 200 times for each
+// operation that walks: test/adversarial/hardening.test.ts, issue 11 #2.)
 import assert from 'node:assert/strict'
-import { execFileSync, spawn } from 'node:child_process'
+import { execFileSync } from 'node:child_process'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import { describe, test } from 'node:test'
@@ -93,57 +94,6 @@ for (const [title, levels, name] of [[`${LEVELS} levels`, LEVELS, 'd'], [`paths 
     }
   })
 }
-
-describe('walker: a source directory swapped for a symlink while the walk runs', () => {
-  test('is never followed: 200 runs with the swap in a tight loop, no outside file in any copy', async (t) => {
-    const m = await needMount(t, 'xfs')
-    if (m === undefined) return
-    const dir = freshDir(m)
-    const outside = path.join(dir, 'outside')
-    fs.mkdirSync(outside)
-    fs.writeFileSync(path.join(outside, 'SECRET'), 'not yours')
-    const src = path.join(dir, 'src')
-    for (let i = 0; i < 20; i++) {
-      fs.mkdirSync(path.join(src, `d${i}`, 'sub'), { recursive: true })
-      for (let k = 0; k < 5; k++) fs.writeFileSync(path.join(src, `d${i}`, 'sub', `f${k}`), `${i}/${k}`)
-      fs.symlinkSync(outside, path.join(src, `d${i}`, 'link'))
-    }
-    // RENAME_EXCHANGE swaps each sub directory with its symlink to outside, atomically, again and again.
-    const swapper = spawn('python3', ['-c', `
-import ctypes, os, sys
-libc = ctypes.CDLL(None, use_errno=True)
-src = sys.argv[1].encode()
-pairs = [(os.path.join(src, b'd%d' % i, b'sub'), os.path.join(src, b'd%d' % i, b'link')) for i in range(20)]
-while True:
-    for a, b in pairs:
-        libc.renameat2(-100, a, -100, b, 2)
-`, src], { stdio: 'ignore' })
-    try {
-      let escapes = 0
-      let failures = 0
-      for (let run = 0; run < 200; run++) {
-        const dst = path.join(dir, `dst${run}`)
-        try {
-          await (run % 2 === 0 ? cloneTree(src, dst) : Promise.resolve(cloneTreeSync(src, dst)))
-        } catch (e) {
-          // Meeting the swap is an error (ELOOP/ENOTDIR opening a directory that is now a link,
-          // EINVAL reading a link that is now a directory, ...), said, never a way out.
-          failures++
-          assert.match((e as NodeJS.ErrnoException).code ?? '', /^E[A-Z]+$/, String(e))
-          assert.equal(fs.existsSync(dst), false, 'a failed run leaves nothing')
-          continue
-        }
-        const found = execFileSync('find', [dst, '-name', 'SECRET', '-not', '-type', 'l']).toString()
-        if (found !== '') escapes++
-        fs.rmSync(dst, { recursive: true })
-      }
-      assert.equal(escapes, 0, 'an outside file was pulled into a copy')
-      t.diagnostic(`${failures} of 200 runs met the swap and stopped with ELOOP/ENOTDIR`)
-    } finally {
-      swapper.kill('SIGKILL')
-    }
-  })
-})
 
 describe('walker: dst inside src through a bind mount', () => {
   for (const variant of ['cloneTree', 'cloneTreeSync'] as const) {

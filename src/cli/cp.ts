@@ -1,4 +1,7 @@
-import { readdirSync, statSync } from 'node:fs'
+import { statSync } from 'node:fs'
+import { CWD, RAW, native as nativeBinding } from '../binding.js'
+import { isDir, isFile, modeAt } from '../entries.js'
+import { Walker, listSync, newDir, type WalkDir } from '../walk.js'
 import { basename, join } from 'node:path'
 import { clone } from '../clone.js'
 import type { CloneMode, CloneResult, TreeResult } from '../types.js'
@@ -102,26 +105,29 @@ async function savingsLine(src: string, dst: string): Promise<string> {
 }
 
 /**
- * Counts the regular files quickly (readdir's types, no stat) so that the progress bar, which
- * counts files, can show how far it is and an ETA. Names as Buffers: a directory whose name is
- * not UTF-8 is counted too.
+ * Counts the regular files beforehand (one walk, names as bytes), so that the progress bar,
+ * which counts files, can show how far it is and an ETA. Undefined where it cannot be told.
  */
-function countFiles(dir: string): number | undefined {
+function countFiles(raw: string): number | undefined {
+  const binding = nativeBinding()
+  if (binding === undefined) return undefined
   let files = 0
-  const walk = (path: Buffer) => {
-    for (const entry of readdirSync(path, { withFileTypes: true, encoding: 'buffer' })) {
-      if (entry.isFile()) files++
-      else if (entry.isDirectory()) walk(Buffer.concat([path, SLASH, entry.name]))
-    }
-  }
+  const walker = new Walker<WalkDir>(binding, { how: RAW }, (parent, name, rel) => newDir(parent, name, rel, {}))
+  walker.start({ dir: CWD, name: raw })
   try {
-    walk(Buffer.from(dir))
+    listSync(walker, ({ dir: at, errno, listing: { out, first, count } }) => {
+      if (errno !== 0) throw new Error('unreadable')
+      for (let i = first; i < first + count; i++) {
+        const mode = modeAt(out.stats, i)
+        if (isFile(mode)) files++
+        else if (isDir(mode)) walker.child(at, out.names[i] as string)
+      }
+    })
     return files
   } catch {
     return undefined
   }
 }
-const SLASH = Buffer.from('/')
 
 interface Report {
   ok: boolean
@@ -132,7 +138,7 @@ async function copyTree(src: string, dst: string, v: Values, signal: AbortSignal
   const [s, d] = [shown(src), shown(dst)]
   if (!v.recursive && !v.R && !v.archive) throw fsError('EISDIR', 'cp', { path: s, dest: d, detail: 'omitting directory (use -r or -a)' })
   const showBar = v.progress ?? (!v['no-progress'] && process.stderr.isTTY === true && !v.json)
-  const bar = showBar ? new ProgressBar(countFiles(s)) : undefined
+  const bar = showBar ? new ProgressBar(countFiles(src)) : undefined
   try {
     // Loaded only for a tree: copying a file does not pay for the tree code.
     const { cloneTree } = await import('../tree.js')

@@ -552,11 +552,11 @@ static void at_offset(OVERLAPPED *ov, uint64_t off) {
  * failure err->bytes holds how many bytes were written. */
 static int64_t copy_bytes(HANDLE sh, HANDLE dh, uint64_t soff, uint64_t doff, uint64_t n, cf_error *err) {
   enum { BUF = 1 << 20 };
-  char *buf = malloc(BUF);
-  if (buf == NULL) return fail(err, "malloc", ENOMEM, 0);
+  OVERLAPPED ov;
   uint64_t done = 0;
   int64_t rc = 0;
-  OVERLAPPED ov;
+  char *buf = malloc(BUF);
+  if (buf == NULL) return fail(err, "malloc", ENOMEM, 0);
   while (rc == 0 && done < n) {
     DWORD want = n - done < BUF ? (DWORD)(n - done) : BUF, got = 0;
     at_offset(&ov, soff + done);
@@ -844,11 +844,7 @@ int64_t cf_clone_range(int src_fd, int dst_fd, uint64_t src_offset, uint64_t dst
 /* ReFS has no compare-and-share call; the name is linux.c's so errors read alike. */
 int64_t cf_dedupe_range(int src_fd, int dst_fd, uint64_t src_offset, uint64_t dst_offset,
                         uint64_t length, cf_error *err) {
-  (void)src_fd;
-  (void)dst_fd;
-  (void)src_offset;
-  (void)dst_offset;
-  (void)length;
+  (void)src_fd, (void)dst_fd, (void)src_offset, (void)dst_offset, (void)length;
   return fail(err, "ioctl_fideduperange", ENOTSUP, 0);
 }
 
