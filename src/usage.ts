@@ -8,7 +8,7 @@ import { constants } from 'node:os'
 import { CWD, RAW, Scan, Space, requireNative, type Binding, type FileSpaceBatch } from './binding.js'
 import { allocatedAt, idAt, isDir, isFile, modeAt, nlinkAt, sizeAt } from './entries.js'
 import { fromNative, fsError, invalidArgType, invalidArgValue } from './errors.js'
-import { Ranges, extentsOf, measureExtents, sharedBetween } from './extents.js'
+import { ExtentSum, Ranges, extentsOf, sharedBetween } from './extents.js'
 import { abortSignal, callback, resolveOptions, toPath, type OptionTable } from './args.js'
 import { bytes, named, toRaw } from './raw.js'
 import type { PathLike, Usage, UsageEntry, UsageOptions, UsageProgress, UsageResult } from './types.js'
@@ -188,13 +188,14 @@ class Measure {
       // Within one walk only a file with several links can come up twice.
       if (nlink > 1 && !once(this.pathSeen, key)) continue
       const node = path === undefined ? dir.node : this.node(dir.node, path, childDepth, false)
-      const item = { size: sizeAt(stats, i), allocated: allocatedAt(stats, i), inSet: this.inSet(key), node, name: names[i] as string }
-      if (this.method !== 'extents') {
-        files.push(item)
+      const errno = out.errnos?.[i] ?? 0
+      if (this.method === 'extents' && errno === 0) {
+        // The common case, without an object per file.
+        this.measure(sizeAt(stats, i), this.inSet(key), node, extentsOf(out.extents as Float64Array, extent - extents, extents))
         continue
       }
-      const errno = out.errnos?.[i] ?? 0
-      if (errno === 0) this.measure(item, extentsOf(out.extents as Float64Array, extent - extents, extents))
+      const item = { size: sizeAt(stats, i), allocated: allocatedAt(stats, i), inSet: this.inSet(key), node, name: names[i] as string }
+      if (this.method !== 'extents') files.push(item)
       else this.unmapped(item, errno, join(join(base, dir.rel), names[i] as string))
     }
     this.progress()
@@ -210,13 +211,13 @@ class Measure {
     if (!NO_FIEMAP.has(errno)) throw fromNative({ errno, syscall: 'ioctl_fiemap' }, named(path).path)
     this.reason ??= `${(fromNative({ errno, syscall: 'ioctl_fiemap' }, named(path).path) as Error).message}: ` +
       'this filesystem does not map extents (no FIEMAP), so what its files share is unknown: they are counted as exclusive, at their allocated size'
-    this.add(item, item.allocated, item.allocated)
+    this.add(item.size, item.inSet, item.node, item.allocated, item.allocated)
   }
 
   /** Files measured apart from a listing: one given by path, or (macOS) a directory's files. */
   private async files(dir: number, names: string[], items: FileItem[], paths: string[]): Promise<void> {
     if (this.method === 'allocated') {
-      for (const item of items) this.add(item, item.allocated, NaN)
+      for (const item of items) this.add(item.size, item.inSet, item.node, item.allocated, NaN)
       return
     }
     const dirs = new Int32Array(names.length).fill(dir)
@@ -229,7 +230,7 @@ class Measure {
     let first = 0
     items.forEach((item, k) => {
       const count = counts[k] as number
-      if (errnos[k] === 0) this.measure(item, extentsOf(extents, first, count))
+      if (errnos[k] === 0) this.measure(item.size, item.inSet, item.node, extentsOf(extents, first, count))
       else this.unmapped(item, errnos[k] as number, paths[k] as string)
       first += count
     })
@@ -246,21 +247,20 @@ class Measure {
     return node
   }
 
-  private measure(item: FileItem, extents: Float64Array): void {
-    const alsoSet = item.inSet && this.tally !== this.set
-    const { total, shared } = measureExtents(extents, (physical, length) => {
-      this.tally.shared.add(physical, length)
-      if (alsoSet) this.set.shared.add(physical, length)
-    })
-    this.add(item, total, total - shared)
+  private readonly sum = new ExtentSum()
+
+  private measure(size: number, inSet: boolean, node: Node | undefined, extents: Float64Array): void {
+    const alsoSet = inSet && this.tally !== this.set
+    const { total, shared } = this.sum.of(extents, this.tally.shared, alsoSet ? this.set.shared : undefined)
+    this.add(size, inSet, node, total, total - shared)
   }
 
-  private add(item: FileItem, total: number, exclusive: number): void {
+  private add(size: number, inSet: boolean, node: Node | undefined, total: number, exclusive: number): void {
     this.measured.files++
     this.measured.total += total
-    addFile(this.tally, item.size, total, exclusive)
-    if (item.inSet && this.tally !== this.set) addFile(this.set, item.size, total, exclusive)
-    if (item.node !== undefined) addFile(item.node, item.size, total, exclusive)
+    addFile(this.tally, size, total, exclusive)
+    if (inSet && this.tally !== this.set) addFile(this.set, size, total, exclusive)
+    if (node !== undefined) addFile(node, size, total, exclusive)
   }
 
   /** macOS: a file as the filesystem describes it, the k-th of its batch. */
