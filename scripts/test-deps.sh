@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The tests mount real filesystems (XFS, btrfs, ext4 images on loop devices, tmpfs) and check
-# sharing with xfs_io; install what they need where we can (root on Debian/Ubuntu).
+# The tests mount real filesystems (XFS, btrfs, ext4 images on loop devices, tmpfs, a bindfs
+# FUSE mount) and check sharing with xfs_io; install what they need where we can (root on Debian/Ubuntu).
 set -euo pipefail
 [ "$(uname -s)" = Linux ] || exit 0
 need=()
@@ -10,6 +10,10 @@ command -v mkfs.ext4 >/dev/null || need+=(e2fsprogs)
 command -v setfattr >/dev/null || need+=(attr)
 command -v setfacl >/dev/null || need+=(acl)
 command -v losetup >/dev/null || need+=(mount)
+# bindfs: a FUSE filesystem without RENAME_NOREPLACE (EINVAL), for the publish fallback;
+# python3: the deep-tree and race helpers of the walker and adversarial tests.
+command -v bindfs >/dev/null || need+=(bindfs)
+command -v python3 >/dev/null || need+=(python3)
 [ "${#need[@]}" -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then
   echo "test-deps: missing ${need[*]}; install them (Debian: apt-get install ${need[*]}) or the filesystem tests skip" >&2

@@ -20,14 +20,15 @@ const optionTable: OptionTable<Required<CloneOptions>> = {
   preserveAcl: boolean(false),
 }
 
-function cloneJob(src: unknown, dst: unknown, options: unknown): CloneJob {
+/** `drop`: Flag bits of metadata not to keep (cloneTree given a file, with its `preserve`). */
+function cloneJob(src: unknown, dst: unknown, options: unknown, drop = 0): CloneJob {
   const o = resolveOptions('options', options, optionTable)
   const dstPath = toPath('dst', dst)
-  const flags = Flag.Mode | Flag.Times | Flag.Xattr |
+  const flags = ((Flag.Mode | Flag.Times | Flag.Xattr) & ~drop) |
     (o.overwrite ? Flag.Overwrite : 0) |
     (o.followSymlinks ? 0 : Flag.NoFollow) |
     (o.preserveOwner ? Flag.Owner : 0) |
-    (o.preserveAcl ? Flag.Acl : 0)
+    (o.preserveAcl && (drop & Flag.Acl) === 0 ? Flag.Acl : 0)
   return { src: toTarget('src', src), dst: { native: dstPath, label: dstPath.toString() }, options: o, flags }
 }
 
@@ -187,9 +188,14 @@ function cloneChecked(job: CloneJob, binding: Binding | undefined): Promise<Clon
  * On failure nothing is left at `dst`.
  */
 export function clone(src: FileLike, dst: PathLike, options?: CloneOptions): Promise<CloneResult> {
+  return cloneDropping(src, dst, options, 0)
+}
+
+/** clone() without the metadata whose Flag bits are in `drop` (for cloneTree's `preserve`). */
+export function cloneDropping(src: FileLike, dst: PathLike, options: CloneOptions | undefined, drop: number): Promise<CloneResult> {
   let job: CloneJob, binding: Binding | undefined
   try {
-    job = cloneJob(src, dst, options)
+    job = cloneJob(src, dst, options, drop)
     binding = nativeFor(job)
   } catch (e) {
     return Promise.reject(e)
@@ -200,7 +206,12 @@ export function clone(src: FileLike, dst: PathLike, options?: CloneOptions): Pro
 
 /** The synchronous twin of {@link clone}. */
 export function cloneSync(src: FileLike, dst: PathLike, options?: CloneOptions): CloneResult {
-  const job = cloneJob(src, dst, options)
+  return cloneDroppingSync(src, dst, options, 0)
+}
+
+/** The synchronous twin of {@link cloneDropping}. */
+export function cloneDroppingSync(src: FileLike, dst: PathLike, options: CloneOptions | undefined, drop: number): CloneResult {
+  const job = cloneJob(src, dst, options, drop)
   const binding = nativeFor(job)
   checkSameSync(job)
   if (binding === undefined) return cloneWithNodeSync(job)

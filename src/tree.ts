@@ -4,7 +4,7 @@ import * as fs from 'node:fs'
 import { availableParallelism, constants } from 'node:os'
 import { basename, dirname, resolve } from 'node:path'
 import { CWD, Flag, LANES, METHOD_CLONE, RAW, Scan, lane, requireNative, type Binding } from './binding.js'
-import { clone, cloneSync } from './clone.js'
+import { cloneDropping, cloneDroppingSync } from './clone.js'
 import { abortError, fromNative, fsError, invalidArgType, invalidArgValue } from './errors.js'
 import { fallbackFor, filesystemName, modes } from './fallback.js'
 import { abortSignal, boolean, callback, nested, oneOf, resolveOptions, toPath, type OptionTable } from './args.js'
@@ -248,8 +248,12 @@ const singleOptions = (o: ResolvedOptions): CloneOptions => ({
   mode: o.mode,
   overwrite: o.overwrite === 'replace',
   followSymlinks: o.dereference,
-  preserveOwner: o.preserve.ownership ?? true,
+  preserveOwner: o.preserve.ownership,
 })
+
+/** What `preserve` says not to keep of a file given to cloneTree, as Flag bits. */
+const notKept = ({ preserve: p }: ResolvedOptions): number =>
+  (p.mode ? 0 : Flag.Mode) | (p.timestamps ? 0 : Flag.Times) | (p.xattr ? 0 : Flag.Xattr | Flag.Acl)
 
 function singleResult(r: CloneResult | undefined, path: string): TreeResult {
   const result = emptyResult()
@@ -327,7 +331,10 @@ const runOps = (binding: Binding, batch: Batch, flags: number, async: boolean, c
  */
 export async function cloneTree(src: PathLike, dst: PathLike, options?: CloneTreeOptions): Promise<TreeResult> {
   const p = prepare(src, dst, options)
-  if (p.single) return clone(bytes(p.src), bytes(p.dst), singleOptions(p.options)).then((r) => singleResult(r, shown(p.src)), (e: unknown) => notCloned(p, e))
+  if (p.single) {
+    return cloneDropping(bytes(p.src), bytes(p.dst), singleOptions(p.options), notKept(p.options))
+      .then((r) => singleResult(r, shown(p.src)), (e: unknown) => notCloned(p, e))
+  }
   const [run, place] = startRun(requireNative('cloneTree'), p)
   try {
     return (await wholeTree(run, p, place, false)) ?? (await drive(run, p), finishRun(run, p, place))
@@ -458,7 +465,7 @@ export function cloneTreeSync(src: PathLike, dst: PathLike, options?: CloneTreeO
   const p = prepare(src, dst, options)
   if (p.single) {
     try {
-      return singleResult(cloneSync(bytes(p.src), bytes(p.dst), singleOptions(p.options)), shown(p.src))
+      return singleResult(cloneDroppingSync(bytes(p.src), bytes(p.dst), singleOptions(p.options), notKept(p.options)), shown(p.src))
     } catch (e) {
       return notCloned(p, e)
     }

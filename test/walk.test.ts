@@ -95,7 +95,7 @@ for (const [title, levels, name] of [[`${LEVELS} levels`, LEVELS, 'd'], [`paths 
   })
 }
 
-describe('walker: dst inside src through a bind mount', () => {
+describe('walker, issue 11 #12: dst inside src through a bind mount', () => {
   for (const variant of ['cloneTree', 'cloneTreeSync'] as const) {
     test(`${variant} refuses it before anything is written, with EINVAL`, async (t) => {
       const m = await needMount(t, 'xfs')

@@ -165,6 +165,29 @@ for (const op of operations) {
         assert.equal(fs.statSync(dst).mode & 0o777, 0o755)
       })
 
+      test('issue 11 #14: a file given to cloneTree honours preserve (times, mode, xattrs not kept when asked)', async (t) => {
+        const m = await needMount(t, 'xfs')
+        if (m === undefined) return
+        const dir = freshDir(m)
+        const src = path.join(dir, 'f')
+        fs.writeFileSync(src, 'data')
+        fs.chmodSync(src, 0o640)
+        fs.utimesSync(src, new Date('2001-01-01'), new Date('2001-01-01'))
+        execFileSync('setfattr', ['-n', 'user.note', '-v', 'x', src])
+        const preserve = { mode: false, timestamps: false, xattr: false }
+        const dst = path.join(dir, 'g')
+        const mask = process.umask(0o022)
+        try {
+          await (op.name === 'cloneTree' ? cloneTree(src, dst, { preserve }) : Promise.resolve(cloneTreeSync(src, dst, { preserve })))
+        } finally {
+          process.umask(mask)
+        }
+        assert.equal(fs.readFileSync(dst, 'utf8'), 'data')
+        assert.ok(fs.statSync(dst).mtimeMs > Date.parse('2020-01-01'), 'the times were not copied')
+        assert.equal(execFileSync('getfattr', ['-d', dst]).toString(), '', 'no xattr copied')
+        assert.equal(fs.statSync(dst).mode & 0o777, 0o640 & ~0o022)
+      })
+
       test('issue 11 #10: an xattr the destination cannot hold is left out with a warning; the tree does not fail', async (t) => {
         const xfs = await needMount(t, 'xfs')
         const ext4 = await needMount(t, 'ext4')
@@ -291,6 +314,48 @@ for i in range(1800):
     assert.equal(fs.existsSync(deep), false, 'the dead deep leftover is gone')
     assert.equal(fs.existsSync(theirs), true, "another user's leftover is left alone")
     assert.equal(fs.readFileSync(path.join(base, 'dst', 'f'), 'utf8'), 'x')
+  })
+
+  test('issue 11 #6: on a FUSE filesystem without RENAME_NOREPLACE (bindfs: EINVAL) trees and files are still made, never over an existing dst', async (t) => {
+    const m = await needMount(t, 'xfs')
+    if (m === undefined) return
+    const dir = freshDir(m)
+    const under = path.join(dir, 'under')
+    const fuse = path.join(dir, 'fuse')
+    fs.mkdirSync(under)
+    fs.mkdirSync(fuse)
+    try {
+      execFileSync('bindfs', [under, fuse])
+    } catch (e) {
+      if (process.env.CI === 'true') throw e
+      t.skip(`bindfs: ${String(e)}`)
+      return
+    }
+    try {
+      // The premise: this filesystem refuses RENAME_NOREPLACE.
+      fs.mkdirSync(path.join(fuse, 'probe'))
+      const refused = execFileSync('python3', ['-c', `
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+print(libc.renameat2(-100, sys.argv[1].encode(), -100, sys.argv[2].encode(), 1), ctypes.get_errno())
+`, path.join(fuse, 'probe'), path.join(fuse, 'probe2')]).toString().trim()
+      assert.equal(refused, '-1 22')
+      const src = path.join(dir, 'src')
+      fs.mkdirSync(path.join(src, 'sub'), { recursive: true })
+      fs.writeFileSync(path.join(src, 'sub', 'f'), 'tree data')
+      for (const op of operations.filter((o) => o.writes)) {
+        const dst = path.join(fuse, `tree-${op.name}`)
+        await op.run(src, dst)
+        assert.equal(fs.readFileSync(path.join(dst, 'sub', 'f'), 'utf8'), 'tree data')
+        await assert.rejects(op.run(src, dst), { code: 'EEXIST' })
+      }
+      const { clone } = await import('../../src/index.js')
+      await clone(path.join(src, 'sub', 'f'), path.join(fuse, 'file'), { mode: 'never' })
+      assert.equal(fs.readFileSync(path.join(fuse, 'file'), 'utf8'), 'tree data')
+      assert.deepEqual(tempSiblings(fuse), [])
+    } finally {
+      execFileSync('umount', [fuse])
+    }
   })
 
   test('issue 11 #6: without RENAME_NOREPLACE (EINVAL) the tree is published by mkdir + rename over the empty directory', async (t) => {
