@@ -150,7 +150,8 @@ describe('clonefile cp killed with SIGKILL', () => {
     }
     const child = spawn(process.execPath, [cli, 'cp', '-a', join(dir, 'src'), join(dir, 'dst')], { stdio: 'ignore' })
     const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)))
-    const temps = () => fs.readdirSync(dir).filter((n) => n.startsWith('.clonefile-tmp-'))
+    // The temporary tree, not the lock file beside it (made first, and removed with it).
+    const temps = () => fs.readdirSync(dir).filter((n) => n.startsWith('.clonefile-tmp-') && !n.endsWith('.lock'))
     for (let i = 0; i < 2000 && temps().length === 0; i++) await new Promise((r) => setTimeout(r, 2))
     child.kill('SIGKILL')
     assert.equal(await exited, 'SIGKILL')

@@ -72,8 +72,124 @@ function outsideDir(dir: string): string {
   return outside
 }
 
+/** Names people and attackers give files: not UTF-8, control characters, dashes, 255 bytes. */
+const HOSTILE = [
+  Buffer.from([0x63, 0x61, 0x66, 0xe9]), // Latin-1 café
+  Buffer.from('new\nline'),
+  Buffer.from('-rf'),
+  Buffer.from(' lead and trail '),
+  Buffer.from('\x1b[31mred'),
+  Buffer.from('n'.repeat(255)),
+  Buffer.from('..dots..'),
+]
+
+/** A tree of hostile names (each a file, and each a directory holding one too); its file count. */
+function hostileTree(src: Buffer): number {
+  fs.mkdirSync(src)
+  for (const name of HOSTILE) {
+    fs.writeFileSync(Buffer.concat([src, Buffer.from('/'), name]), name)
+    const sub = Buffer.concat([src, Buffer.from('/d'), name.subarray(0, 250)])
+    fs.mkdirSync(sub)
+    fs.writeFileSync(Buffer.concat([sub, Buffer.from('/'), name]), name)
+  }
+  return HOSTILE.length * 2
+}
+
+/** Every path below a directory, as bytes (latin1 strings, one character per byte). */
+function namesBelow(dir: Buffer, rel = ''): string[] {
+  const out: string[] = []
+  for (const e of fs.readdirSync(dir, { encoding: 'buffer', withFileTypes: true })) {
+    const name = `${rel}/${e.name.toString('latin1')}`
+    out.push(name)
+    if (e.isDirectory()) out.push(...namesBelow(Buffer.concat([dir, Buffer.from('/'), e.name]), name))
+  }
+  return out.sort()
+}
+
 for (const op of operations) {
   describe(`adversarial: ${op.name}`, () => {
+    test('hostile names (not UTF-8, newlines, dashes, escapes, 255 bytes) are handled as the bytes they are', async (t) => {
+      const m = await needMount(t, 'xfs')
+      if (m === undefined) return
+      const dir = Buffer.from(freshDir(m))
+      const src = Buffer.concat([dir, Buffer.from('/src')])
+      const files = hostileTree(src)
+      const dst = Buffer.concat([dir, Buffer.from('/dst\xff')])
+      const r = (await op.run(src as unknown as string, dst as unknown as string)) as TreeResult & { set?: { files: number } }
+      if (!op.writes) {
+        assert.equal(r.set?.files, files)
+        return
+      }
+      assert.equal(r.files, files)
+      assert.deepEqual(namesBelow(dst), namesBelow(src))
+    })
+
+    test('a tree 1,800 levels deep (past what a recursive walk or PATH_MAX allows)', async (t) => {
+      const m = await needMount(t, 'xfs')
+      if (m === undefined) return
+      const dir = freshDir(m)
+      const src = path.join(dir, 'src')
+      fs.mkdirSync(src)
+      execFileSync('python3', ['-c', `
+import os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY)
+for i in range(1800):
+    os.close(os.open('f', os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd))
+    os.mkdir('d', dir_fd=fd)
+    n = os.open('d', os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+    os.close(fd)
+    fd = n
+`, src])
+      const r = (await op.run(src, path.join(dir, 'dst'))) as TreeResult & { set?: { files: number } }
+      assert.equal(op.writes ? r.files : r.set?.files, 1800)
+    })
+
+    if (op.writes) {
+      test('ENOSPC in the middle of a copy (xfs -> a nearly full filesystem): an error, nothing left at dst', async (t) => {
+        const xfs = await needMount(t, 'xfs')
+        const tiny = await needMount(t, 'xfs-tiny')
+        if (xfs === undefined || tiny === undefined) return
+        const src = path.join(freshDir(xfs), 'src')
+        const free = fs.statfsSync(tiny.dir).bavail * fs.statfsSync(tiny.dir).bsize
+        for (let i = 0; i * 4 * 1024 * 1024 < free + 8 * 1024 * 1024; i++) {
+          fs.mkdirSync(path.join(src, `d${i % 4}`), { recursive: true })
+          fs.writeFileSync(path.join(src, `d${i % 4}`, `f${i}`), Buffer.alloc(4 * 1024 * 1024, i))
+        }
+        const dir = freshDir(tiny)
+        await assert.rejects(op.run(src, path.join(dir, 'dst')), { code: 'ENOSPC' })
+        assert.deepEqual(fs.readdirSync(dir), [], 'nothing at dst, no temporary tree, no lock file')
+      })
+
+      test('kill -9 in the middle: nothing at dst; the next run removes the leftover and succeeds', async (t) => {
+        const m = await needMount(t, 'xfs')
+        if (m === undefined) return
+        const base = freshDir(m)
+        const src = path.join(base, 'src')
+        for (let d = 0; d < 40; d++) {
+          fs.mkdirSync(path.join(src, `d${d}`), { recursive: true })
+          for (let f = 0; f < 50; f++) fs.writeFileSync(path.join(src, `d${d}`, `f${f}`), `${d}/${f}`)
+        }
+        const dst = path.join(base, 'dst')
+        const fn = op.name === 'cloneTree' ? 'await cloneTree' : 'cloneTreeSync'
+        const script = `
+          import { cloneTree, cloneTreeSync } from ${JSON.stringify(INDEX_JS)}
+          const sleep = new Int32Array(new SharedArrayBuffer(4))
+          ${fn}(process.argv[1], process.argv[2], { filter: () => (Atomics.wait(sleep, 0, 0, 1), true) })`
+        const child = spawn(process.execPath, ['--input-type=module', '-e', script, src, dst], { stdio: 'ignore' })
+        const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()))
+        const trees = () => tempSiblings(base).filter((n) => !n.endsWith('.lock'))
+        for (let i = 0; i < 4000 && trees().length === 0; i++) await new Promise((r) => setTimeout(r, 2))
+        await new Promise((r) => setTimeout(r, 100))
+        child.kill('SIGKILL')
+        await exited
+        assert.equal(fs.existsSync(dst), false)
+        assert.equal(trees().length, 1, 'its temporary tree is left')
+        const r = (await op.run(src, dst)) as TreeResult
+        assert.equal(r.files, 2000)
+        assert.deepEqual(tempSiblings(base), [], 'the dead run\'s tree and lock file are gone')
+      })
+    }
+
     test('issue 11 #2: a source directory swapped for a symlink to outside is never followed', async (t) => {
       const m = await needMount(t, 'xfs')
       if (m === undefined) return
