@@ -53,12 +53,10 @@ targets=(
   "aarch64-linux-gnu.2.28 src/native/linux.c,src/native/posix.c"
 )
 
-failed=0
-for entry in "${targets[@]}"; do
-  read -r target platform libs <<<"$entry"
-  log="$out/$target.log"
+# Compiles and links one target; 0 when it built cleanly. Its output goes to "$log".
+build() {
+  local target=$1 platform=$2 libs=$3 ok=1 src
   : >"$log"
-  ok=1
   IFS=, read -ra platform_files <<<"$platform"
   platform_objs=()
   for src in "${platform_files[@]}"; do platform_objs+=("$out/$target-$(basename "$src" .c).o"); done
@@ -73,7 +71,21 @@ for entry in "${targets[@]}"; do
       "${platform_objs[@]}" ${libs:-} >>"$log" 2>&1; then
     ok=0
   fi
-  if [ "$ok" = 1 ]; then
+  [ "$ok" = 1 ]
+}
+
+failed=0
+for entry in "${targets[@]}"; do
+  read -r target platform libs <<<"$entry"
+  log="$out/$target.log"
+  # A bare "error: FileNotFound" is zig's shared cache (~/.cache/zig) missing a file it lists
+  # (seen after several zig processes ran at once): built again with a cache of its own.
+  built=0
+  build "$target" "$platform" "${libs:-}" && built=1
+  if [ "$built" = 0 ] && grep -qx 'error: FileNotFound' "$log"; then
+    ZIG_GLOBAL_CACHE_DIR="$out/zig-cache" build "$target" "$platform" "${libs:-}" && built=1
+  fi
+  if [ "$built" = 1 ]; then
     echo "OK   $target ($platform)"
   else
     echo "FAIL $target ($platform)"

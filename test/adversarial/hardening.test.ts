@@ -360,12 +360,13 @@ describe('adversarial: leftovers and concurrent runs', () => {
       for (let f = 0; f < 50; f++) fs.writeFileSync(path.join(src, `d${d}`, `f${f}`), `${d}/${f}`)
     }
     const dst = path.join(base, 'dst')
-    // Run A, in its own PID namespace, where its pid means nothing here; slowed by its filter.
+    // Run A, in its own PID namespace, where its pid means nothing here; slowed by its filter
+    // (4 ms an entry: some 8 s, long after run B is done even on a loaded machine).
     const script = `
       import { cloneTree } from ${JSON.stringify(INDEX_JS)}
       const sleep = new Int32Array(new SharedArrayBuffer(4))
       try {
-        const r = await cloneTree(process.argv[1], process.argv[2], { filter: () => (Atomics.wait(sleep, 0, 0, 1), true) })
+        const r = await cloneTree(process.argv[1], process.argv[2], { filter: () => (Atomics.wait(sleep, 0, 0, 4), true) })
         console.log(JSON.stringify({ files: r.files }))
       } catch (e) { console.log(JSON.stringify({ code: e.code })) }`
     const a = spawn('unshare', ['-pf', '--mount-proc', process.execPath, '--input-type=module', '-e', script, src, dst], { stdio: ['ignore', 'pipe', 'inherit'] })
