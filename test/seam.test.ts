@@ -17,7 +17,8 @@ const flags = ['-std=gnu11', '-Wall', '-Wextra', '-Werror', '-O1', '-I', path.jo
 
 /** Compiles the platform files with the seam's forced include, links them with the fake and
  * the test program, runs it, and returns its TAP output (throws with it on failure). */
-function build(name: string, platform: string[], seamDir: string, extra: string[]): string {
+function build(name: string, platform: string[], seamDir: string, linkExtra: string[]): string {
+  const extra: string[] = []
   const out = fs.mkdtempSync(path.join(os.tmpdir(), `clonefile-seam-${name}-`))
   try {
     const objs: string[] = []
@@ -27,7 +28,7 @@ function build(name: string, platform: string[], seamDir: string, extra: string[
       objs.push(obj)
     }
     const exe = path.join(out, `${name}-test`)
-    execFileSync('gcc', [...flags, ...extra, '-o', exe, path.join(seamDir, `${name}-test.c`), path.join(seamDir, `${name}-fake.c`), ...objs, '-ldl'], { stdio: 'pipe' })
+    execFileSync('gcc', [...flags, ...linkExtra, '-o', exe, path.join(seamDir, `${name}-test.c`), path.join(seamDir, `${name}-fake.c`), ...objs, '-ldl'], { stdio: 'pipe' })
     const run = spawnSync(exe, { encoding: 'utf8' })
     if (run.status !== 0) throw new Error(`${name} seam: exit ${run.status}\n${run.stdout}${run.stderr}`)
     return run.stdout
@@ -39,6 +40,14 @@ function build(name: string, platform: string[], seamDir: string, extra: string[
 describe('the syscall seam: macOS and Windows code run against fakes', () => {
   it('mac.c + posix.c: dangling symlink at dst, no RENAME_EXCL/link, immutable flag, specials, links', { skip }, () => {
     const tap = build('mac', ['src/native/mac.c', 'src/native/posix.c'], path.join(root, 'test/seam/mac'), [])
+    assert.doesNotMatch(tap, /^not ok/m, tap)
+    assert.match(tap, /^1\.\.\d+$/m)
+  })
+
+  it('win.c: Node fds, misaligned ranges, dirty source, SET_SPARSE refused, dangling symlink, long paths, Win32 errors', { skip }, () => {
+    const seamDir = path.join(root, 'test/seam/win')
+    // The test program and the fake include the fake <windows.h> too.
+    const tap = build('win', ['src/native/win.c'], seamDir, ['-I', seamDir])
     assert.doesNotMatch(tap, /^not ok/m, tap)
     assert.match(tap, /^1\.\.\d+$/m)
   })

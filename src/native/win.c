@@ -884,7 +884,7 @@ static int file_size(HANDLE h, uint64_t *size, int on_dest, cf_error *err) {
  * the range asked for: a range that is not cluster-aligned fails with the OS's error
  * (ERROR_INVALID_PARAMETER: EINVAL), and TypeScript splits ranges. */
 static int64_t clone_range(HANDLE sh, HANDLE dh, uint64_t soff, uint64_t doff, uint64_t n, cf_error *err) {
-  uint64_t dst_size;
+  uint64_t dst_size = 0;
   if (flush_source(sh, n, err) < 0 || file_size(dh, &dst_size, 1, err) < 0) return -err->errnum;
   if (dst_size < doff + n && set_end_of_file(dh, doff + n, err) < 0) return -err->errnum;
   if (duplicate_extents(sh, dh, soff, doff, n, err) < 0) {
@@ -900,7 +900,7 @@ static int64_t clone_range(HANDLE sh, HANDLE dh, uint64_t soff, uint64_t doff, u
 int64_t cf_clone_range(int src_fd, int dst_fd, uint64_t src_offset, uint64_t dst_offset,
                        uint64_t length, int method, cf_error *err) {
   HANDLE sh, dh;
-  uint64_t src_size;
+  uint64_t src_size = 0;
   if (crt_handle(src_fd, &sh, 0, err) < 0 || crt_handle(dst_fd, &dh, 1, err) < 0 ||
       file_size(sh, &src_size, 0, err) < 0)
     return -err->errnum;
@@ -1353,7 +1353,7 @@ static int final_path(const wchar_t *path, wchar_t **out, cf_error *err) {
 /* Windows has no ".." to open from a handle: the resolved path is cut one component at a time
  * up to its root (a volume mounted in a folder is crossed, as ".." would). */
 int cf_ancestors(const char *path, uint64_t *ids, uint32_t max, cf_error *err) {
-  wchar_t *w, *p;
+  wchar_t *w, *p = NULL; /* initialised for gcc -O1 (test/seam), which cannot see through the calls */
   if (user_path(path, &w, 0, err) < 0) return -err->errnum;
   int rc = final_path(w, &p, err);
   free(w);
@@ -1361,7 +1361,7 @@ int cf_ancestors(const char *path, uint64_t *ids, uint32_t max, cf_error *err) {
   size_t root = root_len(p);
   uint32_t n = 0;
   for (;;) {
-    uint64_t dev, ino;
+    uint64_t dev = 0, ino = 0;
     if ((rc = dir_id(p, &dev, &ino, err)) < 0) break;
     if (n < max) ids[2 * n] = dev, ids[2 * n + 1] = ino;
     n++;
