@@ -9,10 +9,11 @@
  * (directories, symlinks, special files, links, renames, locks) are posix.c's, shared with
  * Linux; this file adds what only macOS does, and the hooks posix.h asks for.
  *
- * UNTESTED: this file has only ever been compiled and linked (scripts/check-cross.sh, zig cc
- * -target aarch64-macos / x86_64-macos against zig's copy of the macOS SDK headers and
- * libSystem stubs). It has never run on a Mac. Every behaviour described below is what the man
- * pages promise, not what was observed.
+ * NOT RUN ON A MAC: this file is compiled and linked by scripts/check-cross.sh (zig cc -target
+ * aarch64-macos / x86_64-macos against zig's copy of the macOS SDK headers and libSystem
+ * stubs), and run on Linux against a fake of the macOS calls (test/seam/mac, ARCHITECTURE.md
+ * "The syscall seam"), which checks its logic, not the kernel's answers. Every behaviour
+ * described below is what the man pages and xnu's sources say, not what was observed.
  *
  * Metadata on the clone path: clonefile(2) itself copies mode, BSD flags, xattrs and
  * timestamps, whatever CF_MODE / CF_TIMES / CF_XATTR say; we keep that (a clone that looks

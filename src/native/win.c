@@ -10,8 +10,10 @@
  * entry is reached by appending its name to its directory's path. That is path-based and not
  * race-free like the POSIX side: see at_path().
  *
- * UNTESTED: this file has only ever been compiled and linked (scripts/check-cross.sh, zig cc
- * -target x86_64-windows-gnu against mingw-w64 headers and import libraries). It has never run on Windows, nor on
+ * NOT RUN ON WINDOWS: this file is compiled and linked by scripts/check-cross.sh (zig cc
+ * -target x86_64/aarch64-windows-gnu, mingw-w64 headers made to look like MSVC's CRT), and run
+ * on Linux against a fake of the Win32 calls (test/seam/win, ARCHITECTURE.md "The syscall
+ * seam"), which checks its logic, not Windows' answers. It has never run on Windows, nor on
  * ReFS. The steps follow Microsoft's "Block cloning" documentation and the project's
  * reference sheet (os-apis.md), not observation.
  *
