@@ -6,6 +6,10 @@
 #   2. the platform files link into a stub program that takes the address of every function
 #      platform.h declares, so a function added to platform.h but missing from one platform
 #      file fails here instead of at `npm install` on that OS.
+#   3. the Windows targets compile as MSVC would see them: scripts/msvc-crt/msvc-crt.h is
+#      force-included and scripts/msvc-crt shadows the POSIX headers mingw has and MSVC's CRT
+#      lacks, so S_ISREG, ssize_t, <unistd.h>, ... fail here as they fail under node-gyp + MSVC;
+#      -Wvla too (MSVC's C compiler has no variable-length arrays).
 # This proves the C compiles and links against real headers and libraries; it does not prove
 # that it works: nothing here is run.
 #
@@ -43,6 +47,13 @@ flags=(-Wall -Wextra -Werror -std=gnu11 -DNAPI_VERSION=8 -I"$node_include" -Isrc
   echo '}'
 } >"$out/uses-platform.c"
 
+# On Windows the addon takes libuv's functions from node.exe (node.lib); the stub program has
+# no node.exe to link against, so it gets these definitions instead.
+cat >"$out/uv-stubs.c" <<'EOF'
+#include <uv.h>
+uv_os_fd_t uv_get_osfhandle(int fd) { (void)fd; return INVALID_HANDLE_VALUE; }
+EOF
+
 # target  platform files (comma-separated, as binding.gyp lists them for that OS)  libraries
 # the addon gets from node-gyp on that OS.
 # glibc 2.28: what Node 20's Linux builds require, and the first with statx(2).
@@ -50,6 +61,7 @@ targets=(
   "aarch64-macos src/native/mac.c,src/native/posix.c"
   "x86_64-macos src/native/mac.c,src/native/posix.c"
   "x86_64-windows-gnu src/native/win.c -ladvapi32"
+  "aarch64-windows-gnu src/native/win.c -ladvapi32"
   "aarch64-linux-gnu.2.28 src/native/linux.c,src/native/posix.c"
 )
 
@@ -59,9 +71,16 @@ build() {
   : >"$log"
   IFS=, read -ra platform_files <<<"$platform"
   platform_objs=()
+  extra=()
+  case "$target" in
+  *-windows-*)
+    extra=(-include scripts/msvc-crt/msvc-crt.h -Iscripts/msvc-crt -Wvla)
+    platform_files+=("$out/uv-stubs.c")
+    ;;
+  esac
   for src in "${platform_files[@]}"; do platform_objs+=("$out/$target-$(basename "$src" .c).o"); done
   for src in src/native/binding.c src/native/jobs.c "${platform_files[@]}" "$out/uses-platform.c"; do
-    "$zig" cc -target "$target" "${flags[@]}" -c -o "$out/$target-$(basename "$src" .c).o" "$src" >>"$log" 2>&1 || ok=0
+    "$zig" cc -target "$target" "${flags[@]}" "${extra[@]}" -c -o "$out/$target-$(basename "$src" .c).o" "$src" >>"$log" 2>&1 || ok=0
   done
   # -Werror covers the compiler's warnings; anything else printed counts too.
   [ -s "$log" ] && ok=0

@@ -34,12 +34,23 @@ const cloneSyscalls = new Set([
   'fclonefileat',
   'FSCTL_DUPLICATE_EXTENTS_TO_FILE',
   'copyfile', // Node's fs.copyFile with COPYFILE_FICLONE_FORCE, used without the addon
+  // Windows block cloning makes the target sparse first: FAT, exFAT and NTFS volumes without
+  // sparse files refuse that (ERROR_INVALID_FUNCTION / ERROR_NOT_SUPPORTED: ENOTSUP) before
+  // any sharing is tried, and that refusal means "this volume cannot clone" (issue 12 #5).
+  'FSCTL_SET_SPARSE',
 ])
+
+/** Windows flushes a clone's source first (a dirty cache gives a clone of zeros on ReFS); a
+ * source it may not open for writing cannot be flushed, and is copied instead: a copy reads
+ * through the cache. These codes of that one step fall back, whatever cannotClone says. */
+const unflushable = new Set(['EACCES', 'EPERM', 'EROFS', 'EBUSY'])
 
 /** Why a failed clone may become a copy in 'auto' mode, or undefined: then it is thrown. */
 export function fallbackFor(err: unknown): Fallback | undefined {
   const e = err as Partial<CloneError>
-  if (typeof e?.code !== 'string' || !cannotClone.has(e.code) || !cloneSyscalls.has(e.syscall ?? '')) return undefined
+  if (typeof e?.code !== 'string') return undefined
+  const flushRefused = e.syscall === 'FlushFileBuffers' && unflushable.has(e.code)
+  if (!flushRefused && (!cannotClone.has(e.code) || !cloneSyscalls.has(e.syscall ?? ''))) return undefined
   return { code: e.code, message: (err as Error).message }
 }
 

@@ -14,6 +14,16 @@ describe('the clone-or-copy policy', () => {
     assert.equal(cannotCloneHere({ code: 'EINVAL', message: '' }), false)
   })
 
+  it('Windows: a refused FSCTL_SET_SPARSE and an unflushable source fall back (issue 12 #5, #4)', () => {
+    const sparse = fallbackFor(fsError('ENOTSUP', 'FSCTL_SET_SPARSE'))
+    assert.equal(sparse?.code, 'ENOTSUP')
+    assert.match(sparse?.message ?? '', /FSCTL_SET_SPARSE/, 'the reason is reported')
+    assert.equal(cannotCloneHere(sparse!), true, 'the whole volume copies from then on')
+    assert.equal(fallbackFor(fsError('EACCES', 'FlushFileBuffers'))?.code, 'EACCES')
+    assert.equal(fallbackFor(fsError('EIO', 'FlushFileBuffers')), undefined, 'a failing disk is not a reason to copy')
+    assert.equal(fallbackFor(fsError('EACCES', 'FSCTL_DUPLICATE_EXTENTS_TO_FILE')), undefined)
+  })
+
   it('the filesystem table (moved from linux.c): names and what each type can do', () => {
     assert.equal(filesystemName({ type: 0x9123683e, name: '' }), 'btrfs')
     assert.equal(filesystemName({ type: 0x58465342, name: '' }), 'xfs')

@@ -9,10 +9,11 @@
  * (directories, symlinks, special files, links, renames, locks) are posix.c's, shared with
  * Linux; this file adds what only macOS does, and the hooks posix.h asks for.
  *
- * UNTESTED: this file has only ever been compiled and linked (scripts/check-cross.sh, zig cc
- * -target aarch64-macos / x86_64-macos against zig's copy of the macOS SDK headers and
- * libSystem stubs). It has never run on a Mac. Every behaviour described below is what the man
- * pages promise, not what was observed.
+ * NOT RUN ON A MAC: this file is compiled and linked by scripts/check-cross.sh (zig cc -target
+ * aarch64-macos / x86_64-macos against zig's copy of the macOS SDK headers and libSystem
+ * stubs), and run on Linux against a fake of the macOS calls (test/seam/mac, ARCHITECTURE.md
+ * "The syscall seam"), which checks its logic, not the kernel's answers. Every behaviour
+ * described below is what the man pages and xnu's sources say, not what was observed.
  *
  * Metadata on the clone path: clonefile(2) itself copies mode, BSD flags, xattrs and
  * timestamps, whatever CF_MODE / CF_TIMES / CF_XATTR say; we keep that (a clone that looks
@@ -229,8 +230,16 @@ typedef struct {
   const px_at *at;
 } clone_src;
 
-/* CLONE_NOFOLLOW always: it matters only for a name (the link itself is cloned); for a
- * descriptor fclonefileat(2) accepts it and ignores it. */
+/* CLONE_NOFOLLOW always, for the destination as much as the source (issue 12 #6). The man
+ * page speaks of the source only ("Don't follow the src file if it is a symbolic link"), but
+ * xnu's clonefile_internal() (bsd/vfs/vfs_syscalls.c), which clonefileat and fclonefileat
+ * share, looks the destination up with the same flag:
+ *   follow = (flags & CLONE_NOFOLLOW) ? NOFOLLOW : FOLLOW;
+ *   NDINIT(&tond, CREATE, OP_LINK, follow | WANTPARENT | AUDITVNPATH2, ...);
+ *   if (tvp != NULL) error = EEXIST;
+ * so without it a dangling symlink at dst is followed and the clone is created where the link
+ * points (tvp is NULL there), the O_CREAT-without-O_EXCL hole. With it the link itself is
+ * tvp: EEXIST. */
 static uint32_t clone_flags(uint32_t flags) {
   uint32_t cflags = CLONE_NOFOLLOW;
   if (!(flags & CF_OWNER)) cflags |= CLONE_NOOWNERCOPY;
@@ -292,17 +301,64 @@ static int clone_fixup(int sfd, const struct stat *st, const px_at *w, uint32_t 
   return fchmodat(w->dir, w->name, mode, AT_SYMLINK_NOFOLLOW) == 0 ? 0 : fail(err, "fchmodat", errno, 1);
 }
 
+/* BSD flags (chflags(2)) that forbid what follows a clone: an immutable or append-only file
+ * cannot be renamed, unlinked, chmod'ed or chown'ed (EPERM). clonefile(2) copies the source's
+ * flags onto the clone (clonefile_internal asks for va_flags), so a clone of such a source
+ * would be stuck at its temporary name, undeletable (issue 12 #9). */
+#define LOCKING_FLAGS (UF_IMMUTABLE | SF_IMMUTABLE | UF_APPEND | SF_APPEND)
+
+/* Lifts the locking flags off the clone at w, through a descriptor of it kept in *fd (the
+ * file itself, whatever its name becomes) with its flags in *held, so that flags_restore()
+ * puts them back once it has its name. Nothing to do (*fd -1) when the source has none. */
+static int flags_lift(const px_at *w, const struct stat *src, int *fd, uint32_t *held, cf_error *err) {
+  *fd = -1;
+  *held = 0;
+  if (!(src->st_flags & LOCKING_FLAGS)) return 0;
+  const int how = O_RDONLY | O_NONBLOCK | O_CLOEXEC | (S_ISLNK(src->st_mode) ? O_SYMLINK : O_NOFOLLOW);
+  struct stat st;
+  int f = openat(w->dir, w->name, how);
+  if (f < 0) return fail(err, "openat", errno, 1);
+  if (fstat(f, &st) != 0 || !(st.st_flags & LOCKING_FLAGS)) {
+    int e = errno;
+    close(f);
+    return (st.st_flags & LOCKING_FLAGS) ? fail(err, "fstat", e, 1) : 0;
+  }
+  if (fchflags(f, st.st_flags & ~(uint32_t)LOCKING_FLAGS) != 0) {
+    int e = errno;
+    close(f);
+    return fail(err, "fchflags", e, 1);
+  }
+  *fd = f;
+  *held = st.st_flags;
+  return 0;
+}
+
+/* The flags again, on the named file. Its name is given already: a failure here is reported
+ * (on dst) but the file stays, without them. */
+static int flags_restore(int fd, uint32_t held, cf_error *err) {
+  if (fd < 0) return 0;
+  int rc = fchflags(fd, held) == 0 ? 0 : fail(err, "fchflags", errno, 1);
+  close(fd);
+  return rc;
+}
+
 /* Clones a regular file or a symlink at temp (or dst with CF_DIRECT), completes its metadata
  * and gives it its name. clonefile(2) never replaces an existing file, so whatever is at
  * `where` after a failure is ours to remove. */
 static int clone_entry(const clone_src *s, const struct stat *st, const dest_t *d, uint32_t flags, cf_error *err) {
   const px_at *w = dest_where(d);
-  int acl_by_hand;
+  int acl_by_hand, held_fd;
+  uint32_t held;
   if (clone_make(s, w, flags, &acl_by_hand, err) < 0) return -err->errnum;
-  int rc = clone_fixup(s->fd, st, w, flags, acl_by_hand, err);
+  int rc = flags_lift(w, st, &held_fd, &held, err);
+  if (rc == 0) rc = clone_fixup(s->fd, st, w, flags, acl_by_hand, err);
   if (rc == 0) rc = dest_publish(d, flags, err);
-  if (rc < 0) dest_discard(d);
-  return rc;
+  if (rc < 0) {
+    if (held_fd >= 0) close(held_fd);
+    dest_discard(d); /* the flags are off: unlink(2) can remove it */
+    return rc;
+  }
+  return flags_restore(held_fd, held, err);
 }
 
 /* CF_TREE: clonefile(2): "If src names a directory, the directory hierarchy is cloned", all at

@@ -70,6 +70,34 @@ int px_resolve(cf_at at, int follow_dirs, int on_dest, px_at *out, cf_error *err
   return 0;
 }
 
+/* link(2)'s answers where the filesystem has no hard links: msdosfs, exFAT and SMB on macOS
+ * (ENOTSUP, vn_default_error), vfat and others on Linux (EPERM: "The filesystem containing
+ * oldpath and newpath does not support the creation of hard links"). */
+static int no_hard_links(int e) { return e == ENOTSUP || e == EOPNOTSUPP || e == EPERM || e == ENOSYS; }
+
+/* The last way to publish without clobbering, on filesystems with neither a no-replace rename
+ * nor hard links (a USB stick, issue 12 #7): dst's name is taken first by an empty placeholder
+ * of our own, made exclusively (O_CREAT | O_EXCL, or mkdir for a directory: an existing dst of
+ * any kind is EEXIST, never touched), then rename(2) replaces that placeholder, which is ours.
+ * For a moment dst is an empty file (or directory): the same trade the TypeScript publish
+ * makes for whole trees on FUSE and NFS. */
+static int publish_by_placeholder(const px_at *tmp, const px_at *dst, cf_error *err) {
+  struct stat st;
+  if (fstatat(tmp->dir, tmp->name, &st, AT_SYMLINK_NOFOLLOW) != 0) return fail(err, "lstat", errno, 1);
+  int dir = S_ISDIR(st.st_mode);
+  if (dir) {
+    if (mkdirat(dst->dir, dst->name, 0700) != 0) return fail(err, "mkdir", errno, 1);
+  } else {
+    int fd = openat(dst->dir, dst->name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) return fail(err, "open", errno, 1);
+    close(fd);
+  }
+  if (renameat(tmp->dir, tmp->name, dst->dir, dst->name) == 0) return 0;
+  int e = errno;
+  unlinkat(dst->dir, dst->name, dir ? AT_REMOVEDIR : 0);
+  return fail(err, "rename", e, 1);
+}
+
 int px_publish(const px_at *tmp, const px_at *dst, int overwrite, cf_error *err) {
   if (overwrite)
     return renameat(tmp->dir, tmp->name, dst->dir, dst->name) == 0 ? 0 : fail(err, "rename", errno, 1);
@@ -77,9 +105,13 @@ int px_publish(const px_at *tmp, const px_at *dst, int overwrite, cf_error *err)
   int e = errno;
   if (e != EINVAL && e != ENOSYS) return fail(err, "rename", e, 1);
   /* No RENAME_NOREPLACE on this filesystem: link(2) refuses to clobber too. */
-  if (linkat(tmp->dir, tmp->name, dst->dir, dst->name, 0) != 0) return fail(err, "link", errno, 1);
-  unlinkat(tmp->dir, tmp->name, 0);
-  return 0;
+  if (linkat(tmp->dir, tmp->name, dst->dir, dst->name, 0) == 0) {
+    unlinkat(tmp->dir, tmp->name, 0);
+    return 0;
+  }
+  e = errno;
+  if (!no_hard_links(e)) return fail(err, "link", e, 1);
+  return publish_by_placeholder(tmp, dst, err);
 }
 
 void px_stat_into(cf_stat *out, const struct stat *st) {

@@ -10,8 +10,10 @@
  * entry is reached by appending its name to its directory's path. That is path-based and not
  * race-free like the POSIX side: see at_path().
  *
- * UNTESTED: this file has only ever been compiled and linked (scripts/check-cross.sh, zig cc
- * -target x86_64-windows-gnu against mingw-w64 headers and import libraries). It has never run on Windows, nor on
+ * NOT RUN ON WINDOWS: this file is compiled and linked by scripts/check-cross.sh (zig cc
+ * -target x86_64/aarch64-windows-gnu, mingw-w64 headers made to look like MSVC's CRT), and run
+ * on Linux against a fake of the Win32 calls (test/seam/win, ARCHITECTURE.md "The syscall
+ * seam"), which checks its logic, not Windows' answers. It has never run on Windows, nor on
  * ReFS. The steps follow Microsoft's "Block cloning" documentation and the project's
  * reference sheet (os-apis.md), not observation.
  *
@@ -25,14 +27,15 @@
  * recreates symlinks. cf_scan_dir reports POSIX-style st_mode values made from attributes, as
  * libuv does, so that the tree code can treat every platform alike.
  *
- * TODO(issue 12): FlushFileBuffers on the source before cloning (#4), uv_get_osfhandle instead
- * of _get_osfhandle for Node's fds (#2), FSCTL_SET_SPARSE refusals (#5): not done here.
+ * Descriptors from Node (a FileHandle's fd, cloneRange's fds) are numbers of the C runtime
+ * that node.exe links, not of the one this addon links (MSVC links a CRT per module): their
+ * handles come from libuv's uv_get_osfhandle, which asks Node's CRT (issue 12 #2).
  */
 #define WIN32_LEAN_AND_MEAN
+#include <uv.h> /* first: it brings winsock2.h, which must come before windows.h's winsock.h */
 #include <windows.h>
 #include <aclapi.h>
 #include <errno.h>
-#include <io.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,6 +57,9 @@
 #endif
 #ifndef FILE_SUPPORTS_BLOCK_REFCOUNTING
 #define FILE_SUPPORTS_BLOCK_REFCOUNTING 0x08000000
+#endif
+#ifndef ERROR_ELEVATION_REQUIRED
+#define ERROR_ELEVATION_REQUIRED 740L
 #endif
 #ifndef ERROR_BLOCK_TOO_MANY_REFERENCES
 #define ERROR_BLOCK_TOO_MANY_REFERENCES 347L
@@ -89,57 +95,100 @@ static int fail(cf_error *err, const char *syscall, int errnum, int on_dest) {
   return -errnum;
 }
 
+/* Win32 errors as errno numbers: libuv's uv_translate_sys_error (src/win/error.c), the table
+ * behind every error Node's fs module reports on Windows, so that the same failure reads the
+ * same through fs and through the addon. Its socket-only entries (WSAE*) are left out: no call
+ * here touches a socket. Deliberate differences, each for a reason given beside it:
+ * ERROR_INVALID_FUNCTION (libuv: EISDIR), ERROR_LOCK_VIOLATION (libuv: EBUSY),
+ * ERROR_BLOCK_TOO_MANY_REFERENCES (not in libuv), and the two libuv-only codes (UV_ECHARSET,
+ * UV_EOF) that have no errno: EILSEQ and EPIPE stand for them. Anything else is EIO, where
+ * libuv says UV_UNKNOWN. */
+static const struct {
+  DWORD win;
+  int err;
+} errno_table[] = {
+    {ERROR_NOACCESS, EACCES},
+    {ERROR_ELEVATION_REQUIRED, EACCES},
+    {ERROR_CANT_ACCESS_FILE, EACCES},
+    {ERROR_ACCESS_DENIED, EACCES},
+    {ERROR_INVALID_FLAGS, EBADF},
+    {ERROR_INVALID_HANDLE, EBADF},
+    {ERROR_LOCK_VIOLATION, EAGAIN}, /* LockFileEx + LOCKFILE_FAIL_IMMEDIATELY: held by another,
+                                       which cf_lock promises as EAGAIN (platform.h) */
+    {ERROR_PIPE_BUSY, EBUSY},
+    {ERROR_SHARING_VIOLATION, EBUSY},
+    {ERROR_OPERATION_ABORTED, ECANCELED},
+    {ERROR_NO_UNICODE_TRANSLATION, EILSEQ},
+    {ERROR_CONNECTION_ABORTED, ECONNABORTED},
+    {ERROR_CONNECTION_REFUSED, ECONNREFUSED},
+    {ERROR_NETNAME_DELETED, ECONNRESET}, /* an SMB share that went away mid-call */
+    {ERROR_ALREADY_EXISTS, EEXIST},
+    {ERROR_FILE_EXISTS, EEXIST},
+    {ERROR_BUFFER_OVERFLOW, EFAULT},
+    {ERROR_HOST_UNREACHABLE, EHOSTUNREACH},
+    {ERROR_INSUFFICIENT_BUFFER, EINVAL},
+    {ERROR_INVALID_DATA, EINVAL},
+    {ERROR_INVALID_PARAMETER, EINVAL}, /* also FSCTL_DUPLICATE_EXTENTS_TO_FILE's misaligned range */
+    {ERROR_SYMLINK_NOT_SUPPORTED, EINVAL},
+    {ERROR_BEGINNING_OF_MEDIA, EIO},
+    {ERROR_BUS_RESET, EIO},
+    {ERROR_CRC, EIO},
+    {ERROR_DEVICE_DOOR_OPEN, EIO},
+    {ERROR_DEVICE_REQUIRES_CLEANING, EIO},
+    {ERROR_DISK_CORRUPT, EIO},
+    {ERROR_EOM_OVERFLOW, EIO},
+    {ERROR_FILEMARK_DETECTED, EIO},
+    {ERROR_GEN_FAILURE, EIO},
+    {ERROR_INVALID_BLOCK_LENGTH, EIO},
+    {ERROR_IO_DEVICE, EIO},
+    {ERROR_NO_DATA_DETECTED, EIO},
+    {ERROR_NO_SIGNAL_SENT, EIO},
+    {ERROR_OPEN_FAILED, EIO},
+    {ERROR_SETMARK_DETECTED, EIO},
+    {ERROR_SIGNAL_REFUSED, EIO},
+    {ERROR_CANT_RESOLVE_FILENAME, ELOOP}, /* too many reparse points on the way */
+    {ERROR_TOO_MANY_OPEN_FILES, EMFILE},
+    {ERROR_FILENAME_EXCED_RANGE, ENAMETOOLONG},
+    {ERROR_NETWORK_UNREACHABLE, ENETUNREACH},
+    {ERROR_BAD_PATHNAME, ENOENT},
+    {ERROR_DIRECTORY, ENOENT},
+    {ERROR_ENVVAR_NOT_FOUND, ENOENT},
+    {ERROR_FILE_NOT_FOUND, ENOENT},
+    {ERROR_INVALID_NAME, ENOENT},
+    {ERROR_INVALID_DRIVE, ENOENT},
+    {ERROR_INVALID_REPARSE_DATA, ENOENT},
+    {ERROR_MOD_NOT_FOUND, ENOENT},
+    {ERROR_PATH_NOT_FOUND, ENOENT},
+    {ERROR_NOT_ENOUGH_MEMORY, ENOMEM},
+    {ERROR_OUTOFMEMORY, ENOMEM},
+    {ERROR_CANNOT_MAKE, ENOSPC},
+    {ERROR_DISK_FULL, ENOSPC},
+    {ERROR_EA_TABLE_FULL, ENOSPC},
+    {ERROR_END_OF_MEDIA, ENOSPC},
+    {ERROR_HANDLE_DISK_FULL, ENOSPC},
+    {ERROR_NOT_CONNECTED, ENOTCONN},
+    {ERROR_DIR_NOT_EMPTY, ENOTEMPTY},
+    {ERROR_NOT_SUPPORTED, ENOTSUP},
+    {ERROR_INVALID_FUNCTION, ENOTSUP}, /* libuv: EISDIR (ReadFile on a directory). Here it is an
+                                          FSCTL the filesystem does not know (block cloning on
+                                          NTFS, FSCTL_SET_SPARSE on FAT): ENOTSUP, which
+                                          fallback.ts turns into a copy */
+    {ERROR_BROKEN_PIPE, EPIPE},
+    {ERROR_PRIVILEGE_NOT_HELD, EPERM}, /* CreateSymbolicLinkW outside Developer Mode */
+    {ERROR_BAD_PIPE, EPIPE},
+    {ERROR_NO_DATA, EPIPE},
+    {ERROR_PIPE_NOT_CONNECTED, EPIPE},
+    {ERROR_WRITE_PROTECT, EROFS},
+    {ERROR_SEM_TIMEOUT, ETIMEDOUT},
+    {ERROR_NOT_SAME_DEVICE, EXDEV},
+    {ERROR_META_EXPANSION_TOO_LONG, E2BIG},
+    {ERROR_BLOCK_TOO_MANY_REFERENCES, EMLINK}, /* ReFS: 8175 references to one cluster at most */
+};
+
 static int errno_of(DWORD e) {
-  switch (e) {
-  case ERROR_FILE_NOT_FOUND:
-  case ERROR_PATH_NOT_FOUND:
-    return ENOENT;
-  case ERROR_ACCESS_DENIED:
-    return EACCES;
-  case ERROR_FILE_EXISTS:
-  case ERROR_ALREADY_EXISTS:
-    return EEXIST;
-  case ERROR_NOT_SAME_DEVICE:
-    return EXDEV;
-  case ERROR_INVALID_FUNCTION: /* the filesystem has no such FSCTL: FAT, NTFS for cloning */
-  case ERROR_NOT_SUPPORTED:
-    return ENOTSUP;
-  case ERROR_DISK_FULL:
-  case ERROR_HANDLE_DISK_FULL:
-    return ENOSPC;
-  case ERROR_WRITE_PROTECT:
-    return EROFS;
-  case ERROR_INVALID_PARAMETER:
-    return EINVAL;
-  case ERROR_BLOCK_TOO_MANY_REFERENCES: /* ReFS: 8175 references to one cluster at most */
-    return EMLINK;
-  case ERROR_SHARING_VIOLATION:
-    return EBUSY;
-  case ERROR_DIRECTORY:
-    return EISDIR;
-  case ERROR_PRIVILEGE_NOT_HELD: /* CreateSymbolicLinkW outside Developer Mode */
-    return EPERM;
-  case ERROR_INVALID_HANDLE:
-    return EBADF;
-  case ERROR_NOT_ENOUGH_MEMORY:
-  case ERROR_OUTOFMEMORY:
-    return ENOMEM;
-  case ERROR_FILENAME_EXCED_RANGE:
-    return ENAMETOOLONG;
-  case ERROR_NO_UNICODE_TRANSLATION:
-    return EILSEQ;
-  case ERROR_DIR_NOT_EMPTY: /* RemoveDirectoryW */
-    return ENOTEMPTY;
-  case ERROR_LOCK_VIOLATION: /* LockFileEx with LOCKFILE_FAIL_IMMEDIATELY: held by another */
-    return EAGAIN;
-  case ERROR_TOO_MANY_OPEN_FILES:
-    return EMFILE;
-  case ERROR_INVALID_NAME: /* libuv maps these two to ENOENT too */
-  case ERROR_BAD_PATHNAME:
-    return ENOENT;
-  default:
-    return EIO;
-  }
+  for (size_t i = 0; i < sizeof errno_table / sizeof errno_table[0]; i++)
+    if (errno_table[i].win == e) return errno_table[i].err;
+  return EIO;
 }
 
 static int fail_win(cf_error *err, const char *syscall, int on_dest) {
@@ -333,11 +382,13 @@ static int at_path(cf_at at, int follow_dirs, int on_dest, wchar_t **out, cf_err
 
 /* ---- the source ---- */
 
-/* A CRT fd's handle belongs to the fd: it is never closed here. */
+/* A Node fd's handle belongs to the fd: it is never closed here. uv_get_osfhandle, not the
+ * CRT's _get_osfhandle: Node's fds are numbers of node.exe's CRT, which this module's CRT
+ * does not share (its _get_osfhandle would answer EBADF, or another file's handle). */
 static int crt_handle(int fd, HANDLE *h, int on_dest, cf_error *err) {
-  intptr_t os = _get_osfhandle(fd);
-  if (os == -1) return fail(err, "_get_osfhandle", EBADF, on_dest);
-  *h = (HANDLE)os;
+  HANDLE os = uv_get_osfhandle(fd);
+  if (os == INVALID_HANDLE_VALUE || os == NULL) return fail(err, "uv_get_osfhandle", EBADF, on_dest);
+  *h = os;
   return 0;
 }
 
@@ -523,12 +574,32 @@ static int set_end_of_file(HANDLE h, uint64_t size, cf_error *err) {
   return 0;
 }
 
+/* Writes the source's cached data to disk before its clusters are shared. ReFS block cloning
+ * shares what is on disk: a source with dirty pages in the cache (written a moment ago, by
+ * this handle or any other) can give a clone of zeros (microsoft/CopyOnWrite issue 12). The
+ * flush is FlushFileBuffers, which needs GENERIC_WRITE ("Remarks"): a read-only handle is
+ * reopened for writing (ReOpenFile, the same file whatever its name now) just to flush. A
+ * source that cannot be flushed (read-only attribute, no write access) fails here with
+ * syscall "FlushFileBuffers", which fallback.ts turns into a copy in auto mode: a copy reads
+ * through the cache and is right. */
+static int flush_source(HANDLE sh, uint64_t size, cf_error *err) {
+  if (size == 0 || FlushFileBuffers(sh)) return 0;
+  if (GetLastError() != ERROR_ACCESS_DENIED) return fail_win(err, "FlushFileBuffers", 0);
+  const DWORD share = FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE;
+  HANDLE w = ReOpenFile(sh, GENERIC_WRITE, share, 0);
+  if (w == INVALID_HANDLE_VALUE) return fail_win(err, "FlushFileBuffers", 0);
+  int rc = FlushFileBuffers(w) ? 0 : fail_win(err, "FlushFileBuffers", 0);
+  CloseHandle(w);
+  return rc;
+}
+
 /* The whole-file recipe of Microsoft's "Block cloning" page. The target is made sparse first
  * (a sparse source needs a sparse target, and extending a non-sparse file would allocate
  * clusters the clone replaces at once), sized, cloned, then made dense again if the source
  * was. The last partial cluster is cloned whole: the range may run past EOF to its cluster's
  * end, and the bytes beyond EOF stay invisible. */
 static int clone_data(HANDLE sh, const src_info_t *si, const dest_t *d, cf_error *err) {
+  if (flush_source(sh, si->size, err) < 0) return -err->errnum;
   if (set_sparse(d->h, TRUE, err) < 0) return -err->errnum;
   uint64_t cluster = copy_integrity(sh, d->h);
   if (set_end_of_file(d->h, si->size, err) < 0) return -err->errnum;
@@ -815,8 +886,8 @@ static int file_size(HANDLE h, uint64_t *size, int on_dest, cf_error *err) {
  * the range asked for: a range that is not cluster-aligned fails with the OS's error
  * (ERROR_INVALID_PARAMETER: EINVAL), and TypeScript splits ranges. */
 static int64_t clone_range(HANDLE sh, HANDLE dh, uint64_t soff, uint64_t doff, uint64_t n, cf_error *err) {
-  uint64_t dst_size;
-  if (file_size(dh, &dst_size, 1, err) < 0) return -err->errnum;
+  uint64_t dst_size = 0;
+  if (flush_source(sh, n, err) < 0 || file_size(dh, &dst_size, 1, err) < 0) return -err->errnum;
   if (dst_size < doff + n && set_end_of_file(dh, doff + n, err) < 0) return -err->errnum;
   if (duplicate_extents(sh, dh, soff, doff, n, err) < 0) {
     if (dst_size < doff + n) {
@@ -831,7 +902,7 @@ static int64_t clone_range(HANDLE sh, HANDLE dh, uint64_t soff, uint64_t doff, u
 int64_t cf_clone_range(int src_fd, int dst_fd, uint64_t src_offset, uint64_t dst_offset,
                        uint64_t length, int method, cf_error *err) {
   HANDLE sh, dh;
-  uint64_t src_size;
+  uint64_t src_size = 0;
   if (crt_handle(src_fd, &sh, 0, err) < 0 || crt_handle(dst_fd, &dh, 1, err) < 0 ||
       file_size(sh, &src_size, 0, err) < 0)
     return -err->errnum;
@@ -855,8 +926,9 @@ int cf_fs_info_get(const char *path, cf_fs_info *info, cf_error *err) {
   wchar_t fsname[MAX_PATH + 1];
   DWORD serial = 0, fsflags = 0;
   uint64_t cluster = 0;
-  /* As the user gave it, not in the \\?\ form: GetVolumePathNameW documents plain paths. */
-  if (to_utf16(path, &w, 0, err) < 0) return -err->errnum;
+  /* In the \\?\ form like every other path here: a plain path over MAX_PATH fails
+   * (issue 12 #12), and GetVolumePathNameW answers a \\?\ path with a \\?\ root. */
+  if (user_path(path, &w, 0, err) < 0) return -err->errnum;
   int rc = volume_root(w, &root, err);
   if (rc == 0 && !GetVolumeInformationW(root, NULL, 0, &serial, NULL, &fsflags, fsname, MAX_PATH + 1))
     rc = fail_win(err, "GetVolumeInformationW", 0);
@@ -1283,7 +1355,7 @@ static int final_path(const wchar_t *path, wchar_t **out, cf_error *err) {
 /* Windows has no ".." to open from a handle: the resolved path is cut one component at a time
  * up to its root (a volume mounted in a folder is crossed, as ".." would). */
 int cf_ancestors(const char *path, uint64_t *ids, uint32_t max, cf_error *err) {
-  wchar_t *w, *p;
+  wchar_t *w, *p = NULL; /* initialised for gcc -O1 (test/seam), which cannot see through the calls */
   if (user_path(path, &w, 0, err) < 0) return -err->errnum;
   int rc = final_path(w, &p, err);
   free(w);
@@ -1291,7 +1363,7 @@ int cf_ancestors(const char *path, uint64_t *ids, uint32_t max, cf_error *err) {
   size_t root = root_len(p);
   uint32_t n = 0;
   for (;;) {
-    uint64_t dev, ino;
+    uint64_t dev = 0, ino = 0;
     if ((rc = dir_id(p, &dev, &ino, err)) < 0) break;
     if (n < max) ids[2 * n] = dev, ids[2 * n + 1] = ino;
     n++;

@@ -1,0 +1,1 @@
+#error "<pthread.h> is not in MSVC's CRT (scripts/msvc-crt/msvc-crt.h)"

@@ -1,0 +1,13 @@
+/* The controls both seams give their test programs: injected failures and the call log. */
+#ifndef SEAM_H
+#define SEAM_H
+/* Every later call of `call` fails with `err` (an errno, or a Win32 ERROR_* for the Windows
+ * seam) until seam_reset(); `after` calls succeed first. */
+void seam_inject(const char *call, long err, int after);
+/* Forgets injections and the call log. */
+void seam_reset(void);
+/* How many calls of `call` were made since seam_reset(), and the flags/argument of the last. */
+int seam_count(const char *call);
+unsigned long seam_last_arg(const char *call);
+/* Set by the fake when `call` was made; for calls the platform file may make or skip. */
+#endif
