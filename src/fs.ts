@@ -204,6 +204,17 @@ interface Plan {
   tree?: CloneTreeOptions
   /** relative symlinks met in the tree, made here after it: [target, dest, replace] */
   links: Array<[string, string, boolean]>
+  /**
+   * directories that were there before (merged into): fs.cp leaves their mode alone, cloneTree
+   * gives them their source's; theirs is put back after it
+   */
+  kept: Array<[string, number]>
+}
+
+/** After cloneTree: the symlinks left to this module, and the modes of directories merged into. */
+function finish(plan: Plan): void {
+  for (const [target, at, replace] of plan.links) makeLink(target, at, replace)
+  for (const [dir, mode] of plan.kept) fs.chmodSync(dir, mode & 0o7777)
 }
 
 /** Node's checks of the root, after its filter; dest's missing parents are made. */
@@ -213,9 +224,10 @@ function planRoot(o: Resolved, src: string, dest: string, sync: boolean): Plan {
   checkPair(src, dest, s, d)
   checkParents(src, s, dest)
   fs.mkdirSync(dirname(dest), { recursive: true })
-  const plan: Plan = { links: [] }
+  const plan: Plan = { links: [], kept: [] }
   if (s.isDirectory()) {
     if (!o.recursive) throw cpError('ERR_FS_EISDIR', `${src} is a directory (not copied)`, src)
+    if (d !== undefined) plan.kept.push([dest, d.mode])
     plan.tree = treeOptions(o, d === undefined ? 'error' : 'replace', entryFilter(o, src, dest, d !== undefined, plan, sync))
     return plan
   }
@@ -232,7 +244,7 @@ function planRoot(o: Resolved, src: string, dest: string, sync: boolean): Plan {
   if (d !== undefined) {
     if (!o.force) {
       if (o.errorOnExist) throw cpError('ERR_FS_CP_EEXIST', `${dest} already exists`, dest)
-      return { done: true, links: [] }
+      return { done: true, links: [], kept: [] }
     }
     fs.unlinkSync(dest)
   }
@@ -261,7 +273,8 @@ function entryFilter(o: Resolved, srcRoot: string, destRoot: string, merging: bo
         plan.links.push([target, dest, d !== undefined])
         return false
       }
-      if (d !== undefined && !d.isDirectory() && !o.force) {
+      if (d?.isDirectory() === true) plan.kept.push([dest, d.mode])
+      else if (d !== undefined && !o.force) {
         if (o.errorOnExist) throw cpError('ERR_FS_CP_EEXIST', `${dest} already exists`, dest)
         return false
       }
@@ -298,7 +311,7 @@ export function cpSync(src: Path, dest: Path, options?: CpSyncOptions): void {
   if (plan.done) return
   if (plan.link !== undefined) return makeLink(plan.link.target, d, plan.link.replace)
   cloneTreeSync(s, d, plan.tree)
-  for (const [target, at, replace] of plan.links) makeLink(target, at, replace)
+  finish(plan)
 }
 
 async function cpAsync(src: Path, dest: Path, options?: CpOptions): Promise<void> {
@@ -309,7 +322,7 @@ async function cpAsync(src: Path, dest: Path, options?: CpOptions): Promise<void
   if (plan.done) return
   if (plan.link !== undefined) return makeLink(plan.link.target, d, plan.link.replace)
   await cloneTree(s, d, plan.tree)
-  for (const [target, at, replace] of plan.links) makeLink(target, at, replace)
+  finish(plan)
 }
 
 type Callback = (err: Error | null) => void
