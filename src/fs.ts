@@ -259,12 +259,14 @@ function planRoot(o: Resolved, src: string, dest: string, sync: boolean): Plan {
  */
 function entryFilter(o: Resolved, srcRoot: string, destRoot: string, merging: boolean, plan: Plan, sync: boolean): CloneTreeOptions['filter'] {
   const decide = (src: string, dest: string, entry: TreeEntry): boolean => {
-    checkType(entry.type, dest)
+    // Following links, a symlink the walk still lists as one dangles (or loops): stat(2)'s error, as Node's.
+    if (o.dereference && entry.type === 'symlink') fs.statSync(src)
     const d = merging ? stat(o, dest) : undefined
+    // Node checks the pair before the source's type.
+    if (d !== undefined) checkPair(src, dest, o.dereference ? fs.statSync(src) : fs.lstatSync(src), d)
+    checkType(entry.type, dest)
     const isLink = entry.type === 'symlink'
     if (d !== undefined || isLink) {
-      const s = o.dereference ? fs.statSync(src) : fs.lstatSync(src)
-      checkPair(src, dest, s, d)
       if (isLink) {
         const target = linkTarget(o, src)
         if (d !== undefined) checkLinkOver(target, src, dest)
