@@ -109,7 +109,7 @@ function cpError(kind: Kind, message: string, path: string): Error {
   const errno = errnoOf(kind, code)
   const info = { message, path, syscall: 'cp', errno, code }
   const err = new Error(`${prefix}: cp returned ${code} (${message}) ${path}`)
-  return Object.assign(err, { code: kind, errno, syscall: 'cp', path, info })
+  return Object.assign(err, { name: 'SystemError', code: kind, errno, syscall: 'cp', path, info })
 }
 
 // ---- Node's rules ----
@@ -139,10 +139,11 @@ function checkPair(src: string, dest: string, s: fs.Stats, d: fs.Stats | undefin
 /** dest's existing ancestors, up to src's parent: none may be src (a second path to it). */
 function checkParents(src: string, s: fs.Stats, dest: string): void {
   const stop = resolve(dirname(src))
-  for (let dir = resolve(dirname(dest)); dir !== stop && dir !== dirname(dir); dir = dirname(dir)) {
+  for (let child = dest, dir = resolve(dirname(dest)); dir !== stop && dir !== dirname(dir); child = dir, dir = dirname(dir)) {
     const d = fs.statSync(dir, { throwIfNoEntry: false })
     if (d === undefined) return
-    if (same(s, d)) throw cpError('ERR_FS_CP_EINVAL', `cannot copy ${src} to a subdirectory of self ${dest}`, dest)
+    // Node names the path below the ancestor that is src.
+    if (same(s, d)) throw cpError('ERR_FS_CP_EINVAL', `cannot copy ${src} to a subdirectory of self ${child}`, child)
   }
 }
 
@@ -156,7 +157,7 @@ function linkTarget(o: Resolved, src: string): string {
  * fs.cp's rules for a symlink over an existing entry: an existing symlink is replaced (whatever
  * `force` says), anything else is symlink(2)'s EEXIST; a link into itself is refused.
  */
-function checkLinkOver(target: string, src: string, dest: string): void {
+function checkLinkOver(target: string, src: string, dest: string, sync: boolean): void {
   let there: string
   try {
     there = fs.readlinkSync(dest)
@@ -166,7 +167,9 @@ function checkLinkOver(target: string, src: string, dest: string): void {
   }
   const resolvedDest = isAbsolute(there) ? there : resolve(dirname(dest), there)
   if (isSubdir(target, resolvedDest)) throw cpError('ERR_FS_CP_EINVAL', `cannot copy ${target} to a subdirectory of self ${resolvedDest}`, dest)
-  if (fs.statSync(src).isDirectory() && isSubdir(resolvedDest, target)) {
+  // Node's cpSync asks whether dest (followed) is a directory, its cp whether src is: each
+  // fails as its reference does on a dangling link.
+  if (fs.statSync(sync ? dest : src).isDirectory() && isSubdir(resolvedDest, target)) {
     throw cpError('ERR_FS_CP_SYMLINK_TO_SUBDIRECTORY', `cannot overwrite ${resolvedDest} with ${target}`, dest)
   }
 }
@@ -233,7 +236,7 @@ function planRoot(o: Resolved, src: string, dest: string, sync: boolean): Plan {
   }
   if (s.isSymbolicLink()) {
     const target = linkTarget(o, src)
-    if (d !== undefined) checkLinkOver(target, src, dest)
+    if (d !== undefined) checkLinkOver(target, src, dest, sync)
     plan.link = { target, replace: d !== undefined }
     return plan
   }
@@ -269,7 +272,7 @@ function entryFilter(o: Resolved, srcRoot: string, destRoot: string, merging: bo
     if (d !== undefined || isLink) {
       if (isLink) {
         const target = linkTarget(o, src)
-        if (d !== undefined) checkLinkOver(target, src, dest)
+        if (d !== undefined) checkLinkOver(target, src, dest, sync)
         // Made by cloneTree where it would be the same link (a target kept as it is, nothing to replace).
         if (target === fs.readlinkSync(src) && d === undefined) return true
         plan.links.push([target, dest, d !== undefined])

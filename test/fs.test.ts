@@ -7,6 +7,7 @@ import { test } from 'node:test'
 import fc from 'fast-check'
 import * as cfs from '../src/fs.js'
 import { freshDir, needMount, type FsKind } from './helpers/mounts.js'
+import { allShared } from './helpers/fiemap.js'
 import { compareSnapshots, mkfifo, setDistinctTimes, snapshot, type Entry } from './helpers/trees.js'
 
 const { COPYFILE_EXCL, COPYFILE_FICLONE, COPYFILE_FICLONE_FORCE } = nodeFs.constants
@@ -156,3 +157,226 @@ async function differential(t: import('node:test').TestContext, kind: FsKind, nu
 test('differential, XFS: random trees and options give what node:fs gives', (t) => differential(t, "xfs", Number(process.env.FS_RUNS ?? 60)))
 test('differential, ext4 (the copy path): random trees and options give what node:fs gives', (t) => differential(t, 'ext4', 40))
 test('differential, btrfs: random trees and options give what node:fs gives', (t) => differential(t, 'btrfs', 25))
+
+// ---- one test per option and per error code, from Node's documentation ----
+
+/** Runs `body` with clonefile/fs and node:fs in two fresh directories; both must agree. */
+async function both(t: import('node:test').TestContext, body: (impl: Impl, dir: string) => Promise<unknown> | unknown): Promise<void> {
+  const m = await needMount(t, 'xfs')
+  if (!m) return
+  const outcome = async (impl: Impl) => {
+    // One path for both: link targets made absolute name it.
+    const dir = path.join(m.dir, 'fs-case')
+    nodeFs.rmSync(dir, { recursive: true, force: true })
+    nodeFs.mkdirSync(dir)
+    try {
+      const value = await body(impl, dir)
+      // Times: copies made at different moments (preserveTimestamps has its own test).
+      return { value, tree: snapshot(dir).map((e) => ({ ...e, atimeNs: 0n, mtimeNs: 0n })) }
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException
+      return { code: err.code, name: err.name, path: err.path }
+    } finally {
+      nodeFs.rmSync(dir, { recursive: true, force: true })
+    }
+  }
+  const ours = await outcome(cfs as unknown as Impl)
+  const theirs = await outcome(nodeFs)
+  assert.deepEqual(ours, theirs)
+}
+
+function tree1(dir: string): string {
+  const src = path.join(dir, 'src')
+  nodeFs.mkdirSync(path.join(src, 'sub'), { recursive: true })
+  nodeFs.writeFileSync(path.join(src, 'f'), 'one')
+  nodeFs.writeFileSync(path.join(src, 'sub', 'g'), 'two')
+  nodeFs.chmodSync(path.join(src, 'sub', 'g'), 0o640)
+  nodeFs.symlinkSync('f', path.join(src, 'rel'))
+  nodeFs.symlinkSync('/nonexistent', path.join(src, 'dangling'))
+  setDistinctTimes(src, 3)
+  return src
+}
+const out = (dir: string, ...rest: string[]) => path.join(dir, 'out', ...rest)
+
+test('recursive: a directory without it is ERR_FS_EISDIR; with it, the tree', async (t) => {
+  await both(t, (fs, dir) => fs.cpSync(tree1(dir), out(dir)))
+  await both(t, (fs, dir) => fs.cpSync(tree1(dir), out(dir), { recursive: true }))
+  await both(t, (fs, dir) => {
+    assert.throws(() => fs.cpSync(tree1(dir), out(dir)), { code: 'ERR_FS_EISDIR' })
+  })
+})
+
+test("dest's missing parents are made", async (t) => {
+  await both(t, (fs, dir) => fs.cpSync(tree1(dir), out(dir, 'a', 'b', 'c'), { recursive: true }))
+  await both(t, (fs, dir) => fs.promises.cp(path.join(tree1(dir), 'f'), out(dir, 'x', 'y')))
+})
+
+test('verbatimSymlinks: relative targets kept; without it they are made absolute', async (t) => {
+  await both(t, (fs, dir) => {
+    const src = tree1(dir)
+    fs.cpSync(src, out(dir), { recursive: true })
+    assert.equal(nodeFs.readlinkSync(out(dir, 'rel')), path.join(src, 'f'))
+    assert.equal(nodeFs.readlinkSync(out(dir, 'dangling')), '/nonexistent')
+  })
+  await both(t, async (fs, dir) => {
+    await fs.promises.cp(tree1(dir), out(dir), { recursive: true, verbatimSymlinks: true })
+    assert.equal(nodeFs.readlinkSync(out(dir, 'rel')), 'f')
+  })
+})
+
+test('dereference: links are followed; a dangling one is ENOENT', async (t) => {
+  await both(t, (fs, dir) => {
+    const src = tree1(dir)
+    nodeFs.unlinkSync(path.join(src, 'dangling'))
+    fs.cpSync(src, out(dir), { recursive: true, dereference: true })
+    assert.equal(nodeFs.lstatSync(out(dir, 'rel')).isFile(), true)
+  })
+  await both(t, (fs, dir) => fs.cpSync(tree1(dir), out(dir), { recursive: true, dereference: true }))
+})
+
+test('force (default true) replaces files; force: false keeps them; errorOnExist makes that ERR_FS_CP_EEXIST', async (t) => {
+  for (const options of [{}, { force: false }, { force: false, errorOnExist: true }, { force: true, errorOnExist: true }]) {
+    await both(t, async (fs, dir) => {
+      const src = tree1(dir)
+      nodeFs.mkdirSync(out(dir, 'sub'), { recursive: true })
+      nodeFs.writeFileSync(out(dir, 'sub', 'g'), 'old')
+      await fs.promises.cp(src, out(dir), { recursive: true, ...options })
+      return nodeFs.readFileSync(out(dir, 'sub', 'g'), 'utf8')
+    })
+  }
+})
+
+test('filter: sync in all three, async in cp and promises.cp, ERR_INVALID_RETURN_VALUE for a promise in cpSync', async (t) => {
+  const seen: string[][] = []
+  await both(t, (fs, dir) => {
+    const calls: string[] = []
+    fs.cpSync(tree1(dir), out(dir), { recursive: true, filter: (s, d) => (calls.push(`${path.relative(dir, s)} ${path.relative(dir, d)}`), !s.endsWith('sub')) })
+    seen.push(calls.sort())
+  })
+  assert.deepEqual(seen[0], seen[1], 'called with the same (src, dest) pairs')
+  await both(t, (fs, dir) => fs.promises.cp(tree1(dir), out(dir), { recursive: true, filter: async (s) => !s.endsWith('f') }))
+  await both(t, (fs, dir) => new Promise<void>((res, rej) => fs.cp(tree1(dir), out(dir), { recursive: true, filter: async (s) => !s.endsWith('rel') }, (e) => (e ? rej(e) : res()))))
+  await both(t, (fs, dir) => fs.cpSync(tree1(dir), out(dir), { recursive: true, filter: (async () => true) as unknown as () => boolean }))
+})
+
+test('preserveTimestamps: files keep their mtime (to the millisecond node:fs keeps)', async (t) => {
+  const m = await needMount(t, 'xfs')
+  if (!m) return
+  const dir = freshDir(m, 'fs-times')
+  const src = tree1(dir)
+  cfs.cpSync(src, out(dir), { recursive: true, preserveTimestamps: true })
+  const [a, b] = [nodeFs.statSync(path.join(src, 'sub', 'g'), { bigint: true }), nodeFs.statSync(out(dir, 'sub', 'g'), { bigint: true })]
+  assert.equal(b.mtimeNs, a.mtimeNs)
+  cfs.cpSync(src, out(dir, 'again'), { recursive: true })
+  assert.notEqual(nodeFs.statSync(out(dir, 'again', 'sub', 'g'), { bigint: true }).mtimeNs, a.mtimeNs)
+  nodeFs.rmSync(dir, { recursive: true })
+})
+
+test('mode: COPYFILE_FICLONE_FORCE clones or fails; file data is cloned on XFS whatever the mode', async (t) => {
+  const m = await needMount(t, 'xfs')
+  if (!m) return
+  const dir = freshDir(m, 'fs-clone')
+  const src = path.join(dir, 'src')
+  nodeFs.mkdirSync(src)
+  nodeFs.writeFileSync(path.join(src, 'big'), Buffer.alloc(1 << 20, 7))
+  for (const mode of [0, COPYFILE_FICLONE, COPYFILE_FICLONE_FORCE, COPYFILE_EXCL]) {
+    cfs.cpSync(src, out(dir, `m${mode}`), { recursive: true, mode })
+    assert.equal(allShared(out(dir, `m${mode}`, 'big')), true, `mode ${mode}: cloned`)
+    await cfs.promises.cp(path.join(src, 'big'), out(dir, `file${mode}`), { mode })
+    assert.equal(allShared(out(dir, `file${mode}`)), true, `mode ${mode}: a file root cloned`)
+  }
+  nodeFs.rmSync(dir, { recursive: true })
+  const e = await needMount(t, 'ext4')
+  if (!e) return
+  const edir = freshDir(e, 'fs-force')
+  nodeFs.writeFileSync(path.join(edir, 'f'), 'x')
+  assert.throws(() => cfs.cpSync(path.join(edir, 'f'), path.join(edir, 'g'), { mode: COPYFILE_FICLONE_FORCE }), (err: NodeJS.ErrnoException) => err.errno !== undefined && /NOTSUP/.test(err.code ?? ''))
+  cfs.cpSync(path.join(edir, 'f'), path.join(edir, 'h'), { mode: COPYFILE_FICLONE })
+  assert.equal(nodeFs.readFileSync(path.join(edir, 'h'), 'utf8'), 'x')
+  nodeFs.rmSync(edir, { recursive: true })
+})
+
+test('ERR_FS_CP_EINVAL: the same path, and a directory into itself (by path and through a symlink)', async (t) => {
+  await both(t, (fs, dir) => fs.cpSync(tree1(dir), path.join(dir, 'src'), { recursive: true }))
+  await both(t, (fs, dir) => fs.cpSync(tree1(dir), path.join(dir, 'src', 'sub', 'in'), { recursive: true }))
+  await both(t, (fs, dir) => {
+    nodeFs.symlinkSync(tree1(dir), path.join(dir, 'via'))
+    fs.cpSync(path.join(dir, 'src'), path.join(dir, 'via', 'sub', 'in'), { recursive: true })
+  })
+})
+
+test('ERR_FS_CP_DIR_TO_NON_DIR and ERR_FS_CP_NON_DIR_TO_DIR, at the root and inside', async (t) => {
+  await both(t, (fs, dir) => fs.cpSync(tree1(dir), path.join(dir, 'src', 'f'), { recursive: true }))
+  await both(t, (fs, dir) => fs.cpSync(path.join(tree1(dir), 'f'), path.join(dir, 'src', 'sub')))
+  await both(t, (fs, dir) => {
+    const src = tree1(dir)
+    nodeFs.mkdirSync(out(dir), { recursive: true })
+    nodeFs.writeFileSync(out(dir, 'sub'), '')
+    fs.cpSync(src, out(dir), { recursive: true })
+  })
+  await both(t, async (fs, dir) => {
+    const src = tree1(dir)
+    nodeFs.mkdirSync(out(dir, 'f'), { recursive: true })
+    await fs.promises.cp(src, out(dir), { recursive: true })
+  })
+})
+
+test('ERR_FS_CP_FIFO_PIPE and ERR_FS_CP_SOCKET, at the root and inside', async (t) => {
+  await both(t, (fs, dir) => {
+    mkfifo(path.join(tree1(dir), 'p'))
+    fs.cpSync(path.join(dir, 'src'), out(dir), { recursive: true })
+  })
+  await both(t, (fs, dir) => {
+    mkfifo(path.join(tree1(dir), 'p'))
+    fs.cpSync(path.join(dir, 'src', 'p'), out(dir))
+  })
+  const { makeSocket } = await import('./helpers/trees.js')
+  await both(t, async (fs, dir) => {
+    await makeSocket(path.join(tree1(dir), 's'))
+    await fs.promises.cp(path.join(dir, 'src'), out(dir), { recursive: true })
+  })
+})
+
+test('a symlink over an existing symlink is replaced whatever force says; ERR_FS_CP_SYMLINK_TO_SUBDIRECTORY; EEXIST over a file', async (t) => {
+  await both(t, (fs, dir) => {
+    const src = tree1(dir)
+    nodeFs.mkdirSync(out(dir), { recursive: true })
+    nodeFs.symlinkSync('elsewhere', out(dir, 'rel'))
+    fs.cpSync(src, out(dir), { recursive: true, force: false })
+  })
+  await both(t, (fs, dir) => {
+    const src = tree1(dir)
+    nodeFs.mkdirSync(out(dir), { recursive: true })
+    nodeFs.writeFileSync(out(dir, 'rel'), '')
+    fs.cpSync(src, out(dir), { recursive: true })
+  })
+  await both(t, (fs, dir) => {
+    const src = tree1(dir)
+    nodeFs.symlinkSync(src, path.join(dir, 'link'))
+    nodeFs.symlinkSync(path.join(src, 'sub'), path.join(dir, 'to-sub'))
+    fs.cpSync(path.join(dir, 'link'), path.join(dir, 'to-sub'))
+  })
+})
+
+test("validation: Node's codes for bad arguments; unknown option keys ignored", async () => {
+  const cases: Array<[unknown[], string]> = [
+    [[1, 'b'], 'ERR_INVALID_ARG_TYPE'],
+    [['a\0', 'b'], 'ERR_INVALID_ARG_VALUE'],
+    [['a', 'b', 5], 'ERR_INVALID_ARG_TYPE'],
+    [['a', 'b', { force: 1 }], 'ERR_INVALID_ARG_TYPE'],
+    [['a', 'b', { mode: 8 }], 'ERR_OUT_OF_RANGE'],
+    [['a', 'b', { mode: 1.5 }], 'ERR_OUT_OF_RANGE'],
+    [['a', 'b', { mode: 'x' }], 'ERR_INVALID_ARG_TYPE'],
+    [['a', 'b', { filter: 3 }], 'ERR_INVALID_ARG_TYPE'],
+    [['a', 'b', { dereference: true, verbatimSymlinks: true }], 'ERR_INCOMPATIBLE_OPTION_PAIR'],
+    [['/nonexistent-src', '/tmp/b', { surely: 'ignored' }], 'ENOENT'],
+  ]
+  for (const [args, code] of cases) {
+    const call = (impl: Impl) => () => (impl.cpSync as (...a: unknown[]) => void)(...args)
+    assert.throws(call(nodeFs), { code }, `node:fs ${JSON.stringify(args)}`)
+    assert.throws(call(cfs as unknown as Impl), { code }, `clonefile/fs ${JSON.stringify(args)}`)
+    await assert.rejects((cfs.promises.cp as (...a: unknown[]) => Promise<void>)(...args), { code })
+  }
+  assert.throws(() => (cfs.cp as (...a: unknown[]) => void)('a', 'b', {}), { code: 'ERR_INVALID_ARG_TYPE' })
+  assert.throws(() => (cfs.cp as (...a: unknown[]) => void)('a', 'b', { mode: 9 }, () => {}), { code: 'ERR_OUT_OF_RANGE' })
+})
