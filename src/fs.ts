@@ -8,7 +8,7 @@ import { constants } from 'node:fs'
 import { constants as os } from 'node:os'
 import { dirname, isAbsolute, resolve, sep, toNamespacedPath } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { cloneTree, cloneTreeSync } from './tree.js'
+import { cloneTreeWith, cloneTreeWithSync } from './tree.js'
 import { invalidArgType, outOfRange } from './errors.js'
 import type { CloneTreeOptions, TreeEntry } from './types.js'
 
@@ -207,17 +207,16 @@ interface Plan {
   tree?: CloneTreeOptions
   /** relative symlinks met in the tree, made here after it: [target, dest, replace] */
   links: Array<[string, string, boolean]>
-  /**
-   * directories that were there before (merged into): fs.cp leaves their mode alone, cloneTree
-   * gives them their source's; theirs is put back after it
-   */
-  kept: Array<[string, number]>
+  /** directories that were there before (relative to dest): fs.cp leaves their mode and times */
+  kept: Set<string>
 }
 
-/** After cloneTree: the symlinks left to this module, and the modes of directories merged into. */
+/** cloneTree's hooks: directories merged into keep their metadata. */
+const hooks = (plan: Plan) => ({ keepsMetadata: (rel: string) => plan.kept.has(rel) })
+
+/** After cloneTree: the symlinks left to this module. */
 function finish(plan: Plan): void {
   for (const [target, at, replace] of plan.links) makeLink(target, at, replace)
-  for (const [dir, mode] of plan.kept) fs.chmodSync(dir, mode & 0o7777)
 }
 
 /** Node's checks of the root, after its filter; dest's missing parents are made. */
@@ -227,10 +226,10 @@ function planRoot(o: Resolved, src: string, dest: string, sync: boolean): Plan {
   checkPair(src, dest, s, d)
   checkParents(src, s, dest)
   fs.mkdirSync(dirname(dest), { recursive: true })
-  const plan: Plan = { links: [], kept: [] }
+  const plan: Plan = { links: [], kept: new Set() }
   if (s.isDirectory()) {
     if (!o.recursive) throw cpError('ERR_FS_EISDIR', `${src} is a directory (not copied)`, src)
-    if (d !== undefined) plan.kept.push([dest, d.mode])
+    if (d !== undefined) plan.kept.add('')
     plan.tree = treeOptions(o, d === undefined ? 'error' : 'replace', entryFilter(o, src, dest, d !== undefined, plan, sync))
     return plan
   }
@@ -247,7 +246,7 @@ function planRoot(o: Resolved, src: string, dest: string, sync: boolean): Plan {
   if (d !== undefined) {
     if (!o.force) {
       if (o.errorOnExist) throw cpError('ERR_FS_CP_EEXIST', `${dest} already exists`, dest)
-      return { done: true, links: [], kept: [] }
+      return { done: true, links: [], kept: new Set() }
     }
     fs.unlinkSync(dest)
   }
@@ -278,7 +277,7 @@ function entryFilter(o: Resolved, srcRoot: string, destRoot: string, merging: bo
         plan.links.push([target, dest, d !== undefined])
         return false
       }
-      if (d?.isDirectory() === true) plan.kept.push([dest, d.mode])
+      if (d?.isDirectory() === true) plan.kept.add(src.slice(srcRoot.length + 1))
       else if (d !== undefined && !o.force) {
         if (o.errorOnExist) throw cpError('ERR_FS_CP_EEXIST', `${dest} already exists`, dest)
         return false
@@ -315,7 +314,7 @@ export function cpSync(src: Path, dest: Path, options?: CpSyncOptions): void {
   const plan = planRoot(o, s, d, true)
   if (plan.done) return
   if (plan.link !== undefined) return makeLink(plan.link.target, d, plan.link.replace)
-  cloneTreeSync(s, d, plan.tree)
+  cloneTreeWithSync(s, d, plan.tree, hooks(plan))
   finish(plan)
 }
 
@@ -326,7 +325,7 @@ async function cpAsync(src: Path, dest: Path, options?: CpOptions): Promise<void
   const plan = planRoot(o, s, d, false)
   if (plan.done) return
   if (plan.link !== undefined) return makeLink(plan.link.target, d, plan.link.replace)
-  await cloneTree(s, d, plan.tree)
+  await cloneTreeWith(s, d, plan.tree, hooks(plan))
   finish(plan)
 }
 
