@@ -6,7 +6,7 @@
 import * as fs from 'node:fs'
 import { constants } from 'node:fs'
 import { constants as os } from 'node:os'
-import { dirname, isAbsolute, resolve, sep, toNamespacedPath } from 'node:path'
+import { dirname, isAbsolute, join, resolve, sep, toNamespacedPath } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { cloneTreeWith, cloneTreeWithSync } from './tree.js'
 import { invalidArgType, outOfRange } from './errors.js'
@@ -205,7 +205,7 @@ interface Plan {
   link?: { target: string; replace: boolean }
   /** the root is a file or directory: cloneTree's arguments */
   tree?: CloneTreeOptions
-  /** relative symlinks met in the tree, made here after it: [target, dest, replace] */
+  /** relative symlinks met in the tree, made here after it: [target, path relative to dest, replace] */
   links: Array<[string, string, boolean]>
   /** directories that were there before (relative to dest): fs.cp leaves their mode and times */
   kept: Set<string>
@@ -214,9 +214,38 @@ interface Plan {
 /** cloneTree's hooks: directories merged into keep their metadata. */
 const hooks = (plan: Plan) => ({ keepsMetadata: (rel: string) => plan.kept.has(rel) })
 
-/** After cloneTree: the symlinks left to this module. */
-function finish(plan: Plan): void {
-  for (const [target, at, replace] of plan.links) makeLink(target, at, replace)
+/** After cloneTree: the symlinks left to this module, each made in its directory without following a link. */
+function finish(plan: Plan, dest: string): void {
+  for (const [target, rel, replace] of plan.links) inDirectory(dest, rel, (at) => makeLink(target, at, replace))
+}
+
+const { O_RDONLY, O_DIRECTORY, O_NOFOLLOW } = constants
+
+/**
+ * Runs `act` on the entry `rel` below `root` named through its parent directory, which is opened
+ * one component at a time with O_NOFOLLOW: a directory of dest swapped for a symlink meanwhile
+ * is ENOTDIR/ELOOP, never followed (cloneTree's rule). Linux names an open directory as
+ * /proc/self/fd/N (proc(5)); elsewhere the path is used as it is.
+ */
+function inDirectory(root: string, rel: string, act: (path: string) => void): void {
+  if (process.platform !== 'linux') return act(`${root}/${rel}`)
+  const parts = rel.split('/')
+  const name = parts.pop() as string
+  let fd = fs.openSync(root, O_RDONLY | O_DIRECTORY)
+  try {
+    for (const part of parts) {
+      const next = fs.openSync(`/proc/self/fd/${fd}/${part}`, O_RDONLY | O_DIRECTORY | O_NOFOLLOW)
+      fs.closeSync(fd)
+      fd = next
+    }
+    act(`/proc/self/fd/${fd}/${name}`)
+  } catch (e) {
+    // Errors name the entry, not the descriptor it was reached through.
+    if (typeof (e as NodeJS.ErrnoException).path === 'string') (e as NodeJS.ErrnoException).path = `${root}/${rel}`
+    throw e
+  } finally {
+    fs.closeSync(fd)
+  }
 }
 
 /** Node's checks of the root, after its filter; dest's missing parents are made. */
@@ -260,7 +289,7 @@ function planRoot(o: Resolved, src: string, dest: string, sync: boolean): Plan {
  * relative symlink is left to this module, which makes it with its absolute target.
  */
 function entryFilter(o: Resolved, srcRoot: string, destRoot: string, merging: boolean, plan: Plan, sync: boolean): CloneTreeOptions['filter'] {
-  const decide = (src: string, dest: string, entry: TreeEntry): boolean => {
+  const decide = (rel: string, src: string, dest: string, entry: TreeEntry): boolean => {
     // Following links, a symlink the walk still lists as one dangles (or loops): stat(2)'s error, as Node's.
     if (o.dereference && entry.type === 'symlink') fs.statSync(src)
     const d = merging ? stat(o, dest) : undefined
@@ -274,10 +303,10 @@ function entryFilter(o: Resolved, srcRoot: string, destRoot: string, merging: bo
         if (d !== undefined) checkLinkOver(target, src, dest, sync)
         // Made by cloneTree where it would be the same link (a target kept as it is, nothing to replace).
         if (target === fs.readlinkSync(src) && d === undefined) return true
-        plan.links.push([target, dest, d !== undefined])
+        plan.links.push([target, rel, d !== undefined])
         return false
       }
-      if (d?.isDirectory() === true) plan.kept.add(src.slice(srcRoot.length + 1))
+      if (d?.isDirectory() === true) plan.kept.add(rel)
       else if (d !== undefined && !o.force) {
         if (o.errorOnExist) throw cpError('ERR_FS_CP_EEXIST', `${dest} already exists`, dest)
         return false
@@ -285,14 +314,18 @@ function entryFilter(o: Resolved, srcRoot: string, destRoot: string, merging: bo
     }
     return true
   }
+  // cloneTree names entries below src made absolute; Node joins each name to src as given.
+  const base = resolve(srcRoot)
+  const skip = base === sep ? 1 : base.length + 1
   return (path, entry) => {
-    const dest = destRoot + path.slice(srcRoot.length)
-    const keep = o.filter === undefined ? true : o.filter(path, dest)
+    const rel = path.slice(skip)
+    const [src, dest] = [join(srcRoot, rel), join(destRoot, rel)]
+    const keep = o.filter === undefined ? true : o.filter(src, dest)
     if (keep instanceof Promise) {
       if (sync) throw invalidReturn(keep)
-      return keep.then((k) => k && decide(path, dest, entry))
+      return keep.then((k) => k && decide(rel, src, dest, entry))
     }
-    return Boolean(keep) && decide(path, dest, entry)
+    return Boolean(keep) && decide(rel, src, dest, entry)
   }
 }
 
@@ -315,7 +348,7 @@ export function cpSync(src: Path, dest: Path, options?: CpSyncOptions): void {
   if (plan.done) return
   if (plan.link !== undefined) return makeLink(plan.link.target, d, plan.link.replace)
   cloneTreeWithSync(s, d, plan.tree, hooks(plan))
-  finish(plan)
+  finish(plan, d)
 }
 
 async function cpAsync(src: Path, dest: Path, options?: CpOptions): Promise<void> {
@@ -326,7 +359,7 @@ async function cpAsync(src: Path, dest: Path, options?: CpOptions): Promise<void
   if (plan.done) return
   if (plan.link !== undefined) return makeLink(plan.link.target, d, plan.link.replace)
   await cloneTreeWith(s, d, plan.tree, hooks(plan))
-  finish(plan)
+  finish(plan, d)
 }
 
 type Callback = (err: Error | null) => void

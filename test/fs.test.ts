@@ -1,6 +1,7 @@
 // clonefile/fs against node:fs: random trees copied by both under random options must give the
 // same tree (or the same error code), and each option and error code behaves as Node documents.
 import assert from 'node:assert/strict'
+import { execFileSync, spawn } from 'node:child_process'
 import * as nodeFs from 'node:fs'
 import * as path from 'node:path'
 import { test } from 'node:test'
@@ -388,4 +389,111 @@ test("validation: Node's codes for bad arguments; unknown option keys ignored", 
   }
   assert.throws(() => (cfs.cp as (...a: unknown[]) => void)('a', 'b', {}), { code: 'ERR_INVALID_ARG_TYPE' })
   assert.throws(() => (cfs.cp as (...a: unknown[]) => void)('a', 'b', { mode: 9 }, () => {}), { code: 'ERR_OUT_OF_RANGE' })
+})
+
+test('relative src and dest: the filter gets them joined as given, links resolve from the working directory', async (t) => {
+  for (const api of ['cpSync', 'promises.cp'] as const) {
+    const seen: string[][] = []
+    await both(t, async (fs, dir) => {
+      tree1(dir)
+      const cwd = process.cwd()
+      process.chdir(dir)
+      try {
+        const calls: string[] = []
+        const filter = (s: string, d: string) => (calls.push(`${s} ${d}`), true)
+        if (api === 'cpSync') fs.cpSync('./src/', 'out', { recursive: true, filter })
+        else await fs.promises.cp('src', './out/', { recursive: true, filter })
+        seen.push(calls.sort())
+      } finally {
+        process.chdir(cwd)
+      }
+    })
+    assert.deepEqual(seen[0], seen[1])
+  }
+})
+
+/** A python process exchanging each pair of paths (renameat2 RENAME_EXCHANGE) in a tight loop. */
+function swapper(pairs: Array<[string, string]>): { stop: () => void } {
+  const child = spawn('python3', ['-c', `
+import ctypes, json, sys
+libc = ctypes.CDLL(None, use_errno=True)
+pairs = [(a.encode(), b.encode()) for a, b in json.loads(sys.argv[1])]
+while True:
+    for a, b in pairs:
+        libc.renameat2(-100, a, -100, b, 2)
+`, JSON.stringify(pairs)], { stdio: 'ignore' })
+  return { stop: () => child.kill('SIGKILL') }
+}
+
+const fingerprint = (dir: string): string => execFileSync('find', [dir, '-printf', '%p %m %s %T@ %U\\n']).toString()
+
+test('adversarial: directories of src and of an existing dest swapped for symlinks to outside are never followed', async (t) => {
+  const m = await needMount(t, 'xfs')
+  if (!m) return
+  const dir = freshDir(m, 'fs-swap')
+  const outside = path.join(dir, 'outside')
+  nodeFs.mkdirSync(outside)
+  nodeFs.writeFileSync(path.join(outside, 'SECRET'), 'not yours')
+  const before = fingerprint(outside)
+  const src = path.join(dir, 'src')
+  const pairs: Array<[string, string]> = []
+  for (let i = 0; i < 10; i++) {
+    nodeFs.mkdirSync(path.join(src, `d${i}`, 'sub'), { recursive: true })
+    for (let k = 0; k < 3; k++) nodeFs.writeFileSync(path.join(src, `d${i}`, 'sub', `f${k}`), `${i}/${k}`)
+    // A relative link: made by clonefile/fs itself (its target made absolute), after cloneTree.
+    nodeFs.symlinkSync('f0', path.join(src, `d${i}`, 'sub', 'rel'))
+    nodeFs.symlinkSync(outside, path.join(src, `d${i}`, 'link'))
+    pairs.push([path.join(src, `d${i}`, 'sub'), path.join(src, `d${i}`, 'link')])
+  }
+  const dst = path.join(dir, 'dst')
+  cfs.cpSync(src, dst, { recursive: true })
+  for (let i = 0; i < 10; i++) {
+    nodeFs.symlinkSync(outside, path.join(dst, `d${i}`, 'evil'))
+    pairs.push([path.join(dst, `d${i}`, 'sub'), path.join(dst, `d${i}`, 'evil')])
+  }
+  const swap = swapper(pairs)
+  try {
+    for (let run = 0; run < 60; run++) {
+      const o = { recursive: true, force: run % 3 !== 0 }
+      await (run % 2 === 0 ? Promise.resolve().then(() => cfs.cpSync(src, dst, o)) : cfs.promises.cp(src, dst, o)).catch(() => undefined)
+      await (run % 2 === 0 ? Promise.resolve().then(() => cfs.cpSync(src, path.join(dir, `new${run}`), o)) : cfs.promises.cp(src, path.join(dir, `new${run}`), o)).catch(() => undefined)
+    }
+  } finally {
+    swap.stop()
+  }
+  assert.equal(fingerprint(outside), before, 'nothing outside dest was written, chmod-ed or created')
+  nodeFs.rmSync(dir, { recursive: true, force: true })
+})
+
+test('adversarial: a directory of dest swapped for a symlink during the run: the links made after cloneTree do not follow it', async (t) => {
+  const m = await needMount(t, 'xfs')
+  if (!m) return
+  for (const api of ['cpSync', 'promises.cp'] as const) {
+    const dir = freshDir(m, 'fs-swap-now')
+    const outside = path.join(dir, 'outside')
+    nodeFs.mkdirSync(outside)
+    const before = fingerprint(outside)
+    const src = path.join(dir, 'src')
+    nodeFs.mkdirSync(path.join(src, 'd', 'sub'), { recursive: true })
+    nodeFs.writeFileSync(path.join(src, 'd', 'sub', 'f'), 'x')
+    nodeFs.symlinkSync('f', path.join(src, 'd', 'sub', 'rel'))
+    const dst = path.join(dir, 'dst')
+    cfs.cpSync(src, dst, { recursive: true })
+    // Decided while dst/d/sub is open in the run: swapped then, the run goes on through its descriptor.
+    const filter = (s: string) => {
+      if (s.endsWith(path.join('sub', 'rel'))) {
+        nodeFs.renameSync(path.join(dst, 'd', 'sub'), path.join(dst, 'd', 'moved'))
+        nodeFs.symlinkSync(outside, path.join(dst, 'd', 'sub'))
+      }
+      return true
+    }
+    try {
+      if (api === 'cpSync') cfs.cpSync(src, dst, { recursive: true, filter })
+      else await cfs.promises.cp(src, dst, { recursive: true, filter })
+    } catch (e) {
+      assert.match((e as NodeJS.ErrnoException).code ?? '', /ELOOP|ENOTDIR/)
+    }
+    assert.equal(fingerprint(outside), before, `${api}: nothing made outside dest`)
+    nodeFs.rmSync(dir, { recursive: true, force: true })
+  }
 })
