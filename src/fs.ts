@@ -333,6 +333,19 @@ function invalidReturn(value: unknown): TypeError {
   return codedTypeError('ERR_INVALID_RETURN_VALUE', `Expected boolean to be returned from the "filter" function but got ${described(value).replace(/^Received /, '')}.`)
 }
 
+/**
+ * libuv names errno 95 ENOTSUP where this package says EOPNOTSUPP (FICLONE(2const)'s name): a
+ * caller of fs.cp branches on Node's name.
+ */
+function asNode(e: unknown): never {
+  const err = e as NodeJS.ErrnoException
+  if (err?.code === 'EOPNOTSUPP') {
+    err.code = 'ENOTSUP'
+    err.message = err.message.replace(/^EOPNOTSUPP/, 'ENOTSUP')
+  }
+  throw err
+}
+
 // ---- the API ----
 
 /** node:fs's cpSync, cloning file data where the filesystem can. */
@@ -347,7 +360,11 @@ export function cpSync(src: Path, dest: Path, options?: CpSyncOptions): void {
   const plan = planRoot(o, s, d, true)
   if (plan.done) return
   if (plan.link !== undefined) return makeLink(plan.link.target, d, plan.link.replace)
-  cloneTreeWithSync(s, d, plan.tree, hooks(plan))
+  try {
+    cloneTreeWithSync(s, d, plan.tree, hooks(plan))
+  } catch (e) {
+    asNode(e)
+  }
   finish(plan, d)
 }
 
@@ -358,7 +375,7 @@ async function cpAsync(src: Path, dest: Path, options?: CpOptions): Promise<void
   const plan = planRoot(o, s, d, false)
   if (plan.done) return
   if (plan.link !== undefined) return makeLink(plan.link.target, d, plan.link.replace)
-  await cloneTreeWith(s, d, plan.tree, hooks(plan))
+  await cloneTreeWith(s, d, plan.tree, hooks(plan)).catch(asNode)
   finish(plan, d)
 }
 
