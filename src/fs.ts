@@ -8,6 +8,7 @@ import { constants } from 'node:fs'
 import { constants as os } from 'node:os'
 import { dirname, isAbsolute, join, resolve, sep, toNamespacedPath } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { inspect } from 'node:util'
 import { cloneTreeWith, cloneTreeWithSync } from './tree.js'
 import { invalidArgType, outOfRange } from './errors.js'
 import type { CloneTreeOptions, TreeEntry } from './types.js'
@@ -54,7 +55,7 @@ function validated(options: unknown): Resolved {
     }
   }
   if (o.mode === undefined || o.mode === null) o.mode = 0
-  if (typeof o.mode !== 'number') throw invalidArgType('mode', 'of type number', o.mode)
+  if (typeof o.mode !== 'number') throw codedTypeError('ERR_INVALID_ARG_TYPE', `The "mode" argument must be of type number. ${described(o.mode)}`)
   if (!Number.isInteger(o.mode)) throw outOfRange('mode', 'an integer', o.mode)
   if (o.mode < 0 || o.mode > MODE_MAX) throw outOfRange('mode', `>= 0 && <= ${MODE_MAX}`, o.mode)
   if (o.dereference && o.verbatimSymlinks) {
@@ -81,7 +82,7 @@ function validPath(name: string, value: unknown): string {
   else if (Buffer.isBuffer(value)) path = value.toString()
   else throw invalidArgType(name, 'of type string or an instance of Buffer or URL', value)
   if (path.includes('\0')) {
-    throw codedTypeError('ERR_INVALID_ARG_VALUE', `The argument '${name}' must be a string, Uint8Array, or URL without null bytes. Received ${JSON.stringify(path)}`)
+    throw codedTypeError('ERR_INVALID_ARG_VALUE', `The argument '${name}' must be a string, Uint8Array, or URL without null bytes. Received ${inspect(path)}`)
   }
   return toNamespacedPath(path)
 }

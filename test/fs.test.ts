@@ -187,7 +187,7 @@ async function both(t: import('node:test').TestContext, body: (impl: Impl, dir: 
       return { value, tree: snapshot(dir).map((e) => ({ ...e, atimeNs: 0n, mtimeNs: 0n })) }
     } catch (e) {
       const err = e as NodeJS.ErrnoException
-      return { code: err.code, name: err.name, path: err.path }
+      return { code: err.code, name: err.name, path: err.path, message: err.message }
     } finally {
       nodeFs.rmSync(dir, { recursive: true, force: true })
     }
@@ -388,6 +388,14 @@ test("validation: Node's codes for bad arguments; unknown option keys ignored", 
     assert.throws(call(nodeFs), { code }, `node:fs ${JSON.stringify(args)}`)
     assert.throws(call(cfs as unknown as Impl), { code }, `clonefile/fs ${JSON.stringify(args)}`)
     await assert.rejects((cfs.promises.cp as (...a: unknown[]) => Promise<void>)(...args), { code })
+    const message = (f: () => void) => {
+      try {
+        f()
+      } catch (e) {
+        return (e as Error).message
+      }
+    }
+    assert.equal(message(call(cfs as unknown as Impl)), message(call(nodeFs)), 'the same message')
   }
   assert.throws(() => (cfs.cp as (...a: unknown[]) => void)('a', 'b', {}), { code: 'ERR_INVALID_ARG_TYPE' })
   assert.throws(() => (cfs.cp as (...a: unknown[]) => void)('a', 'b', { mode: 9 }, () => {}), { code: 'ERR_OUT_OF_RANGE' })
