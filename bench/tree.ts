@@ -10,6 +10,7 @@ import { performance } from 'node:perf_hooks'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { reflinkFile } from '@reflink/reflink'
 import { cloneTree } from '../src/index.js'
+import * as cfs from '../src/fs.js'
 import type { TreeResult } from '../src/index.js'
 import type { TestMount } from '../test/helpers/mounts.js'
 import { genTree } from './gen-tree.js'
@@ -168,6 +169,9 @@ export async function benchTree(ctx: BenchContext): Promise<string> {
     { label: 'cp -a --reflink=always', run: (s, d) => execFileSync('cp', ['-a', '--reflink=always', s, d]) },
     { label: 'fs.cpSync(FICLONE_FORCE)', run: (s, d) => fs.cpSync(s, d, { recursive: true, mode: FICLONE_FORCE }) },
     { label: 'fs.promises.cp(FICLONE_FORCE)', run: (s, d) => fsp.cp(s, d, { recursive: true, mode: FICLONE_FORCE }) },
+    // Issue 15: the drop-in fs.cp, with the options of the node:fs rows above.
+    { label: 'clonefile/fs cpSync', run: (s, d) => cfs.cpSync(s, d, { recursive: true, mode: FICLONE_FORCE }) },
+    { label: 'clonefile/fs promises.cp', run: (s, d) => cfs.promises.cp(s, d, { recursive: true, mode: FICLONE_FORCE }) },
     { label: 'reflinkFile walk, 16 in flight', run: (s, d) => reflinkWalk(s, d) },
     ...(floor ? [{ label: 'C floor (FICLONE+futimens, 2 threads)', run: (s: string, d: string) => execFileSync(floor, [s, d, '2']) }] : []),
   ]
@@ -210,6 +214,11 @@ export async function benchTree(ctx: BenchContext): Promise<string> {
       let target = ''
       if (x.label === 'cloneTree') {
         target = `≤ ${bound.toFixed(2)}× cp -a: ${verdict(med / cpA, bound, '<=')}; ${fmtRatio(promisesCp / med)} faster than fs.promises.cp (≥ 10×: ${verdict(promisesCp / med, 10, '>=')})`
+      } else if (x.label === 'clonefile/fs promises.cp') {
+        target = `${fmtRatio(med / promisesCp)} of fs.promises.cp (≤ 0.2×: ${verdict(med / promisesCp, 0.2, '<=')})`
+      } else if (x.label === 'clonefile/fs cpSync') {
+        const cpSync = get('fs.cpSync(FICLONE_FORCE)')
+        target = `${fmtRatio(med / cpSync)} of fs.cpSync (≤ 0.6×: ${verdict(med / cpSync, 0.6, '<=')})`
       } else if (x.label.startsWith('clonefile cp -a')) {
         const script = get('cloneTree from `node script.js`')
         target = `${fmtRatio(med / lib)} of cloneTree (≤ 1.10×: ${verdict(med / lib, 1.1, '<=')}); ${fmtRatio(med / script)} of cloneTree from a script in a fresh node process`

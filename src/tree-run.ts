@@ -161,6 +161,15 @@ function tempBeside(name: string): string {
 
 const join = (rel: string, name: string): string => (rel === '' ? name : `${rel}/${name}`)
 
+/** What a layer over cloneTree (clonefile/fs) decides beyond its options. */
+export interface RunHooks {
+  /**
+   * Merging: whether the directory at `rel` (relative to dst, decoded as UTF-8), which was there
+   * before, keeps its own mode and times instead of getting its source's (fs.cp leaves them).
+   */
+  keepsMetadata?: (rel: string) => boolean
+}
+
 /** One cloneTree run. The sync and async drivers in tree.ts only differ in how they run batches. */
 export class TreeRun {
   readonly result: TreeResult = emptyResult()
@@ -195,6 +204,7 @@ export class TreeRun {
     readonly buildAt: At,
     readonly options: ResolvedOptions,
     readonly merge: boolean,
+    private readonly hooks: RunHooks = {},
   ) {
     const p = (this.preserve = options.preserve)
     this.metaFlags = (p.mode ? Flag.Mode : 0) | (p.timestamps ? Flag.Times : 0) | (p.ownership ? Flag.Owner : 0) |
@@ -364,7 +374,7 @@ export class TreeRun {
   private release(dir: TreeDir): void {
     if (--dir.pending > 0) return
     if (dir.parent === undefined) return // the root's metadata is set at the very end
-    if (!dir.made || this.stopped) {
+    if (!dir.made || this.stopped || this.keeps(dir)) {
       this.walker.close(dir)
       return
     }
@@ -406,16 +416,21 @@ export class TreeRun {
       yield BARRIER
     }
     const meta = new OpQueue(this.metaFlags | this.followFlag, false)
-    const dirs = this.deferred.sort((a, b) => b.depth - a.depth)
+    const dirs = this.deferred.filter((d) => !this.keeps(d)).sort((a, b) => b.depth - a.depth)
     for (const d of dirs) meta.add(Op.DirMeta, this.walker.dirAt(d), this.walker.dirAt(d, true), undefined, d.rel, d.rel)
     while (meta.length > 0 && !this.stopped) yield meta.take(BATCH)
     yield BARRIER
     if (signal?.aborted) throw abortError(signal)
     // Last of all, the root's metadata.
-    if (!root.made || this.stopped) return
+    if (!root.made || this.stopped || this.keeps(root)) return
     meta.add(Op.DirMeta, { dir: root.fd, name: '' }, { dir: root.dstFd, name: '' }, undefined, '', '')
     yield meta.take()
     yield BARRIER
+  }
+
+  /** A directory that was there before and, by the hooks, keeps its own metadata. */
+  private keeps(dir: TreeDir): boolean {
+    return this.merge && this.hooks.keepsMetadata !== undefined && this.hooks.keepsMetadata(named(dir.rel).path)
   }
 
   private get followFlag(): number {

@@ -12,7 +12,7 @@ import { bytes, named, native as nativeName, shown, toRaw } from './raw.js'
 import { removeLeftovers } from './leftovers.js'
 import { removeTreeAt } from './remove.js'
 import { LOCK_SUFFIX, tempNameRaw } from './temp.js'
-import { BARRIER, BATCH, TreeRun, emptyResult, type Batch, type ResolvedOptions } from './tree-run.js'
+import { BARRIER, BATCH, TreeRun, emptyResult, type Batch, type ResolvedOptions, type RunHooks } from './tree-run.js'
 import { wholeTreeCounts } from './tree-whole.js'
 import type { CloneOptions, CloneResult, CloneTreeOptions, PathLike, TreePreserve, TreeResult } from './types.js'
 
@@ -146,7 +146,7 @@ interface Place {
   warnings: TreeResult['warnings']
 }
 
-function startRun(binding: Binding, p: Prepared): [TreeRun, Place] {
+function startRun(binding: Binding, p: Prepared, hooks: RunHooks): [TreeRun, Place] {
   const parentFd = binding.openDir(CWD, bytes(dirname(p.dst)), Scan.Follow).fd
   const temporary = !p.merge && p.options.atomic
   let warnings: TreeResult['warnings'] = []
@@ -165,7 +165,7 @@ function startRun(binding: Binding, p: Prepared): [TreeRun, Place] {
     binding.closeDirs(Int32Array.of(parentFd))
     throw fromNative(e, shown(p.src), shown(p.dst))
   }
-  const run = new TreeRun(binding, p.src, p.dst, { dir: CWD, name: p.src }, { dir: parentFd, name: build }, p.options, p.merge)
+  const run = new TreeRun(binding, p.src, p.dst, { dir: CWD, name: p.src }, { dir: parentFd, name: build }, p.options, p.merge, hooks)
   return [run, { parentFd, build, lockFd, warnings }]
 }
 
@@ -329,13 +329,18 @@ const runOps = (binding: Binding, batch: Batch, flags: number, async: boolean, c
  * to the nanosecond, owners when root, xattrs, symlinks, hard links, FIFOs), sharing the blocks
  * of every file. With `atomic` (the default) a failure or an abort leaves nothing at `dst`.
  */
-export async function cloneTree(src: PathLike, dst: PathLike, options?: CloneTreeOptions): Promise<TreeResult> {
+export function cloneTree(src: PathLike, dst: PathLike, options?: CloneTreeOptions): Promise<TreeResult> {
+  return cloneTreeWith(src, dst, options, {})
+}
+
+/** cloneTree for a layer over it (clonefile/fs) that decides more than the options say. */
+export async function cloneTreeWith(src: PathLike, dst: PathLike, options: CloneTreeOptions | undefined, hooks: RunHooks): Promise<TreeResult> {
   const p = prepare(src, dst, options)
   if (p.single) {
     return cloneDropping(bytes(p.src), bytes(p.dst), singleOptions(p.options), notKept(p.options))
       .then((r) => singleResult(r, shown(p.src)), (e: unknown) => notCloned(p, e))
   }
-  const [run, place] = startRun(requireNative('cloneTree'), p)
+  const [run, place] = startRun(requireNative('cloneTree'), p, hooks)
   try {
     return (await wholeTree(run, p, place, false)) ?? (await drive(run, p), finishRun(run, p, place))
   } catch (e) {
@@ -462,6 +467,11 @@ class Lanes {
 
 /** The synchronous twin of {@link cloneTree}: the same walk, one batch at a time. */
 export function cloneTreeSync(src: PathLike, dst: PathLike, options?: CloneTreeOptions): TreeResult {
+  return cloneTreeWithSync(src, dst, options, {})
+}
+
+/** The synchronous twin of {@link cloneTreeWith}. */
+export function cloneTreeWithSync(src: PathLike, dst: PathLike, options: CloneTreeOptions | undefined, hooks: RunHooks): TreeResult {
   const p = prepare(src, dst, options)
   if (p.single) {
     try {
@@ -470,7 +480,7 @@ export function cloneTreeSync(src: PathLike, dst: PathLike, options?: CloneTreeO
       return notCloned(p, e)
     }
   }
-  const [run, place] = startRun(requireNative('cloneTree'), p)
+  const [run, place] = startRun(requireNative('cloneTree'), p, hooks)
   try {
     return (wholeTree(run, p, place, true) as TreeResult | undefined) ?? (driveSync(run), finishRun(run, p, place))
   } catch (e) {

@@ -1,0 +1,400 @@
+// clonefile/fs: node:fs's cp, cpSync and promises.cp, with their signatures, validation, error
+// codes and results, cloning file data where the filesystem can. A thin layer of policy: Node's
+// checks before anything is written and per entry (through cloneTree's filter), then cloneTree
+// (or, for one file, cloneTree's single-file path) makes everything. Only what cloneTree cannot
+// express is done here: a symlink whose relative target fs.cp makes absolute.
+import * as fs from 'node:fs'
+import { constants } from 'node:fs'
+import { constants as os } from 'node:os'
+import { dirname, isAbsolute, join, resolve, sep, toNamespacedPath } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { inspect } from 'node:util'
+import { cloneTreeWith, cloneTreeWithSync } from './tree.js'
+import { invalidArgType, outOfRange } from './errors.js'
+import type { CloneTreeOptions, TreeEntry } from './types.js'
+
+/** fs.cp's options (node:fs's CopyOptions), every field with Node's default. */
+export interface CpOptions {
+  /** follow symlinks @default false */
+  dereference?: boolean
+  /** with force false, an existing destination is an error @default false */
+  errorOnExist?: boolean
+  /** entries for which it returns false are left out; in cp and promises.cp it may return a promise @default undefined */
+  filter?: (source: string, destination: string) => boolean | Promise<boolean>
+  /** replace existing files and symlinks @default true */
+  force?: boolean
+  /** COPYFILE_EXCL, COPYFILE_FICLONE, COPYFILE_FICLONE_FORCE, as copyFile's @default 0 */
+  mode?: number
+  /** keep files' access and modification times @default false */
+  preserveTimestamps?: boolean
+  /** copy directories @default false */
+  recursive?: boolean
+  /** keep symlinks' targets as they are (relative ones are otherwise made absolute) @default false */
+  verbatimSymlinks?: boolean
+}
+export type CpSyncOptions = Omit<CpOptions, 'filter'> & { filter?: (source: string, destination: string) => boolean }
+type Resolved = Required<Omit<CpOptions, 'filter'>> & Pick<CpOptions, 'filter'>
+type Path = string | Buffer | URL
+
+const defaults = { dereference: false, errorOnExist: false, filter: undefined, force: true, mode: 0, preserveTimestamps: false, recursive: false, verbatimSymlinks: false }
+const booleans = ['dereference', 'errorOnExist', 'force', 'preserveTimestamps', 'recursive', 'verbatimSymlinks'] as const
+const MODE_MAX = constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE | constants.COPYFILE_FICLONE_FORCE
+
+function codedTypeError(code: string, message: string): TypeError {
+  return Object.assign(new TypeError(message), { code })
+}
+
+/** Node's validateCpOptions: unknown keys kept and ignored, the known ones checked. */
+function validated(options: unknown): Resolved {
+  if (options === undefined) return { ...defaults }
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) throw invalidArgType('options', 'of type object', options)
+  const o = { ...defaults, ...options } as Resolved
+  for (const key of booleans) {
+    if (typeof o[key] !== 'boolean') {
+      throw codedTypeError('ERR_INVALID_ARG_TYPE', `The "options.${key}" property must be of type boolean. ${described(o[key])}`)
+    }
+  }
+  if (o.mode === undefined || o.mode === null) o.mode = 0
+  if (typeof o.mode !== 'number') throw codedTypeError('ERR_INVALID_ARG_TYPE', `The "mode" argument must be of type number. ${described(o.mode)}`)
+  if (!Number.isInteger(o.mode)) throw outOfRange('mode', 'an integer', o.mode)
+  if (o.mode < 0 || o.mode > MODE_MAX) throw outOfRange('mode', `>= 0 && <= ${MODE_MAX}`, o.mode)
+  if (o.dereference && o.verbatimSymlinks) {
+    throw codedTypeError('ERR_INCOMPATIBLE_OPTION_PAIR', 'Option "dereference" cannot be used in combination with option "verbatimSymlinks"')
+  }
+  if (o.filter !== undefined && typeof o.filter !== 'function') {
+    throw codedTypeError('ERR_INVALID_ARG_TYPE', `The "options.filter" property must be of type function. ${described(o.filter)}`)
+  }
+  return o
+}
+
+function described(value: unknown): string {
+  if (value === null || value === undefined) return `Received ${value}`
+  if (typeof value === 'function') return `Received function ${value.name}`
+  if (typeof value === 'object') return `Received an instance of ${value.constructor?.name ?? 'Object'}`
+  return `Received type ${typeof value} (${typeof value === 'string' ? `'${value}'` : String(value)})`
+}
+
+/** Node's getValidatedPath: a string, Buffer or file: URL without null bytes; a string here. */
+function validPath(name: string, value: unknown): string {
+  let path: string
+  if (value instanceof URL) path = fileURLToPath(value)
+  else if (typeof value === 'string') path = value
+  else if (Buffer.isBuffer(value)) path = value.toString()
+  else throw invalidArgType(name, 'of type string or an instance of Buffer or URL', value)
+  if (path.includes('\0')) {
+    throw codedTypeError('ERR_INVALID_ARG_VALUE', `The argument '${name}' must be a string, Uint8Array, or URL without null bytes. Received ${inspect(path)}`)
+  }
+  return toNamespacedPath(path)
+}
+
+// ---- Node's ERR_FS_CP_* errors: a SystemError with syscall 'cp' ----
+
+const kinds = {
+  ERR_FS_CP_EINVAL: ['Invalid src or dest', 'EINVAL'],
+  ERR_FS_CP_DIR_TO_NON_DIR: ['Cannot overwrite non-directory with directory', 'EISDIR'],
+  ERR_FS_CP_NON_DIR_TO_DIR: ['Cannot overwrite directory with non-directory', 'ENOTDIR'],
+  ERR_FS_CP_EEXIST: ['Target already exists', 'EEXIST'],
+  ERR_FS_EISDIR: ['Path is a directory', 'EISDIR'],
+  ERR_FS_CP_SOCKET: ['Cannot copy a socket file', 'EINVAL'],
+  ERR_FS_CP_FIFO_PIPE: ['Cannot copy a FIFO pipe', 'EINVAL'],
+  ERR_FS_CP_UNKNOWN: ['Cannot copy an unknown file type', 'EINVAL'],
+  ERR_FS_CP_SYMLINK_TO_SUBDIRECTORY: ['Cannot overwrite symlink in subdirectory of self', 'EINVAL'],
+} as const
+type Kind = keyof typeof kinds
+
+/** ERR_FS_EISDIR carries errno EINVAL with code EISDIR, as Node's does. */
+const errnoOf = (kind: Kind, code: string): number => (kind === 'ERR_FS_EISDIR' ? os.errno.EINVAL : os.errno[code as keyof typeof os.errno])
+
+function cpError(kind: Kind, message: string, path: string): Error {
+  const [prefix, code] = kinds[kind]
+  const errno = errnoOf(kind, code)
+  const info = { message, path, syscall: 'cp', errno, code }
+  const err = new Error(`${prefix}: cp returned ${code} (${message}) ${path}`)
+  return Object.assign(err, { name: 'SystemError', code: kind, errno, syscall: 'cp', path, info })
+}
+
+// ---- Node's rules ----
+
+const stat = (o: Resolved, path: string): fs.Stats | undefined =>
+  o.dereference ? fs.statSync(path, { throwIfNoEntry: false }) : fs.lstatSync(path, { throwIfNoEntry: false })
+
+const same = (a: fs.Stats, b: fs.Stats): boolean => a.ino === b.ino && a.dev === b.dev
+
+/** dest is src or below it, by their paths' components. */
+function isSubdir(src: string, dest: string): boolean {
+  const s = resolve(src).split(sep).filter(Boolean)
+  const d = resolve(dest).split(sep).filter(Boolean)
+  return s.every((part, i) => d[i] === part)
+}
+
+/** The checks fs.cp makes of a source entry and its destination before it copies it. */
+function checkPair(src: string, dest: string, s: fs.Stats, d: fs.Stats | undefined): void {
+  if (d !== undefined) {
+    if (same(s, d)) throw cpError('ERR_FS_CP_EINVAL', 'src and dest cannot be the same', dest)
+    if (s.isDirectory() && !d.isDirectory()) throw cpError('ERR_FS_CP_DIR_TO_NON_DIR', `cannot overwrite non-directory ${dest} with directory ${src}`, dest)
+    if (!s.isDirectory() && d.isDirectory()) throw cpError('ERR_FS_CP_NON_DIR_TO_DIR', `cannot overwrite directory ${dest} with non-directory ${src}`, dest)
+  }
+  if (s.isDirectory() && isSubdir(src, dest)) throw cpError('ERR_FS_CP_EINVAL', `cannot copy ${src} to a subdirectory of self ${dest}`, dest)
+}
+
+/** dest's existing ancestors, up to src's parent: none may be src (a second path to it). */
+function checkParents(src: string, s: fs.Stats, dest: string): void {
+  const stop = resolve(dirname(src))
+  for (let child = dest, dir = resolve(dirname(dest)); dir !== stop && dir !== dirname(dir); child = dir, dir = dirname(dir)) {
+    const d = fs.statSync(dir, { throwIfNoEntry: false })
+    if (d === undefined) return
+    // Node names the path below the ancestor that is src.
+    if (same(s, d)) throw cpError('ERR_FS_CP_EINVAL', `cannot copy ${src} to a subdirectory of self ${child}`, child)
+  }
+}
+
+/** What fs.cp does with a symlink source: the target it will be given (absolute, unless verbatim). */
+function linkTarget(o: Resolved, src: string): string {
+  const target = fs.readlinkSync(src)
+  return o.verbatimSymlinks || isAbsolute(target) ? target : resolve(dirname(src), target)
+}
+
+/**
+ * fs.cp's rules for a symlink over an existing entry: an existing symlink is replaced (whatever
+ * `force` says), anything else is symlink(2)'s EEXIST; a link into itself is refused.
+ */
+function checkLinkOver(target: string, src: string, dest: string, sync: boolean): void {
+  let there: string
+  try {
+    there = fs.readlinkSync(dest)
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EINVAL') fs.symlinkSync(target, dest) // throws EEXIST, as Node's does
+    throw e
+  }
+  const resolvedDest = isAbsolute(there) ? there : resolve(dirname(dest), there)
+  if (isSubdir(target, resolvedDest)) throw cpError('ERR_FS_CP_EINVAL', `cannot copy ${target} to a subdirectory of self ${resolvedDest}`, dest)
+  // Node's cpSync asks whether dest (followed) is a directory, its cp whether src is: each
+  // fails as its reference does on a dangling link.
+  if (fs.statSync(sync ? dest : src).isDirectory() && isSubdir(resolvedDest, target)) {
+    throw cpError('ERR_FS_CP_SYMLINK_TO_SUBDIRECTORY', `cannot overwrite ${resolvedDest} with ${target}`, dest)
+  }
+}
+
+function makeLink(target: string, dest: string, replace: boolean): void {
+  if (replace) fs.unlinkSync(dest)
+  fs.symlinkSync(target, dest)
+}
+
+/** An entry fs.cp refuses by its type; the file types it copies pass. */
+function checkType(s: fs.Stats | TreeEntry['type'], dest: string): void {
+  const type = typeof s === 'string' ? s : s.isSocket() ? 'socket' : s.isFIFO() ? 'fifo' : 'other'
+  if (type === 'socket') throw cpError('ERR_FS_CP_SOCKET', `cannot copy a socket file: ${dest}`, dest)
+  if (type === 'fifo') throw cpError('ERR_FS_CP_FIFO_PIPE', `cannot copy a FIFO pipe: ${dest}`, dest)
+}
+
+/** cloneTree's options that give fs.cp's results: mode kept, times where asked, nothing else. */
+function treeOptions(o: Resolved, overwrite: 'error' | 'replace', filter: CloneTreeOptions['filter']): CloneTreeOptions {
+  return {
+    overwrite,
+    mode: (o.mode & constants.COPYFILE_FICLONE_FORCE) === constants.COPYFILE_FICLONE_FORCE ? 'always' : 'auto',
+    preserve: { mode: true, timestamps: o.preserveTimestamps, ownership: false, xattr: false, links: false, specials: false },
+    dereference: o.dereference,
+    filter,
+  }
+}
+
+/** One run of fs.cp: the plan for the root, shared by the sync and async drivers. */
+interface Plan {
+  /** nothing to do: the filter left the root out, or force: false kept an existing file */
+  done?: true
+  /** the root is a symlink: made here */
+  link?: { target: string; replace: boolean }
+  /** the root is a file or directory: cloneTree's arguments */
+  tree?: CloneTreeOptions
+  /** relative symlinks met in the tree, made here after it: [target, path relative to dest, replace] */
+  links: Array<[string, string, boolean]>
+  /** directories that were there before (relative to dest): fs.cp leaves their mode and times */
+  kept: Set<string>
+}
+
+/** cloneTree's hooks: directories merged into keep their metadata. */
+const hooks = (plan: Plan) => ({ keepsMetadata: (rel: string) => plan.kept.has(rel) })
+
+/** After cloneTree: the symlinks left to this module, each made in its directory without following a link. */
+function finish(plan: Plan, dest: string): void {
+  for (const [target, rel, replace] of plan.links) inDirectory(dest, rel, (at) => makeLink(target, at, replace))
+}
+
+const { O_RDONLY, O_DIRECTORY, O_NOFOLLOW } = constants
+
+/**
+ * Runs `act` on the entry `rel` below `root` named through its parent directory, which is opened
+ * one component at a time with O_NOFOLLOW: a directory of dest swapped for a symlink meanwhile
+ * is ENOTDIR/ELOOP, never followed (cloneTree's rule). Linux names an open directory as
+ * /proc/self/fd/N (proc(5)); elsewhere the path is used as it is.
+ */
+function inDirectory(root: string, rel: string, act: (path: string) => void): void {
+  if (process.platform !== 'linux') return act(`${root}/${rel}`)
+  const parts = rel.split('/')
+  const name = parts.pop() as string
+  let fd = fs.openSync(root, O_RDONLY | O_DIRECTORY)
+  try {
+    for (const part of parts) {
+      const next = fs.openSync(`/proc/self/fd/${fd}/${part}`, O_RDONLY | O_DIRECTORY | O_NOFOLLOW)
+      fs.closeSync(fd)
+      fd = next
+    }
+    act(`/proc/self/fd/${fd}/${name}`)
+  } catch (e) {
+    // Errors name the entry, not the descriptor it was reached through.
+    if (typeof (e as NodeJS.ErrnoException).path === 'string') (e as NodeJS.ErrnoException).path = `${root}/${rel}`
+    throw e
+  } finally {
+    fs.closeSync(fd)
+  }
+}
+
+/** Node's checks of the root, after its filter; dest's missing parents are made. */
+function planRoot(o: Resolved, src: string, dest: string, sync: boolean): Plan {
+  const s = o.dereference ? fs.statSync(src) : fs.lstatSync(src)
+  const d = stat(o, dest)
+  checkPair(src, dest, s, d)
+  checkParents(src, s, dest)
+  fs.mkdirSync(dirname(dest), { recursive: true })
+  const plan: Plan = { links: [], kept: new Set() }
+  if (s.isDirectory()) {
+    if (!o.recursive) throw cpError('ERR_FS_EISDIR', `${src} is a directory (not copied)`, src)
+    if (d !== undefined) plan.kept.add('')
+    plan.tree = treeOptions(o, d === undefined ? 'error' : 'replace', entryFilter(o, src, dest, d !== undefined, plan, sync))
+    return plan
+  }
+  if (s.isSymbolicLink()) {
+    const target = linkTarget(o, src)
+    if (d !== undefined) checkLinkOver(target, src, dest, sync)
+    plan.link = { target, replace: d !== undefined }
+    return plan
+  }
+  if (!s.isFile() && !s.isCharacterDevice() && !s.isBlockDevice()) {
+    checkType(s, dest)
+    throw cpError('ERR_FS_CP_UNKNOWN', `cannot copy an unknown file type: ${dest}`, dest)
+  }
+  if (d !== undefined) {
+    if (!o.force) {
+      if (o.errorOnExist) throw cpError('ERR_FS_CP_EEXIST', `${dest} already exists`, dest)
+      return { done: true, links: [], kept: new Set() }
+    }
+    fs.unlinkSync(dest)
+  }
+  plan.tree = treeOptions(o, 'error', undefined)
+  return plan
+}
+
+/**
+ * cloneTree's filter for fs.cp: the user's filter with (src, dest), then Node's checks of each
+ * entry against what is at its destination (only when merging into an existing tree); a
+ * relative symlink is left to this module, which makes it with its absolute target.
+ */
+function entryFilter(o: Resolved, srcRoot: string, destRoot: string, merging: boolean, plan: Plan, sync: boolean): CloneTreeOptions['filter'] {
+  const decide = (rel: string, src: string, dest: string, entry: TreeEntry): boolean => {
+    // Following links, a symlink the walk still lists as one dangles (or loops): stat(2)'s error, as Node's.
+    if (o.dereference && entry.type === 'symlink') fs.statSync(src)
+    const d = merging ? stat(o, dest) : undefined
+    // Node checks the pair before the source's type.
+    if (d !== undefined) checkPair(src, dest, o.dereference ? fs.statSync(src) : fs.lstatSync(src), d)
+    checkType(entry.type, dest)
+    const isLink = entry.type === 'symlink'
+    if (d !== undefined || isLink) {
+      if (isLink) {
+        const target = linkTarget(o, src)
+        if (d !== undefined) checkLinkOver(target, src, dest, sync)
+        // Made by cloneTree where it would be the same link (a target kept as it is, nothing to replace).
+        if (target === fs.readlinkSync(src) && d === undefined) return true
+        plan.links.push([target, rel, d !== undefined])
+        return false
+      }
+      if (d?.isDirectory() === true) plan.kept.add(rel)
+      else if (d !== undefined && !o.force) {
+        if (o.errorOnExist) throw cpError('ERR_FS_CP_EEXIST', `${dest} already exists`, dest)
+        return false
+      }
+    }
+    return true
+  }
+  // cloneTree names entries below src made absolute; Node joins each name to src as given.
+  const base = resolve(srcRoot)
+  const skip = base === sep ? 1 : base.length + 1
+  return (path, entry) => {
+    const rel = path.slice(skip)
+    const [src, dest] = [join(srcRoot, rel), join(destRoot, rel)]
+    const keep = o.filter === undefined ? true : o.filter(src, dest)
+    if (keep instanceof Promise) {
+      if (sync) throw invalidReturn(keep)
+      return keep.then((k) => k && decide(rel, src, dest, entry))
+    }
+    return Boolean(keep) && decide(rel, src, dest, entry)
+  }
+}
+
+function invalidReturn(value: unknown): TypeError {
+  return codedTypeError('ERR_INVALID_RETURN_VALUE', `Expected boolean to be returned from the "filter" function but got ${described(value).replace(/^Received /, '')}.`)
+}
+
+/**
+ * libuv names errno 95 ENOTSUP where this package says EOPNOTSUPP (FICLONE(2const)'s name): a
+ * caller of fs.cp branches on Node's name.
+ */
+function asNode(e: unknown): never {
+  const err = e as NodeJS.ErrnoException
+  if (err?.code === 'EOPNOTSUPP') {
+    err.code = 'ENOTSUP'
+    err.message = err.message.replace(/^EOPNOTSUPP/, 'ENOTSUP')
+  }
+  throw err
+}
+
+// ---- the API ----
+
+/** node:fs's cpSync, cloning file data where the filesystem can. */
+export function cpSync(src: Path, dest: Path, options?: CpSyncOptions): void {
+  const o = validated(options)
+  const [s, d] = [validPath('src', src), validPath('dest', dest)]
+  if (o.filter !== undefined) {
+    const keep = o.filter(s, d)
+    if (keep instanceof Promise) throw invalidReturn(keep)
+    if (!keep) return
+  }
+  const plan = planRoot(o, s, d, true)
+  if (plan.done) return
+  if (plan.link !== undefined) return makeLink(plan.link.target, d, plan.link.replace)
+  try {
+    cloneTreeWithSync(s, d, plan.tree, hooks(plan))
+  } catch (e) {
+    asNode(e)
+  }
+  finish(plan, d)
+}
+
+async function cpAsync(src: Path, dest: Path, options?: CpOptions): Promise<void> {
+  const o = validated(options)
+  const [s, d] = [validPath('src', src), validPath('dest', dest)]
+  if (o.filter !== undefined && !(await o.filter(s, d))) return
+  const plan = planRoot(o, s, d, false)
+  if (plan.done) return
+  if (plan.link !== undefined) return makeLink(plan.link.target, d, plan.link.replace)
+  await cloneTreeWith(s, d, plan.tree, hooks(plan)).catch(asNode)
+  finish(plan, d)
+}
+
+type Callback = (err: Error | null) => void
+
+/** node:fs's cp: `cp(src, dest, callback)` or `cp(src, dest, options, callback)`. */
+export function cp(src: Path, dest: Path, callback: Callback): void
+export function cp(src: Path, dest: Path, options: CpOptions | undefined, callback: Callback): void
+export function cp(src: Path, dest: Path, options: CpOptions | Callback | undefined, callback?: Callback): void {
+  if (typeof options === 'function') [callback, options] = [options, undefined]
+  if (typeof callback !== 'function') throw invalidArgType('cb', 'of type function', callback)
+  const done = callback
+  // Node validates before it returns; the copy's own failures go to the callback.
+  validated(options)
+  validPath('src', src)
+  validPath('dest', dest)
+  cpAsync(src, dest, options).then(() => done(null), (e: Error) => done(e))
+}
+
+/** node:fs/promises's cp. */
+export const promises = { cp: cpAsync }

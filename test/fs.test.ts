@@ -1,0 +1,509 @@
+// clonefile/fs against node:fs: random trees copied by both under random options must give the
+// same tree (or the same error code), and each option and error code behaves as Node documents.
+import assert from 'node:assert/strict'
+import { execFileSync, spawn } from 'node:child_process'
+import * as nodeFs from 'node:fs'
+import * as path from 'node:path'
+import { test } from 'node:test'
+import fc from 'fast-check'
+import * as cfs from '../src/fs.js'
+import { freshDir, needMount, type FsKind } from './helpers/mounts.js'
+import { allShared } from './helpers/fiemap.js'
+import { compareSnapshots, mkfifo, setDistinctTimes, snapshot, type Entry } from './helpers/trees.js'
+
+const { COPYFILE_EXCL, COPYFILE_FICLONE, COPYFILE_FICLONE_FORCE } = nodeFs.constants
+
+type Node =
+  | { kind: 'file'; name: string; size: number; mode: number }
+  | { kind: 'dir'; name: string; mode: number; children: Node[] }
+  | { kind: 'symlink'; name: string; target: string }
+  | { kind: 'fifo'; name: string }
+
+const name = fc.constantFrom('a', 'b', 'file', '-dash', ' space ', 'new\nline', 'ünïcødé', '名前', '.dot', 'x'.repeat(255))
+// Targets that stay inside the test's directory when followed (dereference), or dangle.
+const target = fc.constantFrom('a', 'b', 'a/b', '../a', '/nonexistent', 'file')
+const { tree } = fc.letrec<{ tree: Node[]; node: Node }>((tie) => ({
+  tree: fc.array(tie('node'), { maxLength: 5 }),
+  node: fc.oneof(
+    { depthSize: 'small', withCrossShrink: true },
+    { weight: 4, arbitrary: fc.record({ kind: fc.constant('file' as const), name, size: fc.constantFrom(0, 1, 4096, 70_000), mode: fc.constantFrom(0o644, 0o600, 0o755, 0o444) }) },
+    { weight: 2, arbitrary: fc.record({ kind: fc.constant('symlink' as const), name, target }) },
+    { weight: 1, arbitrary: fc.record({ kind: fc.constant('fifo' as const), name }) },
+    { weight: 2, arbitrary: fc.record({ kind: fc.constant('dir' as const), name, mode: fc.constantFrom(0o755, 0o700, 0o775), children: tie('tree') }) },
+  ),
+}))
+
+function build(dir: string, nodes: Node[], seed: number): void {
+  for (const node of nodes) {
+    const p = path.join(dir, node.name)
+    if (nodeFs.lstatSync(p, { throwIfNoEntry: false }) !== undefined) continue
+    if (node.kind === 'file') {
+      nodeFs.writeFileSync(p, Buffer.alloc(node.size, seed))
+      nodeFs.chmodSync(p, node.mode)
+    } else if (node.kind === 'dir') {
+      nodeFs.mkdirSync(p)
+      build(p, node.children, seed + 1)
+      nodeFs.chmodSync(p, node.mode)
+    } else if (node.kind === 'symlink') nodeFs.symlinkSync(node.target, p)
+    else mkfifo(p)
+  }
+}
+
+function withoutLinks(nodes: Node[]): Node[] {
+  return nodes.filter((n) => n.kind !== 'symlink').map((n) => (n.kind === 'dir' ? { ...n, children: withoutLinks(n.children) } : n))
+}
+
+type Api = 'cpSync' | 'promises.cp' | 'cp'
+interface Impl {
+  cpSync: typeof nodeFs.cpSync
+  cp: typeof nodeFs.cp
+  promises: { cp: typeof nodeFs.promises.cp }
+}
+
+/** Runs one API of an implementation; the error's code, or undefined. */
+async function copy(impl: Impl, api: Api, src: string, dest: string, options: nodeFs.CopyOptions): Promise<string | undefined> {
+  try {
+    if (api === 'cpSync') impl.cpSync(src, dest, options as nodeFs.CopySyncOptions)
+    else if (api === 'promises.cp') await impl.promises.cp(src, dest, options)
+    else await new Promise<void>((res, rej) => impl.cp(src, dest, options, (e) => (e ? rej(e) : res())))
+    return undefined
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code ?? String(e)
+  }
+}
+
+const options = fc.record({
+  dereference: fc.boolean(),
+  errorOnExist: fc.boolean(),
+  force: fc.boolean(),
+  preserveTimestamps: fc.boolean(),
+  recursive: fc.constantFrom(true, true, true, false),
+  verbatimSymlinks: fc.boolean(),
+  mode: fc.constantFrom(0, COPYFILE_FICLONE, COPYFILE_EXCL, COPYFILE_FICLONE_FORCE),
+  filter: fc.constantFrom('none', 'sync', 'async'),
+})
+
+/**
+ * Entries compared: mtime only of files where times are kept, to the millisecond (node:fs rounds
+ * them to one, clonefile/fs keeps the nanoseconds); never atimes, xattrs, hard links.
+ */
+function differences(a: Entry[], b: Entry[], times: boolean): string[] {
+  const ms = (ns: bigint) => (ns + 500_000n) / 1_000_000n
+  const strip = (es: Entry[]) => es.map((e) => ({ ...e, mtimeNs: times && e.type === 'file' ? ms(e.mtimeNs) : 0n }))
+  return compareSnapshots(strip(a), strip(b), { ignore: ['atimeNs', 'xattrs', 'inodeGroup'] })
+}
+
+function resolves(link: string): boolean {
+  try {
+    nodeFs.statSync(link)
+    return true
+  } catch {
+    return false // ENOENT, ELOOP
+  }
+}
+
+/**
+ * Entries of a tree that could each fail a copy: FIFOs, broken links followed, files where
+ * cloning is forced and impossible, and with an existing destination any entry.
+ */
+function faults(root: string, existing: boolean, dereference: boolean, cannotClone: boolean): number {
+  if (!nodeFs.lstatSync(root, { throwIfNoEntry: false })?.isDirectory()) return 0
+  let n = 0
+  for (const name of nodeFs.readdirSync(root, { recursive: true }) as string[]) {
+    const p = path.join(root, name)
+    const st = nodeFs.lstatSync(p)
+    if (existing || st.isFIFO() || (cannotClone && !st.isDirectory()) || (dereference && st.isSymbolicLink() && !resolves(p))) n++
+  }
+  return n
+}
+
+async function differential(t: import('node:test').TestContext, kind: FsKind, numRuns: number): Promise<void> {
+  const m = await needMount(t, kind)
+  if (!m) return
+  const base = freshDir(m, 'fs-diff')
+  let run = 0
+  await fc.assert(
+    fc.asyncProperty(tree, fc.option(tree, { nil: undefined }), options, fc.constantFrom<Api>('cpSync', 'promises.cp', 'cp'), fc.boolean(),
+      async (nodes, existing, o, api, fileRoot) => {
+        const dir = path.join(base, `run-${++run}`)
+        const src = path.join(dir, 'src')
+        nodeFs.mkdirSync(src, { recursive: true })
+        try {
+          build(src, nodes, run)
+          setDistinctTimes(src, run)
+          const from = fileRoot ? path.join(src, nodes[0]?.name ?? 'none') : src
+          const [n, c] = [path.join(dir, 'node', 'out'), path.join(dir, 'ours', 'out')]
+          for (const d of [n, c]) {
+            nodeFs.mkdirSync(path.dirname(d))
+            if (existing !== undefined) {
+              nodeFs.mkdirSync(d)
+              // Following links, node:fs writes through a dangling symlink at the destination
+              // (copyFile opens it); clonefile/fs never does: such destinations are not compared.
+              build(d, o.dereference ? withoutLinks(existing) : existing, run + 7)
+              setDistinctTimes(d, run + 7)
+            }
+          }
+          const mode = o.mode
+          const keep = (p: string) => !path.basename(p).startsWith('b')
+          const filter = o.filter === 'sync' ? keep : o.filter === 'async' ? async (p: string) => keep(p) : undefined
+          const opts: nodeFs.CopyOptions = { ...o, mode, filter }
+          const syncAsync = api === 'cpSync' && o.filter === 'async'
+          const ours = await copy(cfs as unknown as Impl, api, from, c, opts)
+          const theirs = await copy(nodeFs, api, from, n, opts)
+          const what = `${api} ${JSON.stringify({ ...o, mode })} from ${from}`
+          // Node stops at the first failing entry in its depth-first readdir order, cloneTree
+          // lists directories in another order: where several entries could fail, either may.
+          if (ours !== theirs && ours !== undefined && theirs !== undefined && faults(from, existing !== undefined, o.dereference, kind === 'ext4' && mode === COPYFILE_FICLONE_FORCE) > 1) return
+          assert.equal(ours, theirs, `${what}: the same error`)
+          if (theirs !== undefined || syncAsync) return
+          const [ns, cs] = [nodeFs.existsSync(n) ? snapshot(n) : [], nodeFs.existsSync(c) ? snapshot(c) : []]
+          assert.deepEqual(differences(ns, cs, o.preserveTimestamps), [], `${what}: the same tree`)
+        } finally {
+          nodeFs.rmSync(dir, { recursive: true, force: true })
+        }
+      }),
+    { numRuns, includeErrorInReport: true },
+  )
+}
+
+test('differential, XFS: random trees and options give what node:fs gives', (t) => differential(t, 'xfs', Number(process.env.FS_RUNS ?? 60)))
+test('differential, ext4 (the copy path): random trees and options give what node:fs gives', (t) => differential(t, 'ext4', Number(process.env.FS_RUNS ?? 40)))
+test('differential, btrfs: random trees and options give what node:fs gives', (t) => differential(t, 'btrfs', Number(process.env.FS_RUNS ?? 25)))
+
+// ---- one test per option and per error code, from Node's documentation ----
+
+/** Runs `body` with clonefile/fs and node:fs in two fresh directories; both must agree. */
+async function both(t: import('node:test').TestContext, body: (impl: Impl, dir: string) => Promise<unknown> | unknown): Promise<void> {
+  const m = await needMount(t, 'xfs')
+  if (!m) return
+  const outcome = async (impl: Impl) => {
+    // One path for both: link targets made absolute name it.
+    const dir = path.join(m.dir, 'fs-case')
+    nodeFs.rmSync(dir, { recursive: true, force: true })
+    nodeFs.mkdirSync(dir)
+    try {
+      const value = await body(impl, dir)
+      // Times: copies made at different moments (preserveTimestamps has its own test).
+      return { value, tree: snapshot(dir).map((e) => ({ ...e, atimeNs: 0n, mtimeNs: 0n })) }
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException
+      return { code: err.code, name: err.name, path: err.path, message: err.message }
+    } finally {
+      nodeFs.rmSync(dir, { recursive: true, force: true })
+    }
+  }
+  const ours = await outcome(cfs as unknown as Impl)
+  const theirs = await outcome(nodeFs)
+  assert.deepEqual(ours, theirs)
+}
+
+function tree1(dir: string): string {
+  const src = path.join(dir, 'src')
+  nodeFs.mkdirSync(path.join(src, 'sub'), { recursive: true })
+  nodeFs.writeFileSync(path.join(src, 'f'), 'one')
+  nodeFs.writeFileSync(path.join(src, 'sub', 'g'), 'two')
+  nodeFs.chmodSync(path.join(src, 'sub', 'g'), 0o640)
+  nodeFs.symlinkSync('f', path.join(src, 'rel'))
+  nodeFs.symlinkSync('/nonexistent', path.join(src, 'dangling'))
+  setDistinctTimes(src, 3)
+  return src
+}
+const out = (dir: string, ...rest: string[]) => path.join(dir, 'out', ...rest)
+
+test('recursive: a directory without it is ERR_FS_EISDIR; with it, the tree', async (t) => {
+  await both(t, (fs, dir) => fs.cpSync(tree1(dir), out(dir)))
+  await both(t, (fs, dir) => fs.cpSync(tree1(dir), out(dir), { recursive: true }))
+  await both(t, (fs, dir) => {
+    assert.throws(() => fs.cpSync(tree1(dir), out(dir)), { code: 'ERR_FS_EISDIR' })
+  })
+})
+
+test("dest's missing parents are made", async (t) => {
+  await both(t, (fs, dir) => fs.cpSync(tree1(dir), out(dir, 'a', 'b', 'c'), { recursive: true }))
+  await both(t, (fs, dir) => fs.promises.cp(path.join(tree1(dir), 'f'), out(dir, 'x', 'y')))
+})
+
+test('verbatimSymlinks: relative targets kept; without it they are made absolute', async (t) => {
+  await both(t, (fs, dir) => {
+    const src = tree1(dir)
+    fs.cpSync(src, out(dir), { recursive: true })
+    assert.equal(nodeFs.readlinkSync(out(dir, 'rel')), path.join(src, 'f'))
+    assert.equal(nodeFs.readlinkSync(out(dir, 'dangling')), '/nonexistent')
+  })
+  await both(t, async (fs, dir) => {
+    await fs.promises.cp(tree1(dir), out(dir), { recursive: true, verbatimSymlinks: true })
+    assert.equal(nodeFs.readlinkSync(out(dir, 'rel')), 'f')
+  })
+})
+
+test('dereference: links are followed; a dangling one is ENOENT', async (t) => {
+  await both(t, (fs, dir) => {
+    const src = tree1(dir)
+    nodeFs.unlinkSync(path.join(src, 'dangling'))
+    fs.cpSync(src, out(dir), { recursive: true, dereference: true })
+    assert.equal(nodeFs.lstatSync(out(dir, 'rel')).isFile(), true)
+  })
+  await both(t, (fs, dir) => fs.cpSync(tree1(dir), out(dir), { recursive: true, dereference: true }))
+})
+
+test('force (default true) replaces files; force: false keeps them; errorOnExist makes that ERR_FS_CP_EEXIST', async (t) => {
+  for (const options of [{}, { force: false }, { force: false, errorOnExist: true }, { force: true, errorOnExist: true }]) {
+    await both(t, async (fs, dir) => {
+      const src = tree1(dir)
+      nodeFs.mkdirSync(out(dir, 'sub'), { recursive: true })
+      nodeFs.writeFileSync(out(dir, 'sub', 'g'), 'old')
+      await fs.promises.cp(src, out(dir), { recursive: true, ...options })
+      return nodeFs.readFileSync(out(dir, 'sub', 'g'), 'utf8')
+    })
+  }
+})
+
+test('filter: sync in all three, async in cp and promises.cp, ERR_INVALID_RETURN_VALUE for a promise in cpSync', async (t) => {
+  const seen: string[][] = []
+  await both(t, (fs, dir) => {
+    const calls: string[] = []
+    fs.cpSync(tree1(dir), out(dir), { recursive: true, filter: (s, d) => (calls.push(`${path.relative(dir, s)} ${path.relative(dir, d)}`), !s.endsWith('sub')) })
+    seen.push(calls.sort())
+  })
+  assert.deepEqual(seen[0], seen[1], 'called with the same (src, dest) pairs')
+  await both(t, (fs, dir) => fs.promises.cp(tree1(dir), out(dir), { recursive: true, filter: async (s) => !s.endsWith('f') }))
+  await both(t, (fs, dir) => new Promise<void>((res, rej) => fs.cp(tree1(dir), out(dir), { recursive: true, filter: async (s) => !s.endsWith('rel') }, (e) => (e ? rej(e) : res()))))
+  await both(t, (fs, dir) => fs.cpSync(tree1(dir), out(dir), { recursive: true, filter: (async () => true) as unknown as () => boolean }))
+})
+
+test('preserveTimestamps: files keep their mtime (to the millisecond node:fs keeps)', async (t) => {
+  const m = await needMount(t, 'xfs')
+  if (!m) return
+  const dir = freshDir(m, 'fs-times')
+  const src = tree1(dir)
+  cfs.cpSync(src, out(dir), { recursive: true, preserveTimestamps: true })
+  const [a, b] = [nodeFs.statSync(path.join(src, 'sub', 'g'), { bigint: true }), nodeFs.statSync(out(dir, 'sub', 'g'), { bigint: true })]
+  assert.equal(b.mtimeNs, a.mtimeNs)
+  cfs.cpSync(src, out(dir, 'again'), { recursive: true })
+  assert.notEqual(nodeFs.statSync(out(dir, 'again', 'sub', 'g'), { bigint: true }).mtimeNs, a.mtimeNs)
+  nodeFs.rmSync(dir, { recursive: true })
+})
+
+test('mode: COPYFILE_FICLONE_FORCE clones or fails; file data is cloned on XFS whatever the mode', async (t) => {
+  const m = await needMount(t, 'xfs')
+  if (!m) return
+  const dir = freshDir(m, 'fs-clone')
+  const src = path.join(dir, 'src')
+  nodeFs.mkdirSync(src)
+  nodeFs.writeFileSync(path.join(src, 'big'), Buffer.alloc(1 << 20, 7))
+  for (const mode of [0, COPYFILE_FICLONE, COPYFILE_FICLONE_FORCE, COPYFILE_EXCL]) {
+    cfs.cpSync(src, out(dir, `m${mode}`), { recursive: true, mode })
+    assert.equal(allShared(out(dir, `m${mode}`, 'big')), true, `mode ${mode}: cloned`)
+    await cfs.promises.cp(path.join(src, 'big'), out(dir, `file${mode}`), { mode })
+    assert.equal(allShared(out(dir, `file${mode}`)), true, `mode ${mode}: a file root cloned`)
+  }
+  nodeFs.rmSync(dir, { recursive: true })
+  const e = await needMount(t, 'ext4')
+  if (!e) return
+  const edir = freshDir(e, 'fs-force')
+  nodeFs.writeFileSync(path.join(edir, 'f'), 'x')
+  assert.throws(() => cfs.cpSync(path.join(edir, 'f'), path.join(edir, 'g'), { mode: COPYFILE_FICLONE_FORCE }), { code: 'ENOTSUP' })
+  cfs.cpSync(path.join(edir, 'f'), path.join(edir, 'h'), { mode: COPYFILE_FICLONE })
+  assert.equal(nodeFs.readFileSync(path.join(edir, 'h'), 'utf8'), 'x')
+  nodeFs.rmSync(edir, { recursive: true })
+})
+
+test('ERR_FS_CP_EINVAL: the same path, and a directory into itself (by path and through a symlink)', async (t) => {
+  await both(t, (fs, dir) => fs.cpSync(tree1(dir), path.join(dir, 'src'), { recursive: true }))
+  await both(t, (fs, dir) => fs.cpSync(tree1(dir), path.join(dir, 'src', 'sub', 'in'), { recursive: true }))
+  await both(t, (fs, dir) => {
+    nodeFs.symlinkSync(tree1(dir), path.join(dir, 'via'))
+    fs.cpSync(path.join(dir, 'src'), path.join(dir, 'via', 'sub', 'in'), { recursive: true })
+  })
+})
+
+test('ERR_FS_CP_DIR_TO_NON_DIR and ERR_FS_CP_NON_DIR_TO_DIR, at the root and inside', async (t) => {
+  await both(t, (fs, dir) => fs.cpSync(tree1(dir), path.join(dir, 'src', 'f'), { recursive: true }))
+  await both(t, (fs, dir) => fs.cpSync(path.join(tree1(dir), 'f'), path.join(dir, 'src', 'sub')))
+  await both(t, (fs, dir) => {
+    const src = tree1(dir)
+    nodeFs.mkdirSync(out(dir), { recursive: true })
+    nodeFs.writeFileSync(out(dir, 'sub'), '')
+    fs.cpSync(src, out(dir), { recursive: true })
+  })
+  await both(t, async (fs, dir) => {
+    const src = tree1(dir)
+    nodeFs.mkdirSync(out(dir, 'f'), { recursive: true })
+    await fs.promises.cp(src, out(dir), { recursive: true })
+  })
+})
+
+test('ERR_FS_CP_FIFO_PIPE and ERR_FS_CP_SOCKET, at the root and inside', async (t) => {
+  await both(t, (fs, dir) => {
+    mkfifo(path.join(tree1(dir), 'p'))
+    fs.cpSync(path.join(dir, 'src'), out(dir), { recursive: true })
+  })
+  await both(t, (fs, dir) => {
+    mkfifo(path.join(tree1(dir), 'p'))
+    fs.cpSync(path.join(dir, 'src', 'p'), out(dir))
+  })
+  const { makeSocket } = await import('./helpers/trees.js')
+  await both(t, async (fs, dir) => {
+    await makeSocket(path.join(tree1(dir), 's'))
+    await fs.promises.cp(path.join(dir, 'src'), out(dir), { recursive: true })
+  })
+})
+
+test('a symlink over an existing symlink is replaced whatever force says; ERR_FS_CP_SYMLINK_TO_SUBDIRECTORY; EEXIST over a file', async (t) => {
+  await both(t, (fs, dir) => {
+    const src = tree1(dir)
+    nodeFs.mkdirSync(out(dir), { recursive: true })
+    nodeFs.symlinkSync('elsewhere', out(dir, 'rel'))
+    fs.cpSync(src, out(dir), { recursive: true, force: false })
+  })
+  await both(t, (fs, dir) => {
+    const src = tree1(dir)
+    nodeFs.mkdirSync(out(dir), { recursive: true })
+    nodeFs.writeFileSync(out(dir, 'rel'), '')
+    fs.cpSync(src, out(dir), { recursive: true })
+  })
+  await both(t, (fs, dir) => {
+    const src = tree1(dir)
+    nodeFs.symlinkSync(src, path.join(dir, 'link'))
+    nodeFs.symlinkSync(path.join(src, 'sub'), path.join(dir, 'to-sub'))
+    fs.cpSync(path.join(dir, 'link'), path.join(dir, 'to-sub'))
+  })
+})
+
+test("validation: Node's codes for bad arguments; unknown option keys ignored", async () => {
+  const cases: Array<[unknown[], string]> = [
+    [[1, 'b'], 'ERR_INVALID_ARG_TYPE'],
+    [['a\0', 'b'], 'ERR_INVALID_ARG_VALUE'],
+    [['a', 'b', 5], 'ERR_INVALID_ARG_TYPE'],
+    [['a', 'b', { force: 1 }], 'ERR_INVALID_ARG_TYPE'],
+    [['a', 'b', { mode: 8 }], 'ERR_OUT_OF_RANGE'],
+    [['a', 'b', { mode: 1.5 }], 'ERR_OUT_OF_RANGE'],
+    [['a', 'b', { mode: 'x' }], 'ERR_INVALID_ARG_TYPE'],
+    [['a', 'b', { filter: 3 }], 'ERR_INVALID_ARG_TYPE'],
+    [['a', 'b', { dereference: true, verbatimSymlinks: true }], 'ERR_INCOMPATIBLE_OPTION_PAIR'],
+    [['/nonexistent-src', '/tmp/b', { surely: 'ignored' }], 'ENOENT'],
+  ]
+  for (const [args, code] of cases) {
+    const call = (impl: Impl) => () => (impl.cpSync as (...a: unknown[]) => void)(...args)
+    assert.throws(call(nodeFs), { code }, `node:fs ${JSON.stringify(args)}`)
+    assert.throws(call(cfs as unknown as Impl), { code }, `clonefile/fs ${JSON.stringify(args)}`)
+    await assert.rejects((cfs.promises.cp as (...a: unknown[]) => Promise<void>)(...args), { code })
+    const message = (f: () => void) => {
+      try {
+        f()
+      } catch (e) {
+        return (e as Error).message
+      }
+    }
+    assert.equal(message(call(cfs as unknown as Impl)), message(call(nodeFs)), 'the same message')
+  }
+  assert.throws(() => (cfs.cp as (...a: unknown[]) => void)('a', 'b', {}), { code: 'ERR_INVALID_ARG_TYPE' })
+  assert.throws(() => (cfs.cp as (...a: unknown[]) => void)('a', 'b', { mode: 9 }, () => {}), { code: 'ERR_OUT_OF_RANGE' })
+})
+
+test('relative src and dest: the filter gets them joined as given, links resolve from the working directory', async (t) => {
+  for (const api of ['cpSync', 'promises.cp'] as const) {
+    const seen: string[][] = []
+    await both(t, async (fs, dir) => {
+      tree1(dir)
+      const cwd = process.cwd()
+      process.chdir(dir)
+      try {
+        const calls: string[] = []
+        const filter = (s: string, d: string) => (calls.push(`${s} ${d}`), true)
+        if (api === 'cpSync') fs.cpSync('./src/', 'out', { recursive: true, filter })
+        else await fs.promises.cp('src', './out/', { recursive: true, filter })
+        seen.push(calls.sort())
+      } finally {
+        process.chdir(cwd)
+      }
+    })
+    assert.deepEqual(seen[0], seen[1])
+  }
+})
+
+/** A python process exchanging each pair of paths (renameat2 RENAME_EXCHANGE) in a tight loop. */
+function swapper(pairs: Array<[string, string]>): { stop: () => void } {
+  const child = spawn('python3', ['-c', `
+import ctypes, json, sys
+libc = ctypes.CDLL(None, use_errno=True)
+pairs = [(a.encode(), b.encode()) for a, b in json.loads(sys.argv[1])]
+while True:
+    for a, b in pairs:
+        libc.renameat2(-100, a, -100, b, 2)
+`, JSON.stringify(pairs)], { stdio: 'ignore' })
+  return { stop: () => child.kill('SIGKILL') }
+}
+
+const fingerprint = (dir: string): string => execFileSync('find', [dir, '-printf', '%p %m %s %T@ %U\\n']).toString()
+
+test('adversarial: directories of src and of an existing dest swapped for symlinks to outside are never followed', async (t) => {
+  const m = await needMount(t, 'xfs')
+  if (!m) return
+  const dir = freshDir(m, 'fs-swap')
+  const outside = path.join(dir, 'outside')
+  nodeFs.mkdirSync(outside)
+  nodeFs.writeFileSync(path.join(outside, 'SECRET'), 'not yours')
+  const before = fingerprint(outside)
+  const src = path.join(dir, 'src')
+  const pairs: Array<[string, string]> = []
+  for (let i = 0; i < 10; i++) {
+    nodeFs.mkdirSync(path.join(src, `d${i}`, 'sub'), { recursive: true })
+    for (let k = 0; k < 3; k++) nodeFs.writeFileSync(path.join(src, `d${i}`, 'sub', `f${k}`), `${i}/${k}`)
+    // A relative link: made by clonefile/fs itself (its target made absolute), after cloneTree.
+    nodeFs.symlinkSync('f0', path.join(src, `d${i}`, 'sub', 'rel'))
+    nodeFs.symlinkSync(outside, path.join(src, `d${i}`, 'link'))
+    pairs.push([path.join(src, `d${i}`, 'sub'), path.join(src, `d${i}`, 'link')])
+  }
+  const dst = path.join(dir, 'dst')
+  cfs.cpSync(src, dst, { recursive: true })
+  for (let i = 0; i < 10; i++) {
+    nodeFs.symlinkSync(outside, path.join(dst, `d${i}`, 'evil'))
+    pairs.push([path.join(dst, `d${i}`, 'sub'), path.join(dst, `d${i}`, 'evil')])
+  }
+  const swap = swapper(pairs)
+  try {
+    for (let run = 0; run < 60; run++) {
+      const o = { recursive: true, force: run % 3 !== 0 }
+      await (run % 2 === 0 ? Promise.resolve().then(() => cfs.cpSync(src, dst, o)) : cfs.promises.cp(src, dst, o)).catch(() => undefined)
+      await (run % 2 === 0 ? Promise.resolve().then(() => cfs.cpSync(src, path.join(dir, `new${run}`), o)) : cfs.promises.cp(src, path.join(dir, `new${run}`), o)).catch(() => undefined)
+    }
+  } finally {
+    swap.stop()
+  }
+  assert.equal(fingerprint(outside), before, 'nothing outside dest was written, chmod-ed or created')
+  nodeFs.rmSync(dir, { recursive: true, force: true })
+})
+
+test('adversarial: a directory of dest swapped for a symlink during the run: the links made after cloneTree do not follow it', async (t) => {
+  const m = await needMount(t, 'xfs')
+  if (!m) return
+  for (const api of ['cpSync', 'promises.cp'] as const) {
+    const dir = freshDir(m, 'fs-swap-now')
+    const outside = path.join(dir, 'outside')
+    nodeFs.mkdirSync(outside)
+    const before = fingerprint(outside)
+    const src = path.join(dir, 'src')
+    nodeFs.mkdirSync(path.join(src, 'd', 'sub'), { recursive: true })
+    nodeFs.writeFileSync(path.join(src, 'd', 'sub', 'f'), 'x')
+    nodeFs.symlinkSync('f', path.join(src, 'd', 'sub', 'rel'))
+    const dst = path.join(dir, 'dst')
+    cfs.cpSync(src, dst, { recursive: true })
+    // Decided while dst/d/sub is open in the run: swapped then, the run goes on through its descriptor.
+    const filter = (s: string) => {
+      if (s.endsWith(path.join('sub', 'rel'))) {
+        nodeFs.renameSync(path.join(dst, 'd', 'sub'), path.join(dst, 'd', 'moved'))
+        nodeFs.symlinkSync(outside, path.join(dst, 'd', 'sub'))
+      }
+      return true
+    }
+    try {
+      if (api === 'cpSync') cfs.cpSync(src, dst, { recursive: true, filter })
+      else await cfs.promises.cp(src, dst, { recursive: true, filter })
+    } catch (e) {
+      assert.match((e as NodeJS.ErrnoException).code ?? '', /ELOOP|ENOTDIR/)
+    }
+    assert.equal(fingerprint(outside), before, `${api}: nothing made outside dest`)
+    nodeFs.rmSync(dir, { recursive: true, force: true })
+  }
+})
