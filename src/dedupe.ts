@@ -21,7 +21,7 @@ import { EXTENT_STRIDE, ExtentSum, Ranges, extentsOf } from './extents.js'
 import { abortSignal, boolean, callback, number, resolveOptions, toPath, type OptionTable } from './args.js'
 import { invalidArgValue } from './errors.js'
 import { bytes, named, shown, toRaw } from './raw.js'
-import type { DedupeIssue, DedupeOptions, DedupeProgress, DedupeResult, PathLike, TreeEntry } from './types.js'
+import type { DedupeGroup, DedupeIssue, DedupeOptions, DedupeProgress, DedupeResult, PathLike, TreeEntry } from './types.js'
 import { Walker, listAsync, newDir, type WalkDir } from './walk.js'
 
 interface Resolved {
@@ -31,6 +31,7 @@ interface Resolved {
   signal: AbortSignal | undefined
   onProgress: ((p: DedupeProgress) => void) | undefined
   concurrency: number
+  onGroup: ((g: DedupeGroup) => void) | undefined
 }
 
 const optionTable: OptionTable<Resolved> = {
@@ -40,6 +41,7 @@ const optionTable: OptionTable<Resolved> = {
   signal: abortSignal(),
   onProgress: callback(),
   concurrency: number(4, 1),
+  onGroup: callback(),
 }
 
 const E = constants.errno
@@ -295,6 +297,7 @@ class Run {
   private shared(c: File[]): void {
     if (c.length < 2) return
     this.result.groups++
+    this.report(c[0] as File, [], c.slice(1))
     for (const f of c.slice(1)) {
       this.result.alreadyShared.files++
       this.result.alreadyShared.bytes += this.sum.of(f.extents).total
@@ -325,6 +328,7 @@ class Run {
       if (this.o.dryRun) {
         this.result.groups++
         this.countShared(keepers)
+        this.report(keeper, dests, keepers.filter((f) => f !== keeper))
         const after = new Ranges()
         addData(after, keeper.extents)
         for (const f of keepers) addData(after, f.extents)
@@ -349,11 +353,13 @@ class Run {
       if (keeperChanged) this.issue(this.result.skipped, keeper.path, 'EBADE', 'changed during the run: left as it is')
       const rest: File[] = []
       let done = 0
+      const now: File[] = []
       dests.forEach((f, k) => {
         const i = k + 1
         const status = out.status[i] as number
         if (status === 0 && out.deduped[i] === size) {
           done++
+          now.push(f)
           this.result.deduped.files++
           this.result.deduped.bytes += size
           return
@@ -373,12 +379,20 @@ class Run {
       if (done > 0 || keepers.length > 1) {
         this.result.groups++
         this.countShared(keepers)
+        this.report(keeper, now, keepers.filter((f) => f !== keeper))
       }
       if (done > 0) await this.measure(members, before)
       // The different ones, in their extent classes, go round again.
       classes = byExtents(rest)
       if (classes.length === 1 && (classes[0] as File[]).length < 2) return
     }
+  }
+
+  private report(keeper: File, deduped: File[], already: File[]): void {
+    const onGroup = this.o.onGroup
+    if (onGroup === undefined) return
+    const shownPath = (f: File): string => named(f.path).path
+    onGroup({ keeper: shownPath(keeper), size: keeper.st.size, deduped: deduped.map(shownPath), alreadyShared: already.map(shownPath) })
   }
 
   /** The keeper's class-mates: already sharing every block with it. */

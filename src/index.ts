@@ -5,7 +5,7 @@ export { cloneTree, cloneTreeSync } from './tree.js'
 export { usage, sharedBytes } from './usage.js'
 export { dedupe } from './dedupe.js'
 export type {
-  CloneError, CloneMode, DedupeIssue, DedupeOptions, DedupeProgress, DedupeResult, CloneOptions, CloneRange, CloneRangeOptions, CloneResult, CloneTreeOptions, EntryType, Fallback,
+  CloneError, CloneMode, DedupeGroup, DedupeIssue, DedupeOptions, DedupeProgress, DedupeResult, CloneOptions, CloneRange, CloneRangeOptions, CloneResult, CloneTreeOptions, EntryType, Fallback,
   FileLike, OverwriteMode, PathLike, Probe, TreeEntry, TreeFilter, TreePreserve, TreeProgress, TreeResult, Usage, UsageEntry,
   UsageOptions, UsageProgress, UsageResult,
 } from './types.js'

@@ -262,6 +262,16 @@ export interface DedupeOptions {
   onProgress?: (progress: DedupeProgress) => void
   /** Native batches in flight at once. @default 4 */
   concurrency?: number
+  /** Called for each set of identical files once it is done (dryRun: found). */
+  onGroup?: (group: DedupeGroup) => void
+}
+
+/** A set of identical files: the keeper, the files now sharing its blocks, those that already did. */
+export interface DedupeGroup {
+  keeper: string
+  size: number
+  deduped: string[]
+  alreadyShared: string[]
 }
 
 /** A file left alone or that failed, with why: `path` and, where UTF-8 loses bytes, `rawPath`. */

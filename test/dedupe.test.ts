@@ -9,6 +9,7 @@ import { dedupe } from '../src/dedupe.js'
 import { sharedBytes } from '../src/usage.js'
 import type { DedupeResult } from '../src/types.js'
 import { extentsOf } from './helpers/fiemap.js'
+import { runCli } from './helpers/files.js'
 import { freshDir, needMount } from './helpers/mounts.js'
 import type { FsKind } from './helpers/mounts.js'
 
@@ -331,5 +332,37 @@ describe('dedupe: bad input', () => {
     const p = dedupe(root, { signal: ac.signal, concurrency: 1, onProgress: (pr) => { if (pr.phase !== 'scan') ac.abort() } })
     await assert.rejects(p, { code: 'ABORT_ERR' })
     for (const [f, h] of before) assert.equal(sha(Buffer.from(f, 'latin1')), h)
+  })
+})
+
+describe('clonefile dedupe', () => {
+  test('-n says what would be saved and changes nothing; a run prints the summary; --json the result; -v each group', async (t) => {
+    const m = await needMount(t, 'xfs')
+    if (m === undefined) return
+    const root = freshDir(m, 'cli')
+    const data = randomBytes(128 * KiB)
+    for (const f of ['a', 'b', 'c/d', '-dash']) put(`${root}/${f}`, data)
+    put(`${root}/small`, Buffer.from('x'))
+    put(`${root}/small2`, Buffer.from('x'))
+    const before = snapshot(root)
+    const dry = runCli(['dedupe', '-n', '--min-size', '2', root])
+    assert.equal(dry.status, 0, dry.stderr)
+    assert.equal(dry.stdout, '4 files · 1 group · 3 to dedupe · 0 already shared · would save 384 KiB\n')
+    assert.deepEqual(snapshot(root), before)
+    const verbose = runCli(['dedupe', '-v', '--min-size=2', root])
+    assert.equal(verbose.status, 0, verbose.stderr)
+    assert.match(verbose.stdout, /^128 KiB {2}keep "/)
+    assert.equal(verbose.stdout.split('\n').filter((l) => l.startsWith('  shared')).length, 3)
+    assert.match(verbose.stdout, /4 files · 1 group · 3 deduped · 0 already shared · saved 384 KiB\n$/)
+    const json = runCli(['dedupe', '--json', root])
+    assert.equal(json.status, 0, json.stderr)
+    const r = JSON.parse(json.stdout) as DedupeResult
+    assert.equal(r.alreadyShared.files, 3)
+    assert.equal(r.deduped.files, 1, 'the one-byte files')
+    assert.deepEqual(snapshot(root), before)
+    assert.equal(runCli(['dedupe', '--min-size', 'lots', root]).status, 2)
+    const missing = runCli(['dedupe', `${root}/nope`])
+    assert.equal(missing.status, 1)
+    assert.match(missing.stderr, /ENOENT/)
   })
 })
