@@ -143,21 +143,22 @@ class Run {
     if (this.o.signal?.aborted) throw abortError(this.o.signal)
   }
 
-  /** A file found: counted, then kept where it can have a duplicate. */
+  /** A file found: counted (a hard link once), then kept where it can have a duplicate. */
   private add(f: File, errno: number): void {
     const { st } = f
-    if (st.size < this.o.minSize || st.size === 0) return
+    const small = st.size < this.o.minSize || st.size === 0
     if (st.nlink > 1) {
       const id = `${st.dev}:${st.ino}`
       const first = this.seen.get(id)
       if (first !== undefined) {
-        this.issue(this.result.skipped, f.path, 'HARDLINK', `a hard link to '${shown(first)}', examined once`)
+        if (!small) this.issue(this.result.skipped, f.path, 'HARDLINK', `a hard link to '${shown(first)}', examined once`)
         return
       }
       this.seen.set(id, f.path)
     }
     this.result.files++
     this.tick('scan', 1, st.size)
+    if (small) return
     if (errno !== 0) {
       if (CANNOT.has(errno)) this.refuse(st.dev, f.path, errno)
       else this.failed(f.path, errno, 'ioctl_fiemap')
@@ -228,7 +229,6 @@ class Run {
           walker.child(dir, name)
           continue
         }
-        if (sizeAt(out.stats, i) < this.o.minSize) continue
         const file: File = { root, rel, path, st: statAt(out.stats, i), extents: extentsOf(out.extents as Float64Array, extent - n, n).slice() }
         this.add(file, out.errnos?.[i] ?? 0)
       }

@@ -283,7 +283,7 @@ export interface DedupeIssue {
 }
 
 export interface DedupeResult {
-  /** regular files examined */
+  /** regular files examined (each inode once; empty ones and those under minSize included) */
   files: number
   /** sets of two or more files found identical by content */
   groups: number
