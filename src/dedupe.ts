@@ -112,7 +112,7 @@ class Run {
   private readonly progress: DedupeProgress = { phase: 'scan', files: 0, bytes: 0 }
   private reported = 0
 
-  constructor(private readonly binding: Binding, private readonly o: Resolved) {}
+  constructor(private readonly binding: Binding, private readonly o: Resolved, private readonly multi = false) {}
 
   private issue(list: DedupeIssue[], path: string, code: string, message: string): void {
     list.push({ ...named(path), code, message: `${code}: ${message}, '${shown(path)}'` })
@@ -147,11 +147,12 @@ class Run {
   private add(f: File, errno: number): void {
     const { st } = f
     const small = st.size < this.o.minSize || st.size === 0
-    if (st.nlink > 1) {
+    // Several paths may name one file twice (a file and its directory, or the same path).
+    if (st.nlink > 1 || this.multi) {
       const id = `${st.dev}:${st.ino}`
       const first = this.seen.get(id)
       if (first !== undefined) {
-        if (!small) this.issue(this.result.skipped, f.path, 'HARDLINK', `a hard link to '${shown(first)}', examined once`)
+        if (!small && first !== f.path) this.issue(this.result.skipped, f.path, 'HARDLINK', `a hard link to '${shown(first)}', examined once`)
         return
       }
       this.seen.set(id, f.path)
@@ -481,7 +482,7 @@ export async function dedupe(paths: PathLike | PathLike[], options?: DedupeOptio
   if (o.signal?.aborted) throw abortError(o.signal)
   // Every path must exist before anything is done.
   for (const p of list) await fs.promises.lstat(bytes(p)).catch((e: unknown) => { throw Object.assign(e as Error, { path: shown(p) }) })
-  const run = new Run(binding, o)
+  const run = new Run(binding, o, list.length > 1)
   try {
     for (const p of list) await run.path(p)
     await run.groups()

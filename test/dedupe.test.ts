@@ -314,6 +314,10 @@ describe('dedupe: bad input', () => {
     assert.equal(small.deduped.files, 0)
     const pair = await dedupe([`${root}/a`, `${root}/b`], { dryRun: true })
     assert.equal(pair.deduped.files, 1)
+    const twice = await dedupe([`${root}/a`, root, `${root}/a`], { dryRun: true })
+    assert.equal(twice.files, 3, 'a file named twice is one file')
+    assert.equal(twice.deduped.files + twice.alreadyShared.files, 2)
+    assert.deepEqual(twice.skipped, [])
     // root ignores permissions: the unreadable directory is shown as another user would meet it
     // in the adversarial suite; here a directory that vanishes between listing and opening
     fs.chmodSync(`${root}/locked`, 0)
