@@ -9,7 +9,7 @@ import { dedupe } from '../src/dedupe.js'
 import { sharedBytes } from '../src/usage.js'
 import type { DedupeResult } from '../src/types.js'
 import { extentsOf } from './helpers/fiemap.js'
-import { runCli } from './helpers/files.js'
+import { libUrl, runCli, runNode } from './helpers/files.js'
 import { freshDir, needMount } from './helpers/mounts.js'
 import type { FsKind } from './helpers/mounts.js'
 
@@ -326,6 +326,31 @@ describe('dedupe: bad input', () => {
     assert.equal(r.errors.length, 0)
     assert.ok(r.deduped.files >= 1)
   })
+  test('as another user: a directory it cannot read is in errors (EACCES), the rest is deduped, atime does not move on its own files', async (t) => {
+    const m = await needMount(t, 'xfs')
+    if (m === undefined) return
+    const root = freshDir(m, 'user')
+    // the test mount and its parent are this process's own: others may pass through them
+    for (const d of [path.dirname(m.dir), m.dir]) fs.chmodSync(d, fs.statSync(d).mode | 0o111)
+    const data = randomBytes(64 * KiB)
+    for (const f of ['a', 'b', 'locked/c', 'locked/d']) put(`${root}/${f}`, data)
+    execFileSync('chown', ['-R', '65534:65534', root])
+    fs.chmodSync(root, 0o755)
+    fs.chmodSync(`${root}/locked`, 0o700)
+    execFileSync('chown', ['0:0', `${root}/locked`])
+    const atime = fs.statSync(`${root}/b`, { bigint: true }).atimeNs
+    const r = runNode(`
+      import { dedupe } from ${JSON.stringify(libUrl)}
+      const r = await dedupe(${JSON.stringify(root)})
+      process.stdout.write(JSON.stringify(r))`, { asUser: 65534 })
+    assert.equal(r.status, 0, r.stderr)
+    const result = JSON.parse(r.stdout) as DedupeResult
+    assert.deepEqual(result.errors.map((e) => [e.path, e.code]), [[`${root}/locked`, 'EACCES']])
+    assert.equal(result.deduped.files, 1)
+    assert.equal(fs.statSync(`${root}/b`, { bigint: true }).atimeNs, atime, 'O_NOATIME: the owner reads without moving atime')
+    assert.equal(await sharedBytes(`${root}/a`, `${root}/b`), 64 * KiB)
+  })
+
   test('abort: rejects with ABORT_ERR and every file keeps its content', async (t) => {
     const m = await needMount(t, 'xfs')
     if (m === undefined) return
