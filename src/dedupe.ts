@@ -17,7 +17,7 @@ import { constants } from 'node:os'
 import { CWD, RAW, Scan, requireNative, type Binding } from './binding.js'
 import { devAt, inoAt, isDir, isFile, modeAt, sizeAt, statAt, typeOf, type EntryStat } from './entries.js'
 import { abortError, errnoName, fromNative, fsError } from './errors.js'
-import { EXTENT_STRIDE, ExtentSum, Ranges, extentsOf } from './extents.js'
+import { EXTENT_STRIDE, Ranges, extentsOf } from './extents.js'
 import { abortSignal, boolean, callback, number, resolveOptions, toPath, type OptionTable } from './args.js'
 import { invalidArgValue } from './errors.js'
 import { bytes, named, shown, toRaw } from './raw.js'
@@ -60,16 +60,19 @@ interface File {
   root: number
   /** its path below the root (a byte string), the name the addon opens it by */
   rel: string
-  /** its path as given (a byte string), for reporting */
-  path: string
   st: EntryStat
-  /** its data extents at the walk */
-  extents: Float64Array
+  /** its extent map at the walk, as text (extentText): a string is far smaller than a typed
+   * array per file, and 200k files are held until the walk ends */
+  extents: string
 }
 
 interface Root {
   /** the open directory files are named from: the root directory, or a file's parent */
   fd: number
+  /** the path given (a byte string) */
+  given: string
+  /** it is a file: its path is `given` */
+  file: boolean
 }
 
 interface DedupeDir extends WalkDir {
@@ -79,16 +82,38 @@ interface DedupeDir extends WalkDir {
 
 const join = (base: string, name: string): string => (name === '' ? base : base.endsWith('/') ? base + name : `${base}/${name}`)
 
-/** Its extent map as a key: files with the same one share every block. '' when it has data
- * that is not mapped (delalloc, inline, unwritten): it shares nothing, as far as we can tell. */
-function extentKey(extents: Float64Array): string {
-  let key = ''
+/** An extent map as text: "logical:physical:length;" for each data extent, '!' first where
+ * some data is not mapped (delalloc, inline, unwritten). */
+function extentText(extents: Float64Array): string {
+  let text = ''
   for (let i = 0; i < extents.length; i += EXTENT_STRIDE) {
-    const flags = extents[i + 3] as number
-    if ((flags & FIEMAP_SKIP) !== 0) return ''
-    key += `${extents[i]}:${extents[i + 1]}:${extents[i + 2]};`
+    const length = extents[i + 2] as number
+    if (((extents[i + 3] as number) & FIEMAP_SKIP) !== 0) {
+      if (!text.startsWith('!')) text = `!${text}`
+      continue
+    }
+    if (length > 0) text += `${extents[i]}:${extents[i + 1]}:${length};`
   }
-  return key
+  return text
+}
+
+/** Files with the same key share every block. '' for one that shares nothing as far as its
+ * map says (some data not mapped, or no data at all). */
+const extentKey = (text: string): string => (text === '' || text.startsWith('!') ? '' : text)
+
+/** Each data extent of an extent text: (physical, length). */
+function eachExtent(text: string, fn: (physical: number, length: number) => void): void {
+  for (const part of (text.startsWith('!') ? text.slice(1) : text).split(';')) {
+    if (part === '') continue
+    const [, physical, length] = part.split(':')
+    fn(Number(physical), Number(length))
+  }
+}
+
+function dataBytes(text: string): number {
+  let n = 0
+  eachExtent(text, (_, length) => (n += length))
+  return n
 }
 
 const unchanged = (a: EntryStat, b: EntryStat): boolean =>
@@ -108,11 +133,16 @@ class Run {
   private readonly seen = new Map<string, string>()
   /** devices found unable to share blocks: said once each */
   private readonly cannot = new Set<number>()
-  private readonly sum = new ExtentSum()
   private readonly progress: DedupeProgress = { phase: 'scan', files: 0, bytes: 0 }
   private reported = 0
 
   constructor(private readonly binding: Binding, private readonly o: Resolved, private readonly multi = false) {}
+
+  /** Where a file is, as given (a byte string). */
+  pathOf(f: File): string {
+    const root = this.roots[f.root] as Root
+    return root.file ? root.given : join(root.given, f.rel)
+  }
 
   private issue(list: DedupeIssue[], path: string, code: string, message: string): void {
     list.push({ ...named(path), code, message: `${code}: ${message}, '${shown(path)}'` })
@@ -152,17 +182,17 @@ class Run {
       const id = `${st.dev}:${st.ino}`
       const first = this.seen.get(id)
       if (first !== undefined) {
-        if (!small && first !== f.path) this.issue(this.result.skipped, f.path, 'HARDLINK', `a hard link to '${shown(first)}', examined once`)
+        if (!small && first !== this.pathOf(f)) this.issue(this.result.skipped, this.pathOf(f), 'HARDLINK', `a hard link to '${shown(first)}', examined once`)
         return
       }
-      this.seen.set(id, f.path)
+      this.seen.set(id, this.pathOf(f))
     }
     this.result.files++
     this.tick('scan', 1, st.size)
     if (small) return
     if (errno !== 0) {
-      if (CANNOT.has(errno)) this.refuse(st.dev, f.path, errno)
-      else this.failed(f.path, errno, 'ioctl_fiemap')
+      if (CANNOT.has(errno)) this.refuse(st.dev, this.pathOf(f), errno)
+      else this.failed(this.pathOf(f), errno, 'ioctl_fiemap')
       return
     }
     if (this.cannot.has(st.dev)) return
@@ -183,7 +213,7 @@ class Run {
       const parent = slash <= 0 ? '/' : real.slice(0, slash)
       const name = real.slice(slash + 1)
       const { fd } = this.binding.openDir(CWD, parent, RAW)
-      this.roots.push({ fd })
+      this.roots.push({ fd, given, file: true })
       const { counts, errnos, extents } = await this.binding.extentsMany(Int32Array.of(fd), name, RAW, true)
       const sec = (ns: bigint): number => Number(ns / 1_000_000_000n)
       const nsec = (ns: bigint): number => Number(ns % 1_000_000_000n)
@@ -191,12 +221,12 @@ class Run {
         mode: Number(st.mode), dev: Number(st.dev), ino: Number(st.ino), size: Number(st.size), nlink: Number(st.nlink),
         mtimeSec: sec(st.mtimeNs), mtimeNsec: nsec(st.mtimeNs), ctimeSec: sec(st.ctimeNs), ctimeNsec: nsec(st.ctimeNs), allocated: Number(st.blocks) * 512,
       }
-      const file: File = { root, rel: name, path: given, st: es, extents: extentsOf(extents, 0, counts[0] as number).slice() }
+      const file: File = { root, rel: name, st: es, extents: extentText(extentsOf(extents, 0, counts[0] as number)) }
       this.add(file, errnos[0] as number)
       return
     }
     const { fd, stat } = this.binding.openDir(CWD, real, RAW)
-    this.roots.push({ fd })
+    this.roots.push({ fd, given, file: false })
     const how = RAW | Scan.Extents | Scan.Names
     const walker = new Walker<DedupeDir>(this.binding, { how }, (parent, name, rel) => newDir(parent, name, rel, { base: given }))
     walker.start({ dir: CWD, name: real })
@@ -230,7 +260,7 @@ class Run {
           walker.child(dir, name)
           continue
         }
-        const file: File = { root, rel, path, st: statAt(out.stats, i), extents: extentsOf(out.extents as Float64Array, extent - n, n).slice() }
+        const file: File = { root, rel, st: statAt(out.stats, i), extents: extentText(extentsOf(out.extents as Float64Array, extent - n, n)) }
         this.add(file, out.errnos?.[i] ?? 0)
       }
     }, { signal: this.o.signal })
@@ -278,12 +308,12 @@ class Run {
       const errno = sample.errnos[k] as number
       const rep = c[0] as File
       if (errno !== 0) {
-        if (CANNOT.has(errno)) this.refuse(dev, rep.path, errno)
-        else this.failed(rep.path, errno, 'read')
+        if (CANNOT.has(errno)) this.refuse(dev, this.pathOf(rep), errno)
+        else this.failed(this.pathOf(rep), errno, 'read')
         return
       }
       if (!unchanged(statAt(sample.stats, k), rep.st)) {
-        for (const f of c) this.issue(this.result.skipped, f.path, 'EBADE', 'changed during the run: left as it is')
+        for (const f of c) this.issue(this.result.skipped, this.pathOf(f), 'EBADE', 'changed during the run: left as it is')
         return
       }
       const key = `${sample.hashes[2 * k]}:${sample.hashes[2 * k + 1]}`
@@ -301,7 +331,7 @@ class Run {
     this.report(c[0] as File, [], c.slice(1))
     for (const f of c.slice(1)) {
       this.result.alreadyShared.files++
-      this.result.alreadyShared.bytes += this.sum.of(f.extents).total
+      this.result.alreadyShared.bytes += dataBytes(f.extents)
     }
   }
 
@@ -346,12 +376,12 @@ class Run {
       this.tick('dedupe', all.length, all.length * size, true)
       if (!('status' in out)) {
         const errno = out.errno ?? E.EIO
-        this.failed(keeper.path, errno, out.syscall ?? 'open')
+        this.failed(this.pathOf(keeper), errno, out.syscall ?? 'open')
         classes = classes.slice(1)
         continue
       }
       const keeperChanged = !unchanged(statAt(out.after, 0), keeper.st)
-      if (keeperChanged) this.issue(this.result.skipped, keeper.path, 'EBADE', 'changed during the run: left as it is')
+      if (keeperChanged) this.issue(this.result.skipped, this.pathOf(keeper), 'EBADE', 'changed during the run: left as it is')
       const rest: File[] = []
       let done = 0
       const now: File[] = []
@@ -366,15 +396,15 @@ class Run {
           return
         }
         const errno = status === 0 ? E.EIO : -status
-        if (CANNOT.has(errno)) return this.refuse(f.st.dev, f.path, errno)
+        if (CANNOT.has(errno)) return this.refuse(f.st.dev, this.pathOf(f), errno)
         if (errno === EBADE) {
           const moved = !unchanged(statAt(out.after, i), f.st) || !unchanged(statAt(out.before, i), f.st)
-          if (moved) return this.issue(this.result.skipped, f.path, 'EBADE', 'changed during the run: left as it is')
+          if (moved) return this.issue(this.result.skipped, this.pathOf(f), 'EBADE', 'changed during the run: left as it is')
           if (!keeperChanged) return void rest.push(f)
           // Compared with a keeper that changed: it may still equal the others.
           return void rest.push(f)
         }
-        this.failed(f.path, errno, 'ioctl_fideduperange')
+        this.failed(this.pathOf(f), errno, 'ioctl_fideduperange')
       })
       if (this.cannot.has(keeper.st.dev)) return
       if (done > 0 || keepers.length > 1) {
@@ -392,7 +422,7 @@ class Run {
   private report(keeper: File, deduped: File[], already: File[]): void {
     const onGroup = this.o.onGroup
     if (onGroup === undefined) return
-    const shownPath = (f: File): string => named(f.path).path
+    const shownPath = (f: File): string => named(this.pathOf(f)).path
     onGroup({ keeper: shownPath(keeper), size: keeper.st.size, deduped: deduped.map(shownPath), alreadyShared: already.map(shownPath) })
   }
 
@@ -400,7 +430,7 @@ class Run {
   private countShared(keepers: File[]): void {
     for (const f of keepers.slice(1)) {
       this.result.alreadyShared.files++
-      this.result.alreadyShared.bytes += this.sum.of(f.extents).total
+      this.result.alreadyShared.bytes += dataBytes(f.extents)
     }
   }
 
@@ -412,7 +442,8 @@ class Run {
     members.forEach((f, k) => {
       const count = counts[k] as number
       // A file that cannot be mapped now still holds what it held.
-      addData(after, errnos[k] === 0 ? extentsOf(extents, first, count) : f.extents)
+      if (errnos[k] === 0) addDataArray(after, extentsOf(extents, first, count))
+      else addData(after, f.extents)
       first += count
     })
     this.result.saved += before.union() - after.union()
@@ -426,7 +457,11 @@ class Run {
 }
 
 /** Data extents' physical ranges into `into`. */
-function addData(into: Ranges, extents: Float64Array): void {
+function addData(into: Ranges, text: string): void {
+  eachExtent(text, (physical, length) => into.add(physical, length))
+}
+
+function addDataArray(into: Ranges, extents: Float64Array): void {
   for (let i = 0; i < extents.length; i += EXTENT_STRIDE) {
     const length = extents[i + 2] as number
     if (((extents[i + 3] as number) & FIEMAP_SKIP) !== 0 || length === 0) continue
