@@ -521,6 +521,10 @@ export async function dedupe(paths: PathLike | PathLike[], options?: DedupeOptio
   try {
     for (const p of list) await run.path(p)
     await run.groups()
+  } catch (e) {
+    // The walk rejects with the signal's reason: one error for an abort, wherever it came.
+    if (o.signal?.aborted) throw abortError(o.signal)
+    throw e
   } finally {
     run.end()
   }

@@ -362,6 +362,10 @@ describe('dedupe: bad input', () => {
     const p = dedupe(root, { signal: ac.signal, concurrency: 1, onProgress: (pr) => { if (pr.phase !== 'scan') ac.abort() } })
     await assert.rejects(p, { code: 'ABORT_ERR' })
     for (const [f, h] of before) assert.equal(sha(Buffer.from(f, 'latin1')), h)
+    // aborted during the walk: the same error
+    const early = new AbortController()
+    const q = dedupe(root, { signal: early.signal, filter: () => (early.abort(), true) })
+    await assert.rejects(q, { code: 'ABORT_ERR' })
   })
 })
 
