@@ -8,6 +8,7 @@ import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
 import { mount, useImageSize } from '../test/helpers/mounts.js'
 import { benchDu } from './du.js'
+import { benchDedupe } from './dedupe.js'
 import { benchSingle } from './single.js'
 import { benchTree } from './tree.js'
 import type { BenchContext } from './stats.js'
@@ -21,7 +22,7 @@ const SIZE = 8 * GiB
 // dist/bench/run.js -> the repository root
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const quick = process.env.BENCH_QUICK === '1'
-/** BENCH_ONLY=single,tree,du runs only those sections, and leaves bench/RESULTS.md as it is. */
+/** BENCH_ONLY=single,tree,du,dedupe runs only those sections, and leaves bench/RESULTS.md as it is. */
 const only = process.env.BENCH_ONLY?.split(',')
 const started = performance.now()
 const log = (line: string) => process.stderr.write(`[${((performance.now() - started) / 1000).toFixed(0).padStart(4)} s] ${line}\n`)
@@ -66,6 +67,7 @@ async function main(): Promise<void> {
   await section('single', () => benchSingle(ctx))
   await section('tree', () => benchTree(ctx))
   await section('du', () => benchDu())
+  await section('dedupe', () => benchDedupe(ctx))
   const report = [
     '# clonefile benchmarks',
     '',

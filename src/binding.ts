@@ -67,6 +67,14 @@ export interface Binding {
   cloneRange(srcFd: number, dstFd: number, srcOffset: number, dstOffset: number, length: number, method: number, async: true): Promise<number>
   dedupeRange(srcFd: number, dstFd: number, srcOffset: number, dstOffset: number, length: number): number
   fsInfo(path: NativePath): FsInfo
+  /** Each file opened (O_RDONLY|O_NOFOLLOW|O_NOATIME where allowed) and its start, middle and
+   * end (`block` bytes each; a small file whole) hashed: hashes[2i], hashes[2i+1] (low, high);
+   * stats as read by fstat; errnos[i] non-zero where file i failed. */
+  sampleFiles(dirs: Int32Array, names: string, flags: number, block: number, async: true): Promise<SampleBatch>
+  /** FIDEDUPERANGE of bytes [0, length) of file 0 onto every other: status[i] 0 or -errno
+   * (-EBADE: the bytes differ), deduped[i] bytes shared, stats before and after. Rejects where
+   * file 0 cannot be opened. */
+  dedupeFiles(dirs: Int32Array, names: string, flags: number, length: number, async: true): Promise<DedupeBatch>
   /** Extents of many files in one trip: counts[i] extents of file i follow each other in
    * `extents` (4 numbers each); errnos[i] is non-zero where file i could not be mapped. */
   extentsMany(dirs: Int32Array, names: string, flags: number, async: false): ExtentBatch
@@ -107,6 +115,19 @@ export interface Binding {
    * `create`; throws EAGAIN where another holds it. unlock() closes it. */
   lock(dir: number, name: NativePath, create: boolean): number
   unlock(fd: number): void
+}
+
+export interface SampleBatch {
+  errnos: Int32Array
+  hashes: Uint32Array
+  stats: Float64Array
+}
+
+export interface DedupeBatch {
+  status: Int32Array
+  deduped: Float64Array
+  before: Float64Array
+  after: Float64Array
 }
 
 /** Directories for scanDirs() to make before listing, one slot per directory listed. */

@@ -3,8 +3,9 @@ export { cloneRange, cloneRangeSync } from './clone-range.js'
 export { probe, probeSync } from './probe.js'
 export { cloneTree, cloneTreeSync } from './tree.js'
 export { usage, sharedBytes } from './usage.js'
+export { dedupe } from './dedupe.js'
 export type {
-  CloneError, CloneMode, CloneOptions, CloneRange, CloneRangeOptions, CloneResult, CloneTreeOptions, EntryType, Fallback,
+  CloneError, CloneMode, DedupeGroup, DedupeIssue, DedupeOptions, DedupeProgress, DedupeResult, CloneOptions, CloneRange, CloneRangeOptions, CloneResult, CloneTreeOptions, EntryType, Fallback,
   FileLike, OverwriteMode, PathLike, Probe, TreeEntry, TreeFilter, TreePreserve, TreeProgress, TreeResult, Usage, UsageEntry,
   UsageOptions, UsageProgress, UsageResult,
 } from './types.js'

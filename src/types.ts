@@ -241,3 +241,60 @@ export interface UsageOptions {
   maxDepth?: number
 }
 
+
+export interface DedupeProgress {
+  phase: 'scan' | 'hash' | 'dedupe'
+  files: number
+  bytes: number
+  totalFiles?: number
+  totalBytes?: number
+}
+
+export interface DedupeOptions {
+  /** Find and report what a run would share and free; change nothing. @default false */
+  dryRun?: boolean
+  /** Files smaller are left out (an empty file always is). @default 1 */
+  minSize?: number
+  /** cloneTree's filter: false leaves a file out, or a directory and all below it. */
+  filter?: (path: string, entry: TreeEntry) => boolean | Promise<boolean>
+  /** Stops between batches (a single FIDEDUPERANGE is atomic); dedupe() then rejects. */
+  signal?: AbortSignal
+  onProgress?: (progress: DedupeProgress) => void
+  /** Native batches in flight at once. @default 4 */
+  concurrency?: number
+  /** Called for each set of identical files once it is done (dryRun: found). */
+  onGroup?: (group: DedupeGroup) => void
+}
+
+/** A set of identical files: the keeper, the files now sharing its blocks, those that already did. */
+export interface DedupeGroup {
+  keeper: string
+  size: number
+  deduped: string[]
+  alreadyShared: string[]
+}
+
+/** A file left alone or that failed, with why: `path` and, where UTF-8 loses bytes, `rawPath`. */
+export interface DedupeIssue {
+  path: string
+  rawPath?: Buffer
+  code: string
+  message: string
+}
+
+export interface DedupeResult {
+  /** regular files examined (each inode once; empty ones and those under minSize included) */
+  files: number
+  /** sets of two or more files found identical by content */
+  groups: number
+  /** files whose blocks are now shared with their group's keeper, and their bytes */
+  deduped: { files: number; bytes: number }
+  /** duplicates that already shared every block with their keeper: not read, not touched */
+  alreadyShared: { files: number; bytes: number }
+  /** bytes freed on disk by this run, measured by FIEMAP before and after (dryRun: would be) */
+  saved: number
+  /** hard links to a file already counted (HARDLINK), changed during the run (EBADE), a
+   * filesystem that cannot share blocks (EOPNOTSUPP, once per device), vanished (ENOENT), … */
+  skipped: DedupeIssue[]
+  errors: DedupeIssue[]
+}

@@ -12,6 +12,8 @@ Commands:
                       can files be cloned within PATH's filesystem, or from PATH to OTHER?
   du [-s] [-h] [-d N] [--json] PATH...
                       how much space PATHs take once clones share their blocks
+  dedupe [-n] [--min-size SIZE] [-v] [--json] PATH...
+                      make files with identical content share their blocks (FIDEDUPERANGE)
   demo [--size MiB] [DIR]
                       time a copy and a clone of a 1 GiB file in DIR and show the space each takes
 
@@ -27,6 +29,7 @@ const commands: Record<string, () => Promise<Command>> = {
   probe: async () => (await import('./probe.js')).probeCommand,
   du: async () => (await import('./du.js')).du,
   demo: async () => (await import('./demo.js')).demo,
+  dedupe: async () => (await import('./dedupe.js')).dedupeCommand,
 }
 
 /** Runs the CLI and returns the exit code; only bin/clonefile.js calls process.exit. */

@@ -770,6 +770,161 @@ static void ancestors_free(job_t *job) {
   free(j->ids);
 }
 
+/* ---- sampleFiles(dirs, names, flags, block, async): each file's start, middle and end
+ * (`block` bytes each, a small file whole) hashed, read once; dedupeFiles(dirs, names, flags,
+ * length, async): FIDEDUPERANGE of the first file onto all the others ---- */
+
+typedef struct {
+  job_t job;
+  job_ats files;
+  int32_t *errnos;
+  uint32_t *hashes; /* two a file: low, high */
+  cf_stat *stats;
+  uint64_t block;
+} sample_job;
+
+static bool sample_parse(napi_env env, napi_value *argv, job_t *job) {
+  sample_job *j = (sample_job *)job;
+  j->block = (uint64_t)arg_number(env, argv[3]);
+  if (j->block == 0 || j->block > (1u << 20)) j->block = 4096;
+  return files_parse(env, argv, job, &j->files, &j->errnos) &&
+         (j->hashes = job_calloc(env, (size_t)j->files.n * 2, sizeof(uint32_t))) != NULL &&
+         (j->stats = job_calloc(env, j->files.n, sizeof(cf_stat))) != NULL;
+}
+
+/* FNV-1a, 64 bits, eight bytes a step: a sample is a few KiB, and only files of one size are
+ * compared (the kernel compares every byte before it shares any). */
+static uint64_t sample_hash(const uint8_t *p, uint64_t n, uint64_t seed) {
+  uint64_t h = 0xcbf29ce484222325ull ^ seed;
+  uint64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t w;
+    memcpy(&w, p + i, 8);
+    h = (h ^ w) * 0x100000001b3ull;
+    h ^= h >> 29;
+  }
+  for (; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ull;
+  h ^= h >> 32;
+  h *= 0xff51afd7ed558ccdull;
+  h ^= h >> 33;
+  return h;
+}
+
+static void sample_run(job_t *job) {
+  sample_job *j = (sample_job *)job;
+  uint8_t *buf = malloc(3 * j->block);
+  for (uint32_t i = 0; i < j->files.n; i++) {
+    if (buf == NULL) {
+      j->errnos[i] = ENOMEM;
+      continue;
+    }
+    if (cancelled(job)) {
+      j->errnos[i] = ECANCELED;
+      continue;
+    }
+    cf_error e = {0};
+    int64_t got = cf_read_sample(j->files.at[i], j->block, buf, &j->stats[i], &e);
+    if (got < 0) {
+      j->errnos[i] = e.errnum;
+      continue;
+    }
+    uint64_t h = sample_hash(buf, (uint64_t)got, j->stats[i].size);
+    j->hashes[2 * i] = (uint32_t)h;
+    j->hashes[2 * i + 1] = (uint32_t)(h >> 32);
+  }
+  free(buf);
+}
+
+static napi_value stats_array(napi_env env, const cf_stat *st, uint32_t n) {
+  double *d;
+  napi_value arr = new_typed(env, napi_float64_array, (size_t)n * STAT_STRIDE, sizeof(double), (void **)&d);
+  for (uint32_t i = 0; i < n; i++) put_stat(d + (size_t)i * STAT_STRIDE, &st[i]);
+  return arr;
+}
+
+/* { errnos: Int32Array, hashes: Uint32Array (2 a file), stats: Float64Array } */
+static napi_value sample_result(napi_env env, job_t *job) {
+  sample_job *j = (sample_job *)job;
+  uint32_t n = j->files.n, *hashes;
+  int32_t *errnos;
+  napi_value obj;
+  napi_create_object(env, &obj);
+  set_value(env, obj, "errnos", new_typed(env, napi_int32_array, n, sizeof(int32_t), (void **)&errnos));
+  set_value(env, obj, "hashes", new_typed(env, napi_uint32_array, (size_t)n * 2, sizeof(uint32_t), (void **)&hashes));
+  set_value(env, obj, "stats", stats_array(env, j->stats, n));
+  if (n > 0) {
+    memcpy(errnos, j->errnos, n * sizeof(int32_t));
+    memcpy(hashes, j->hashes, (size_t)n * 2 * sizeof(uint32_t));
+  }
+  return obj;
+}
+
+static void sample_free(job_t *job) {
+  sample_job *j = (sample_job *)job;
+  free(j->errnos);
+  free(j->hashes);
+  free(j->stats);
+  job_ats_free(&j->files);
+}
+
+typedef struct {
+  job_t job;
+  job_ats files;
+  uint64_t length;
+  int32_t *status;
+  uint64_t *deduped;
+  cf_stat *before, *after;
+} dedupe_job;
+
+static bool dedupe_parse(napi_env env, napi_value *argv, job_t *job) {
+  dedupe_job *j = (dedupe_job *)job;
+  job_flags(job, (uint32_t)arg_number(env, argv[2]));
+  j->length = (uint64_t)arg_number(env, argv[3]);
+  return arg_ats(env, argv[0], argv[1], job, &j->files) &&
+         (j->status = job_calloc(env, j->files.n, sizeof(int32_t))) != NULL &&
+         (j->deduped = job_calloc(env, j->files.n, sizeof(uint64_t))) != NULL &&
+         (j->before = job_calloc(env, j->files.n, sizeof(cf_stat))) != NULL &&
+         (j->after = job_calloc(env, j->files.n, sizeof(cf_stat))) != NULL;
+}
+
+static void dedupe_run(job_t *job) {
+  dedupe_job *j = (dedupe_job *)job;
+  if (cancelled(job)) {
+    set_cancelled(&job->err);
+    job->result = -ECANCELED;
+    return;
+  }
+  job->result = cf_dedupe_files(j->files.at, j->files.n, j->length, j->status, j->deduped, j->before, j->after, &job->err);
+}
+
+/* { status: Int32Array (0 or -errno), deduped: Float64Array, before, after: Float64Array (stats) } */
+static napi_value dedupe_result(napi_env env, job_t *job) {
+  dedupe_job *j = (dedupe_job *)job;
+  uint32_t n = j->files.n;
+  int32_t *status;
+  double *deduped;
+  napi_value obj;
+  napi_create_object(env, &obj);
+  set_value(env, obj, "status", new_typed(env, napi_int32_array, n, sizeof(int32_t), (void **)&status));
+  set_value(env, obj, "deduped", new_typed(env, napi_float64_array, n, sizeof(double), (void **)&deduped));
+  set_value(env, obj, "before", stats_array(env, j->before, n));
+  set_value(env, obj, "after", stats_array(env, j->after, n));
+  for (uint32_t i = 0; i < n; i++) {
+    status[i] = j->status[i];
+    deduped[i] = (double)j->deduped[i];
+  }
+  return obj;
+}
+
+static void dedupe_free(job_t *job) {
+  dedupe_job *j = (dedupe_job *)job;
+  free(j->status);
+  free(j->deduped);
+  free(j->before);
+  free(j->after);
+  job_ats_free(&j->files);
+}
+
 /* ---- the exports: name, args struct, `async` argument (-1: synchronous only), functions ---- */
 
 const job_kind job_kinds[] = {
@@ -778,6 +933,8 @@ const job_kind job_kinds[] = {
     {"dedupeRange", sizeof(range_job), -1, range_parse, dedupe_range_run, job_number_result, NULL},
     {"fsInfo", sizeof(fs_info_job), -1, fs_info_parse, fs_info_run, fs_info_result, path_free},
     {"extentsMany", sizeof(extents_job), 3, extents_parse, extents_run, extents_result, extents_free},
+    {"sampleFiles", sizeof(sample_job), 4, sample_parse, sample_run, sample_result, sample_free},
+    {"dedupeFiles", sizeof(dedupe_job), 4, dedupe_parse, dedupe_run, dedupe_result, dedupe_free},
     {"fileSpace", sizeof(space_job), 3, space_parse, space_run, space_result, space_free},
     {"runOps", sizeof(ops_job), 7, ops_parse, ops_run, ops_result, ops_free},
     {"scanDirs", sizeof(scan_job), 3, scan_parse, scan_run, scan_result, scan_free},

@@ -429,6 +429,94 @@ int64_t cf_dedupe_range(int src_fd, int dst_fd, uint64_t src_offset, uint64_t ds
   return total;
 }
 
+/* The most destinations one FIDEDUPERANGE takes: the kernel refuses a struct larger than a
+ * page (4096 / 32 - 1 = 127); duperemove uses 120. */
+#define DEDUPE_DESTS 120
+/* How far ahead of the kernel's compare each file is read (posix_fadvise WILLNEED). */
+#define DEDUPE_WINDOW ((uint64_t)32 << 20)
+
+int cf_dedupe_files(const cf_at *at, uint32_t n, uint64_t length, int32_t *status, uint64_t *deduped,
+                    cf_stat *before, cf_stat *after, cf_error *err) {
+  int *fds = calloc(n > 0 ? n : 1, sizeof(int));
+  struct file_dedupe_range *r = calloc(1, sizeof(struct file_dedupe_range) + DEDUPE_DESTS * sizeof(struct file_dedupe_range_info));
+  uint32_t *live = calloc(n > 0 ? n : 1, sizeof(uint32_t));
+  int rc = 0;
+  if (fds == NULL || r == NULL || live == NULL) {
+    rc = fail(err, "malloc", ENOMEM, 0);
+    goto out;
+  }
+  for (uint32_t i = 0; i < n; i++) {
+    struct stat st;
+    cf_error e = {0};
+    deduped[i] = 0;
+    fds[i] = px_open_read(at[i], &st, &e);
+    status[i] = fds[i] < 0 ? -e.errnum : 0;
+    if (fds[i] >= 0) px_stat_into(&before[i], &st);
+  }
+  if (fds[0] < 0) {
+    rc = fail(err, "open", -status[0], 0);
+    goto out;
+  }
+  /* Destinations still going, chunk after chunk: the kernel caps one call (16 MiB on btrfs,
+   * 1 GiB elsewhere), and says how far it went in bytes_deduped. */
+  for (uint32_t first = 1; first < n; first += DEDUPE_DESTS) {
+    uint32_t end = first + DEDUPE_DESTS < n ? first + DEDUPE_DESTS : n;
+    uint64_t off = 0;
+    while (off < length) {
+      uint32_t m = 0;
+      for (uint32_t i = first; i < end; i++) {
+        if (status[i] != 0 || deduped[i] != off) continue;
+        live[m] = i;
+        r->info[m] = (struct file_dedupe_range_info){.dest_fd = fds[i], .dest_offset = off};
+        m++;
+      }
+      if (m == 0) break;
+      /* The kernel compares page by page (read_mapping_folio), with no readahead: on a cold
+       * cache it would read 4 KiB at a time. Ask for the next window of every file at once. */
+      uint64_t window = length - off < DEDUPE_WINDOW ? length - off : DEDUPE_WINDOW;
+      if (first == 1 || off > 0) posix_fadvise(fds[0], (off_t)off, (off_t)window, POSIX_FADV_WILLNEED);
+      for (uint32_t k = 0; k < m; k++) posix_fadvise(fds[live[k]], (off_t)off, (off_t)window, POSIX_FADV_WILLNEED);
+      r->src_offset = off;
+      r->src_length = length - off;
+      r->dest_count = (uint16_t)m;
+      r->reserved1 = 0;
+      r->reserved2 = 0;
+      if (ioctl(fds[0], FIDEDUPERANGE, r) != 0) {
+        int e = errno;
+        for (uint32_t k = 0; k < m; k++) status[live[k]] = -e;
+        break;
+      }
+      uint64_t step = 0;
+      for (uint32_t k = 0; k < m; k++) {
+        struct file_dedupe_range_info *info = &r->info[k];
+        uint32_t i = live[k];
+        if (info->status == FILE_DEDUPE_RANGE_DIFFERS) status[i] = -EBADE;
+        else if (info->status < 0) status[i] = info->status;
+        else if (info->bytes_deduped == 0) status[i] = -EIO;
+        else {
+          deduped[i] += info->bytes_deduped;
+          if (step == 0 || info->bytes_deduped < step) step = info->bytes_deduped;
+        }
+      }
+      if (step == 0) break;
+      /* every destination moves on by the same amount (the kernel's cap applies to all); one that
+       * went less far is left behind and stops the loop for itself */
+      off += step;
+    }
+  }
+  for (uint32_t i = 0; i < n; i++) {
+    struct stat st;
+    if (fds[i] >= 0 && fstat(fds[i], &st) == 0) px_stat_into(&after[i], &st);
+    else if (fds[i] >= 0) memset(&after[i], 0, sizeof after[i]);
+  }
+out:
+  for (uint32_t i = 0; fds != NULL && i < n; i++) if (fds[i] >= 0) close(fds[i]);
+  free(fds);
+  free(r);
+  free(live);
+  return rc;
+}
+
 /* ---- filesystem facts ---- */
 
 /* Linux names no filesystem type and says nothing of clones (XFS may be formatted without

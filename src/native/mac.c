@@ -538,6 +538,14 @@ int64_t cf_dedupe_range(int src_fd, int dst_fd, uint64_t src_offset, uint64_t ds
   return fail(err, "ioctl_fideduperange", ENOTSUP, 0);
 }
 
+
+/* No compare-and-share call here (see README: dedupe on macOS). */
+int cf_dedupe_files(const cf_at *at, uint32_t n, uint64_t length, int32_t *status, uint64_t *deduped,
+                    cf_stat *before, cf_stat *after, cf_error *err) {
+  (void)at, (void)n, (void)length, (void)status, (void)deduped, (void)before, (void)after;
+  return fail(err, "ioctl_fideduperange", ENOTSUP, 0);
+}
+
 /* ---- filesystem facts ---- */
 
 /* FNV-1a, 32 bits so that the number survives the trip through a JS double. */

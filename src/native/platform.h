@@ -160,6 +160,22 @@ typedef struct {
   int32_t ext_err;    /* the errno that kept this file's extents from being read, or 0 */
 } cf_dirent;
 
+/* Opens the regular file `at` to read it (O_RDONLY|O_NOFOLLOW, and O_NOATIME where the kernel
+ * allows it: owner or CAP_FOWNER), fstats it into *st and reads up to `block` bytes at its
+ * start, middle and end into buf (room for 3 * block); returns the bytes read. A file that is
+ * not regular is EINVAL. */
+int64_t cf_read_sample(cf_at at, uint64_t block, uint8_t *buf, cf_stat *st, cf_error *err);
+
+/* FIDEDUPERANGE of bytes [0, length) of at[0] (the keeper) onto each of at[1..n-1], many
+ * destinations a call (up to 127), looping while the kernel caps a call's length. Every file is
+ * opened as cf_read_sample opens it (a destination needs no write access for dedupe), fstat'd
+ * before (before[i]) and after (after[i]). status[i]: 0 shared, or -errno: -EBADE where the
+ * bytes differ (FILE_DEDUPE_RANGE_DIFFERS); deduped[i] the bytes shared. Returns 0, or -errno
+ * where the keeper could not be opened or the call failed for all. ENOTSUP where the OS has no
+ * compare-and-share call. */
+int cf_dedupe_files(const cf_at *at, uint32_t n, uint64_t length, int32_t *status, uint64_t *deduped,
+                    cf_stat *before, cf_stat *after, cf_error *err);
+
 #define CF_SCAN_FOLLOW 0x1  /* stat, not lstat: follow symlinks (a dangling one is kept as the
                                link itself); cf_open_dir follows too */
 #define CF_SCAN_EXTENTS 0x2 /* also map the extents of every regular file (ENOTSUP off Linux);

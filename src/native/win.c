@@ -919,6 +919,14 @@ int64_t cf_dedupe_range(int src_fd, int dst_fd, uint64_t src_offset, uint64_t ds
   return fail(err, "ioctl_fideduperange", ENOTSUP, 0);
 }
 
+
+/* No compare-and-share call here (see README: dedupe on Windows). */
+int cf_dedupe_files(const cf_at *at, uint32_t n, uint64_t length, int32_t *status, uint64_t *deduped,
+                    cf_stat *before, cf_stat *after, cf_error *err) {
+  (void)at, (void)n, (void)length, (void)status, (void)deduped, (void)before, (void)after;
+  return fail(err, "ioctl_fideduperange", ENOTSUP, 0);
+}
+
 /* ---- filesystem facts ---- */
 
 int cf_fs_info_get(const char *path, cf_fs_info *info, cf_error *err) {
@@ -1375,4 +1383,9 @@ int cf_ancestors(const char *path, uint64_t *ids, uint32_t max, cf_error *err) {
   }
   free(p);
   return rc < 0 ? rc : (int)n;
+}
+
+int64_t cf_read_sample(cf_at at, uint64_t block, uint8_t *buf, cf_stat *st, cf_error *err) {
+  (void)at, (void)block, (void)buf, (void)st;
+  return fail(err, "open", ENOTSUP, 0);
 }

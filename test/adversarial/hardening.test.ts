@@ -10,12 +10,13 @@ import { describe, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { tmpdir } from 'node:os'
 import { CWD, requireNative } from '../../src/binding.js'
-import { cloneTree, cloneTreeSync, usage } from '../../src/index.js'
+import { cloneTree, cloneTreeSync, dedupe, usage } from '../../src/index.js'
 import type { TreeResult } from '../../src/index.js'
 import { publish } from '../../src/tree.js'
 import { freshDir, needMount } from '../helpers/mounts.js'
 import { runNode, libUrl } from '../helpers/files.js'
 import { tempSiblings } from '../helpers/trees.js'
+import { extentsOf } from '../helpers/fiemap.js'
 
 interface Operation {
   name: string
@@ -28,6 +29,9 @@ const operations: Operation[] = [
   { name: 'cloneTree', writes: true, run: (s, d, o) => cloneTree(s, d, o) },
   { name: 'cloneTreeSync', writes: true, run: async (s, d, o) => cloneTreeSync(s, d, o) },
   { name: 'usage', writes: false, run: (s) => usage(s) },
+  // read-only as far as this table goes: it changes no name, and only shares blocks of files
+  // whose bytes the kernel found equal; its `files` stands where usage has set.files
+  { name: 'dedupe', writes: false, run: async (s) => ({ set: { files: (await dedupe(s)).files } }) },
 ]
 
 const INDEX_JS = fileURLToPath(new URL('../../src/index.js', import.meta.url))
@@ -522,5 +526,70 @@ describe('adversarial: filesystems that cannot say', () => {
     assert.ok(r.set.total >= 81920)
     assert.match(r.reason ?? '', /no FIEMAP/)
     void BINDING_JS
+  })
+})
+
+describe('adversarial: dedupe', () => {
+  test('a directory of duplicates swapped for a symlink to an outside twin: the outside file is never opened, read or shared', async (t) => {
+    const m = await needMount(t, 'xfs')
+    if (m === undefined) return
+    const dir = freshDir(m)
+    const outside = path.join(dir, 'outside')
+    fs.mkdirSync(outside)
+    const data = Buffer.alloc(64 * 1024, 7)
+    fs.writeFileSync(path.join(outside, 'f0'), data)
+    const src = path.join(dir, 'src')
+    const pairs: Array<[string, string]> = []
+    for (let i = 0; i < 10; i++) {
+      fs.mkdirSync(path.join(src, `d${i}`, 'sub'), { recursive: true })
+      fs.writeFileSync(path.join(src, `d${i}`, 'sub', 'f0'), data)
+      fs.symlinkSync(outside, path.join(src, `d${i}`, 'link'))
+      pairs.push([path.join(src, `d${i}`, 'sub'), path.join(src, `d${i}`, 'link')])
+    }
+    const swap = swapper(pairs)
+    const atime = fs.statSync(path.join(outside, 'f0'), { bigint: true }).atimeNs
+    try {
+      for (let run = 0; run < 50; run++) {
+        await dedupe(src).catch((e: NodeJS.ErrnoException) => assert.match(e.code ?? '', /^E[A-Z]+$/, String(e)))
+      }
+    } finally {
+      swap.stop()
+    }
+    const extents = extentsOf(path.join(outside, 'f0'))
+    assert.ok(extents.length > 0 && extents.every((e) => !e.shared), 'no extent of the outside file is shared')
+    assert.equal(fs.statSync(path.join(outside, 'f0'), { bigint: true }).atimeNs, atime)
+  })
+
+  test('kill -9 in the middle of a dedupe: every file keeps its content; the next run finishes the job', async (t) => {
+    const m = await needMount(t, 'xfs')
+    if (m === undefined) return
+    const base = freshDir(m)
+    const data = Buffer.alloc(256 * 1024)
+    for (let i = 0; i < data.length; i += 4) data.writeUInt32LE(i * 2654435761 >>> 0, i)
+    const files: string[] = []
+    for (let d = 0; d < 20; d++) {
+      fs.mkdirSync(path.join(base, `d${d}`))
+      for (let f = 0; f < 10; f++) {
+        const file = path.join(base, `d${d}`, `f${f}`)
+        const content = f % 2 === 0 ? data : Buffer.from(`${d}/${f}`.padEnd(1000, '.'))
+        fs.writeFileSync(file, content)
+        files.push(file)
+      }
+    }
+    const before = files.map((f) => fs.readFileSync(f).toString('base64'))
+    const script = `
+      import { dedupe } from ${JSON.stringify(INDEX_JS)}
+      const sleep = new Int32Array(new SharedArrayBuffer(4))
+      await dedupe(process.argv[1], { concurrency: 1, onGroup: () => Atomics.wait(sleep, 0, 0, 20), filter: () => (Atomics.wait(sleep, 0, 0, 1), true) })`
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script, base], { stdio: 'ignore' })
+    const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()))
+    await new Promise((r) => setTimeout(r, 400))
+    child.kill('SIGKILL')
+    await exited
+    assert.deepEqual(files.map((f) => fs.readFileSync(f).toString('base64')), before)
+    const r = await dedupe(base)
+    assert.equal(r.errors.length, 0)
+    assert.equal(r.deduped.files + r.alreadyShared.files, 99)
+    assert.deepEqual(files.map((f) => fs.readFileSync(f).toString('base64')), before)
   })
 })
