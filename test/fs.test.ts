@@ -1,7 +1,7 @@
 // clonefile/fs against node:fs: random trees copied by both under random options must give the
 // same tree (or the same error code), and each option and error code behaves as Node documents.
 import assert from 'node:assert/strict'
-import { execFileSync, spawn } from 'node:child_process'
+import { execFileSync } from 'node:child_process'
 import * as nodeFs from 'node:fs'
 import * as path from 'node:path'
 import { test } from 'node:test'
@@ -10,6 +10,7 @@ import * as cfs from '../src/fs.js'
 import { freshDir, needMount, type FsKind } from './helpers/mounts.js'
 import { allShared } from './helpers/fiemap.js'
 import { compareSnapshots, mkfifo, setDistinctTimes, snapshot, type Entry } from './helpers/trees.js'
+import { swapper } from './helpers/races.js'
 
 const { COPYFILE_EXCL, COPYFILE_FICLONE, COPYFILE_FICLONE_FORCE } = nodeFs.constants
 
@@ -422,18 +423,6 @@ test('relative src and dest: the filter gets them joined as given, links resolve
   }
 })
 
-/** A python process exchanging each pair of paths (renameat2 RENAME_EXCHANGE) in a tight loop. */
-function swapper(pairs: Array<[string, string]>): { stop: () => void } {
-  const child = spawn('python3', ['-c', `
-import ctypes, json, sys
-libc = ctypes.CDLL(None, use_errno=True)
-pairs = [(a.encode(), b.encode()) for a, b in json.loads(sys.argv[1])]
-while True:
-    for a, b in pairs:
-        libc.renameat2(-100, a, -100, b, 2)
-`, JSON.stringify(pairs)], { stdio: 'ignore' })
-  return { stop: () => child.kill('SIGKILL') }
-}
 
 const fingerprint = (dir: string): string => execFileSync('find', [dir, '-printf', '%p %m %s %T@ %U\\n']).toString()
 

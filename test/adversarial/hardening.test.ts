@@ -15,7 +15,8 @@ import type { TreeResult } from '../../src/index.js'
 import { publish } from '../../src/tree.js'
 import { freshDir, needMount } from '../helpers/mounts.js'
 import { runNode, libUrl } from '../helpers/files.js'
-import { tempSiblings } from '../helpers/trees.js'
+import { buildWideTree, tempSiblings } from '../helpers/trees.js'
+import { swapper } from '../helpers/races.js'
 import { extentsOf } from '../helpers/fiemap.js'
 
 interface Operation {
@@ -38,18 +39,6 @@ const INDEX_JS = fileURLToPath(new URL('../../src/index.js', import.meta.url))
 const BINDING_JS = fileURLToPath(new URL('../../src/binding.js', import.meta.url))
 const RUNS = 200
 
-/** A python process exchanging each pair of paths (renameat2 RENAME_EXCHANGE) in a tight loop. */
-function swapper(pairs: Array<[string, string]>): { stop: () => void } {
-  const child = spawn('python3', ['-c', `
-import ctypes, json, sys
-libc = ctypes.CDLL(None, use_errno=True)
-pairs = [(a.encode(), b.encode()) for a, b in json.loads(sys.argv[1])]
-while True:
-    for a, b in pairs:
-        libc.renameat2(-100, a, -100, b, 2)
-`, JSON.stringify(pairs)], { stdio: 'ignore' })
-  return { stop: () => child.kill('SIGKILL') }
-}
 
 /** Everything about the outside directory that a write through a symlink would change. */
 function fingerprint(dir: string): string {
@@ -169,10 +158,7 @@ for i in range(1800):
         if (m === undefined) return
         const base = freshDir(m)
         const src = path.join(base, 'src')
-        for (let d = 0; d < 40; d++) {
-          fs.mkdirSync(path.join(src, `d${d}`), { recursive: true })
-          for (let f = 0; f < 50; f++) fs.writeFileSync(path.join(src, `d${d}`, `f${f}`), `${d}/${f}`)
-        }
+        buildWideTree(src, 40, 50, 16)
         const dst = path.join(base, 'dst')
         const fn = op.name === 'cloneTree' ? 'await cloneTree' : 'cloneTreeSync'
         const script = `
@@ -359,10 +345,7 @@ describe('adversarial: leftovers and concurrent runs', () => {
     if (m === undefined) return
     const base = freshDir(m)
     const src = path.join(base, 'src')
-    for (let d = 0; d < 40; d++) {
-      fs.mkdirSync(path.join(src, `d${d}`), { recursive: true })
-      for (let f = 0; f < 50; f++) fs.writeFileSync(path.join(src, `d${d}`, `f${f}`), `${d}/${f}`)
-    }
+    buildWideTree(src, 40, 50, 16)
     const dst = path.join(base, 'dst')
     // Run A, in its own PID namespace, where its pid means nothing here; slowed by its filter
     // (4 ms an entry: some 8 s, long after run B is done even on a loaded machine).
