@@ -35,7 +35,7 @@ function build(name: string, platform: string[], seamDir: string, linkExtra: str
       objs.push(obj)
     }
     const exe = path.join(out, `${name}-test`)
-    execFileSync('gcc', [...flags, ...linkExtra, '-o', exe, path.join(seamDir, `${name}-test.c`), path.join(seamDir, `${name}-fake.c`), ...objs, '-ldl'], { stdio: 'pipe' })
+    execFileSync('gcc', [...flags, ...linkExtra, '-o', exe, path.join(seamDir, `${name}-test.c`), path.join(seamDir, `${name}-fake.c`), path.join(root, 'test/seam/seam.c'), ...objs, '-ldl'], { stdio: 'pipe' })
     const run = spawnSync(exe, { encoding: 'utf8' })
     if (run.status !== 0) throw new Error(`${name} seam: exit ${run.status}\n${run.stdout}${run.stderr}`)
     return run.stdout

@@ -9,5 +9,7 @@ void seam_reset(void);
 /* How many calls of `call` were made since seam_reset(), and the flags/argument of the last. */
 int seam_count(const char *call);
 unsigned long seam_last_arg(const char *call);
-/* Set by the fake when `call` was made; for calls the platform file may make or skip. */
+/* For the fakes: records a call of `call` (and its argument), and returns the failure injected
+ * for it now (an errno or ERROR_*), or 0 when it may go on. */
+long seam_enter(const char *call, unsigned long arg);
 #endif

@@ -29,71 +29,16 @@
 #define CLONE_ACL 0x0004
 #define RENAME_EXCL 0x00000004
 
-/* ---- injections and the call log ---- */
+/* ---- injections and the call log: seam.c ---- */
 
 enum { MAX = 64 };
-static struct {
-  char call[40];
-  long err;
-  int after;
-} inj[MAX];
-static int n_inj;
-static struct {
-  char call[40];
-  int count;
-  unsigned long arg;
-} log_[MAX];
-static int n_log;
-
-void seam_inject(const char *call, long err, int after) {
-  if (n_inj < MAX) {
-    snprintf(inj[n_inj].call, sizeof inj[n_inj].call, "%s", call);
-    inj[n_inj].err = err;
-    inj[n_inj++].after = after;
-  }
-}
-
-void seam_reset(void) { n_inj = n_log = 0; }
-
-static void note(const char *call, unsigned long arg) {
-  for (int i = 0; i < n_log; i++)
-    if (strcmp(log_[i].call, call) == 0) {
-      log_[i].count++;
-      log_[i].arg = arg;
-      return;
-    }
-  if (n_log < MAX) {
-    snprintf(log_[n_log].call, sizeof log_[n_log].call, "%s", call);
-    log_[n_log].count = 1;
-    log_[n_log++].arg = arg;
-  }
-}
-
-int seam_count(const char *call) {
-  for (int i = 0; i < n_log; i++)
-    if (strcmp(log_[i].call, call) == 0) return log_[i].count;
-  return 0;
-}
-
-unsigned long seam_last_arg(const char *call) {
-  for (int i = 0; i < n_log; i++)
-    if (strcmp(log_[i].call, call) == 0) return log_[i].arg;
-  return 0;
-}
 
 /* Records the call; returns -1 with errno set when a failure is injected for it. */
 static int enter(const char *call, unsigned long arg) {
-  note(call, arg);
-  for (int i = 0; i < n_inj; i++)
-    if (strcmp(inj[i].call, call) == 0) {
-      if (inj[i].after > 0) {
-        inj[i].after--;
-        return 0;
-      }
-      errno = (int)inj[i].err;
-      return -1;
-    }
-  return 0;
+  long err = seam_enter(call, arg);
+  if (err == 0) return 0;
+  errno = (int)err;
+  return -1;
 }
 
 /* ---- BSD flags: kept per inode, as the filesystem keeps them ---- */
