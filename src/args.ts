@@ -4,6 +4,7 @@
 import type { FileHandle } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import { invalidArgType, invalidArgValue, outOfRange } from './errors.js'
+import { toRaw } from './raw.js'
 import type { NativePath } from './binding.js'
 
 export interface Target {
@@ -180,4 +181,11 @@ export function nested<R extends object>(table: OptionTable<R>): Spec<Readonly<R
     default: defaultsFor(table),
     check: (name, value) => resolveOptions(name, value, table),
   }
+}
+
+/** One path or several, as byte strings (raw.ts): usage() and dedupe() take either. */
+export function toRawPaths(paths: unknown): string[] {
+  const list = Array.isArray(paths) ? paths : [paths]
+  if (list.length === 0) throw invalidArgValue('paths', paths, 'must name at least one path')
+  return list.map((p, i) => toRaw(toPath(Array.isArray(paths) ? `paths[${i}]` : 'paths', p)))
 }

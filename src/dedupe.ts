@@ -16,11 +16,10 @@ import * as fs from 'node:fs'
 import { constants } from 'node:os'
 import { CWD, RAW, Scan, requireNative, type Binding } from './binding.js'
 import { devAt, inoAt, isDir, isFile, modeAt, sizeAt, statAt, typeOf, type EntryStat } from './entries.js'
-import { abortError, errnoName, fromNative, fsError } from './errors.js'
-import { EXTENT_STRIDE, Ranges, extentsOf } from './extents.js'
-import { abortSignal, boolean, callback, number, resolveOptions, toPath, type OptionTable } from './args.js'
-import { invalidArgValue } from './errors.js'
-import { bytes, named, shown, toRaw } from './raw.js'
+import { abortError, errnoName, errnoOf, fromNative, fsError } from './errors.js'
+import { EXTENT_STRIDE, NOT_DATA, Ranges, extentsOf } from './extents.js'
+import { abortSignal, boolean, callback, number, resolveOptions, toRawPaths, type OptionTable } from './args.js'
+import { bytes, joinRaw, named, shown } from './raw.js'
 import type { DedupeGroup, DedupeIssue, DedupeOptions, DedupeProgress, DedupeResult, PathLike, TreeEntry } from './types.js'
 import { Walker, listAsync, newDir, type WalkDir } from './walk.js'
 
@@ -45,14 +44,14 @@ const optionTable: OptionTable<Resolved> = {
 }
 
 const E = constants.errno
-const EBADE = 52
+/** FILE_DEDUPE_RANGE_DIFFERS, as the addon reports it (Node's os.constants lacks EBADE). */
+const EBADE = errnoOf('EBADE') as number
 /** What says a filesystem cannot share blocks (FIEMAP or FIDEDUPERANGE refused). */
 const CANNOT = new Set([E.EOPNOTSUPP, E.ENOTSUP, E.ENOTTY, E.ENOSYS, E.EXDEV])
 /** Failures that leave a file alone rather than being errors: gone, moved, not for dedupe. */
 const SKIPS = new Set([E.ENOENT, E.ENOTDIR, E.ELOOP, E.EINVAL, E.ETXTBSY, EBADE])
 /** Bytes sampled at each of a file's start, middle and end. */
 const SAMPLE = 4096
-const FIEMAP_SKIP = 0x2 | 0x4 | 0x200 | 0x800
 
 /** A regular file of a walk, a candidate. */
 interface File {
@@ -80,7 +79,6 @@ interface DedupeDir extends WalkDir {
   base: string
 }
 
-const join = (base: string, name: string): string => (name === '' ? base : base.endsWith('/') ? base + name : `${base}/${name}`)
 
 /** An extent map as text: "logical:physical:length;" for each data extent, '!' first where
  * some data is not mapped (delalloc, inline, unwritten). */
@@ -88,7 +86,7 @@ function extentText(extents: Float64Array): string {
   let text = ''
   for (let i = 0; i < extents.length; i += EXTENT_STRIDE) {
     const length = extents[i + 2] as number
-    if (((extents[i + 3] as number) & FIEMAP_SKIP) !== 0) {
+    if (((extents[i + 3] as number) & NOT_DATA) !== 0) {
       if (!text.startsWith('!')) text = `!${text}`
       continue
     }
@@ -141,7 +139,7 @@ class Run {
   /** Where a file is, as given (a byte string). */
   pathOf(f: File): string {
     const root = this.roots[f.root] as Root
-    return root.file ? root.given : join(root.given, f.rel)
+    return root.file ? root.given : joinRaw(root.given, f.rel)
   }
 
   private issue(list: DedupeIssue[], path: string, code: string, message: string): void {
@@ -232,7 +230,7 @@ class Run {
     walker.start({ dir: CWD, name: real })
     const filter = this.o.filter
     await listAsync(walker, async ({ dir, errno, syscall, listing }) => {
-      const dirPath = join(given, dir.rel)
+      const dirPath = joinRaw(given, dir.rel)
       if (errno !== 0) {
         if (dir.parent === undefined) throw fromNative({ errno, syscall }, named(dirPath).path)
         this.failed(dirPath, errno, syscall)
@@ -250,7 +248,7 @@ class Run {
         if (!isDir(mode) && !isFile(mode)) continue
         const name = out.names[i] as string
         const rel = dir.rel === '' ? name : `${dir.rel}/${name}`
-        const path = join(given, rel)
+        const path = joinRaw(given, rel)
         if (filter !== undefined) {
           const { path: p, rawPath } = named(path)
           const keep = await filter(p, { name: named(name).path, type: typeOf(mode), mode, size: sizeAt(out.stats, i), ...(rawPath ? { rawPath } : {}) })
@@ -464,7 +462,7 @@ function addData(into: Ranges, text: string): void {
 function addDataArray(into: Ranges, extents: Float64Array): void {
   for (let i = 0; i < extents.length; i += EXTENT_STRIDE) {
     const length = extents[i + 2] as number
-    if (((extents[i + 3] as number) & FIEMAP_SKIP) !== 0 || length === 0) continue
+    if (((extents[i + 3] as number) & NOT_DATA) !== 0 || length === 0) continue
     into.add(extents[i + 1] as number, length)
   }
 }
@@ -491,19 +489,13 @@ function byExtents(files: File[]): File[][] {
   return [...classes.values(), ...alone]
 }
 
-/** The paths asked for, as byte strings. */
-function toPaths(paths: unknown): string[] {
-  const list = Array.isArray(paths) ? paths : [paths]
-  if (list.length === 0) throw invalidArgValue('paths', paths, 'must name at least one path')
-  return list.map((p, i) => toRaw(toPath(Array.isArray(paths) ? `paths[${i}]` : 'paths', p)))
-}
 
 /**
  * Finds files with identical content under `paths` and makes them share their blocks with
  * FIDEDUPERANGE, which compares the bytes under the files' locks before it shares them.
  */
 export async function dedupe(paths: PathLike | PathLike[], options?: DedupeOptions): Promise<DedupeResult> {
-  const list = toPaths(paths)
+  const list = toRawPaths(paths)
   const o = resolveOptions('options', options, optionTable)
   if (process.platform !== 'linux') {
     throw fsError('ENOTSUP', 'dedupe', {

@@ -13,7 +13,8 @@ export const FIEMAP_EXTENT_SHARED = 0x2000
 // unknown/delalloc ones, whose space is not known yet; ENCODED (compressed) extents count at
 // their logical length as there. Unwritten (preallocated) extents hold no data: not counted,
 // where btrfs-progs counts them.
-const SKIP = FIEMAP_EXTENT_UNKNOWN | FIEMAP_EXTENT_DELALLOC | FIEMAP_EXTENT_DATA_INLINE | FIEMAP_EXTENT_UNWRITTEN
+/** Extents whose bytes are not data on disk (yet): counted nowhere. */
+export const NOT_DATA = FIEMAP_EXTENT_UNKNOWN | FIEMAP_EXTENT_DELALLOC | FIEMAP_EXTENT_DATA_INLINE | FIEMAP_EXTENT_UNWRITTEN
 
 /** Extents `first` to `first + count` (in extents, not numbers) of a batch's extent array. */
 export function extentsOf(all: Float64Array, first: number, count: number): Float64Array {
@@ -36,7 +37,7 @@ export class ExtentSum {
     for (let i = 0; i < extents.length; i += EXTENT_STRIDE) {
       const length = extents[i + 2] as number
       const flags = extents[i + 3] as number
-      if ((flags & SKIP) !== 0 || length === 0) continue
+      if ((flags & NOT_DATA) !== 0 || length === 0) continue
       this.total += length
       if ((flags & FIEMAP_EXTENT_SHARED) === 0) continue
       this.shared += length
@@ -96,7 +97,7 @@ function dataExtents(raw: Float64Array): DataExtent[] {
   const out: DataExtent[] = []
   for (let i = 0; i < raw.length; i += EXTENT_STRIDE) {
     const [physical, length, flags] = [raw[i + 1]!, raw[i + 2]!, raw[i + 3]!]
-    if ((flags & SKIP) === 0 && length > 0) out.push({ physical, length, shared: (flags & FIEMAP_EXTENT_SHARED) !== 0 })
+    if ((flags & NOT_DATA) === 0 && length > 0) out.push({ physical, length, shared: (flags & FIEMAP_EXTENT_SHARED) !== 0 })
   }
   return out
 }

@@ -39,3 +39,8 @@ export function named(raw: string): { path: string; rawPath?: Buffer } {
   const b = bytes(raw)
   return isUtf8(b) ? { path: b.toString('utf8') } : { path: b.toString('utf8'), rawPath: b }
 }
+
+/** `name` below the byte-string path `base` ('' is base itself). */
+export function joinRaw(base: string, name: string): string {
+  return name === '' ? base : base.endsWith('/') ? base + name : `${base}/${name}`
+}

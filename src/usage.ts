@@ -9,8 +9,8 @@ import { CWD, RAW, Scan, Space, requireNative, type Binding, type FileSpaceBatch
 import { allocatedAt, idAt, isDir, isFile, modeAt, nlinkAt, sizeAt } from './entries.js'
 import { fromNative, fsError, invalidArgType, invalidArgValue } from './errors.js'
 import { ExtentSum, Ranges, extentsOf, sharedBetween } from './extents.js'
-import { abortSignal, callback, resolveOptions, toPath, type OptionTable } from './args.js'
-import { bytes, named, toRaw } from './raw.js'
+import { abortSignal, callback, resolveOptions, toPath, toRawPaths, type OptionTable } from './args.js'
+import { bytes, joinRaw, named } from './raw.js'
 import type { PathLike, Usage, UsageEntry, UsageOptions, UsageProgress, UsageResult } from './types.js'
 import { Walker, listAsync, newDir, type Listing, type WalkDir } from './walk.js'
 
@@ -155,7 +155,7 @@ class Measure {
     walker.start({ dir: CWD, name: real }).node = root
     await listAsync(walker, ({ dir, errno, syscall, listing }) => {
       if (errno !== 0) {
-        const err = fromNative({ errno, syscall }, named(join(root.path, dir.rel)).path)
+        const err = fromNative({ errno, syscall }, named(joinRaw(root.path, dir.rel)).path)
         if (dir.parent === undefined || !VANISHED.has(errno)) throw err
         this.skipped++
         return
@@ -176,7 +176,7 @@ class Measure {
       const extents = out.counts?.[i] ?? 0
       extent += extents
       const childDepth = dir.depth + 1
-      const path = childDepth <= reportDepth ? join(join(base, dir.rel), names[i] as string) : undefined
+      const path = childDepth <= reportDepth ? joinRaw(joinRaw(base, dir.rel), names[i] as string) : undefined
       if (isDir(mode)) {
         const child = walker.child(dir, names[i] as string)
         if (path !== undefined) child.node = this.node(dir.node, path, childDepth, true)
@@ -196,10 +196,10 @@ class Measure {
       }
       const item = { size: sizeAt(stats, i), allocated: allocatedAt(stats, i), inSet: this.inSet(key), node, name: names[i] as string }
       if (this.method !== 'extents') files.push(item)
-      else this.unmapped(item, errno, join(join(base, dir.rel), names[i] as string))
+      else this.unmapped(item, errno, joinRaw(joinRaw(base, dir.rel), names[i] as string))
     }
     this.progress()
-    if (files.length > 0) return this.files(dir.fd, files.map((f) => f.name), files, files.map((f) => join(join(base, dir.rel), f.name)))
+    if (files.length > 0) return this.files(dir.fd, files.map((f) => f.name), files, files.map((f) => joinRaw(joinRaw(base, dir.rel), f.name)))
   }
 
   /** A file whose extents could not be mapped: vanished, or a filesystem without FIEMAP. */
@@ -326,7 +326,6 @@ interface FileItem {
   node: Node | undefined
 }
 
-const join = (base: string, name: string): string => (name === '' ? base : base.endsWith('/') ? base + name : `${base}/${name}`)
 
 function addFile(to: Tally | Node, size: number, total: number, exclusive: number): void {
   to.files++
@@ -354,12 +353,6 @@ function once(seen: Set<string>, key: string): boolean {
   return true
 }
 
-/** The paths asked for, as byte strings. */
-function toPaths(paths: unknown): string[] {
-  const list = Array.isArray(paths) ? paths : [paths]
-  if (list.length === 0) throw invalidArgValue('paths', paths, 'must name at least one path')
-  return list.map((p, i) => toRaw(toPath(Array.isArray(paths) ? `paths[${i}]` : 'paths', p)))
-}
 
 const unmeasurable = (why = 'no FIEMAP') =>
   `ENOTSUP: sharing is not measurable on ${process.platform} (${why}); ` +
@@ -377,7 +370,7 @@ const APFS_PARTLY =
  * symlinks, each inode is counted once, and files that vanish during the scan are skipped.
  */
 export async function usage(paths: PathLike | PathLike[], options?: UsageOptions): Promise<UsageResult> {
-  const list = toPaths(paths)
+  const list = toRawPaths(paths)
   const o = resolve(options)
   const binding = requireNative('usage')
   if (process.platform === 'darwin') return privateSizes(binding, binding, list, o)
@@ -409,7 +402,7 @@ async function privateSizes(binding: Binding, space: SpaceBinding | undefined, l
 
 /** usage() as it runs on macOS, with `space` in place of the addon's fileSpace: for the tests. */
 export async function usageWithSpace(space: SpaceBinding | undefined, paths: PathLike | PathLike[], options?: UsageOptions): Promise<UsageResult> {
-  return privateSizes(requireNative('usage'), space, toPaths(paths), resolve(options))
+  return privateSizes(requireNative('usage'), space, toRawPaths(paths), resolve(options))
 }
 
 function withoutPath(row: Usage & { path: string }): Usage {
