@@ -298,3 +298,71 @@ export interface DedupeResult {
   skipped: DedupeIssue[]
   errors: DedupeIssue[]
 }
+
+/** One snapshot of a directory (snapshot.ts): `<store>/<name>/` holds the tree and
+ * `<store>/.<name>.json` its record. */
+export interface Snapshot {
+  /** its name in the store: by default the UTC time it was taken, `2026-12-02T23-45-12.345Z` */
+  name: string
+  /** where its tree is: `<store>/<name>` */
+  path: string
+  /** the directory it was taken of, absolute */
+  source: string
+  /** 'subvolume': a read-only btrfs snapshot of a subvolume (one instant); 'clone': a
+   * cloneTree of the directory (each file consistent, not the whole tree at one instant) */
+  method: 'subvolume' | 'clone'
+  created: Date
+  readOnly: boolean
+}
+
+export interface SnapshotOptions {
+  /** default: the UTC time, sortable and safe in a file name */
+  name?: string
+  /** default: `<parent of dir>/.<basename of dir>.snapshots/` */
+  store?: PathLike
+  /** take a copy where the filesystem cannot clone (default false: EOPNOTSUPP) */
+  allowCopy?: boolean
+  signal?: AbortSignal
+  onProgress?: (progress: { files: number; bytes: number }) => void
+}
+
+export interface StoreOptions {
+  store?: PathLike
+}
+
+export interface RestoreOptions extends StoreOptions {
+  /** keep the replaced state as a snapshot `before-restore-<time>` (default true) */
+  keepCurrent?: boolean
+}
+
+export interface RestoreResult {
+  restored: Snapshot
+  /** the state replaced, kept as a snapshot (in the store, or beside dir where the store is on
+   * another subvolume than dir's parent: its `path` says where) */
+  kept?: Snapshot
+}
+
+export interface PrunePolicy {
+  keepLast?: number
+  keepHourly?: number
+  keepDaily?: number
+  keepWeekly?: number
+  keepMonthly?: number
+  /** list what would be removed, remove nothing */
+  dryRun?: boolean
+}
+
+export interface PruneResult {
+  kept: Snapshot[]
+  removed: Snapshot[]
+}
+
+/** One difference between two trees, by path. */
+export interface Change {
+  /** relative to the snapshot root, '/'-separated; '.' for the root itself */
+  path: string
+  /** added / removed: only on one side; type: file ↔ directory ↔ symlink ↔ other; modified:
+   * the content differs; metadata: same content, and mode, owner, mtime, xattrs or a symlink's
+   * target differ */
+  kind: 'added' | 'removed' | 'modified' | 'metadata' | 'type'
+}
