@@ -14,6 +14,8 @@ Commands:
                       how much space PATHs take once clones share their blocks
   dedupe [-n] [--min-size SIZE] [-v] [--json] PATH...
                       make files with identical content share their blocks (FIDEDUPERANGE)
+  snapshot create|list|diff|restore|delete|prune DIR [ARG]...
+                      keep a directory as it is now, show what changed, put it back
   demo [--size MiB] [DIR]
                       time a copy and a clone of a 1 GiB file in DIR and show the space each takes
 
@@ -30,6 +32,7 @@ const commands: Record<string, () => Promise<Command>> = {
   du: async () => (await import('./du.js')).du,
   demo: async () => (await import('./demo.js')).demo,
   dedupe: async () => (await import('./dedupe.js')).dedupeCommand,
+  snapshot: async () => (await import('./snapshot.js')).snapshotCommand,
 }
 
 /** Runs the CLI and returns the exit code; only bin/clonefile.js calls process.exit. */
