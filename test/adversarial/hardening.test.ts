@@ -18,6 +18,8 @@ import { runNode, libUrl } from '../helpers/files.js'
 import { buildWideTree, tempSiblings } from '../helpers/trees.js'
 import { swapper } from '../helpers/races.js'
 import { extentsOf } from '../helpers/fiemap.js'
+import { deleteSnapshot, diffSnapshots, listSnapshots, restoreSnapshot, snapshot } from '../../src/index.js'
+import type { Change } from '../../src/index.js'
 
 interface Operation {
   name: string
@@ -576,3 +578,171 @@ describe('adversarial: dedupe', () => {
     assert.deepEqual(files.map((f) => fs.readFileSync(f).toString('base64')), before)
   })
 })
+
+// Snapshots (issue 14): a snapshot writes only into its store, a diff writes nothing, a restore
+// writes only dir (by one exchange) and the store. Their shapes differ from the tree operations
+// above (a store, not a dst), so they have a table of their own and pass the same cases.
+interface SnapshotOperation {
+  name: string
+  /** needs a snapshot `base` of dir first (taken by the case, before it changes dir) */
+  needsBase: boolean
+  /** the tree it wrote (a new snapshot, or dir after a restore), or the changes it found */
+  run: (dir: string | Buffer) => Promise<{ tree?: Buffer; changes?: Change[] }>
+}
+
+let snapshotSeq = 0
+const snapshotOperations: SnapshotOperation[] = [
+  { name: 'snapshot', needsBase: false, run: async (d) => ({ tree: Buffer.from((await snapshot(d, { name: `s${++snapshotSeq}` })).path) }) },
+  { name: 'diffSnapshots', needsBase: true, run: async (d) => ({ changes: await diffSnapshots(d, 'base') }) },
+  { name: 'restoreSnapshot', needsBase: true, run: async (d) => (await restoreSnapshot(d, 'base', { keepCurrent: false }), { tree: Buffer.from(d) }) },
+]
+
+/** Every file (not directory) below a tree, found by GNU find (fts: no depth limit). */
+const filesIn = (dir: string) => execFileSync('find', [dir, '-type', 'f'], { maxBuffer: 1 << 28 }).toString('latin1').split('\n').filter(Boolean).length
+
+/** A chain of 1,800 directories `d`, each holding a file `f` (python: no PATH_MAX in the way). */
+function deepTree(src: string, bottom = ''): void {
+  execFileSync('python3', ['-c', `
+import os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY)
+for i in range(1800):
+    try: os.close(os.open('f', os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd))
+    except FileExistsError: pass
+    try: os.mkdir('d', dir_fd=fd)
+    except FileExistsError: pass
+    n = os.open('d', os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+    os.close(fd)
+    fd = n
+if sys.argv[2]:
+    os.close(os.open(sys.argv[2], os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd))
+`, src, bottom])
+}
+
+for (const op of snapshotOperations) {
+  describe(`adversarial: ${op.name}`, () => {
+    test('hostile names (not UTF-8, newlines, dashes, escapes, 255 bytes) are handled as the bytes they are', async (t) => {
+      const m = await needMount(t, 'xfs')
+      if (m === undefined) return
+      const base = Buffer.from(freshDir(m))
+      // dir itself named with a leading dash: its store is `.-rf.snapshots`
+      const dir = Buffer.concat([base, Buffer.from('/-rf')])
+      hostileTree(dir)
+      const original = namesBelow(dir)
+      if (op.needsBase) await snapshot(dir, { name: 'base' })
+      // Every hostile file rewritten (same length, other bytes), one removed, one added.
+      for (const name of HOSTILE) {
+        const f = Buffer.concat([dir, Buffer.from('/'), name])
+        fs.writeFileSync(f, Buffer.from(name).reverse().map((b) => b ^ 1))
+      }
+      fs.rmSync(Buffer.concat([dir, Buffer.from('/d-rf/-rf')]))
+      fs.writeFileSync(Buffer.concat([dir, Buffer.from('/new\nfile\xff')]), 'x')
+      const changedNames = namesBelow(dir)
+      const r = await op.run(dir)
+      if (r.changes !== undefined) {
+        // Seven rewritten, one removed, one added; the directories' mtimes are explained.
+        const kinds = r.changes.map((c) => c.kind).sort()
+        assert.deepEqual(kinds, [...Array(HOSTILE.length).fill('modified'), 'added', 'removed'].sort(), JSON.stringify(r.changes))
+        const paths = r.changes.map((c) => c.path)
+        for (const name of HOSTILE.slice(1)) assert.ok(paths.includes(name.toString()), `${JSON.stringify(name.toString())} is reported as itself: ${JSON.stringify(paths)}`)
+        assert.ok(paths.includes('d-rf/-rf'))
+        assert.ok(paths.some((p) => p.startsWith('caf')), 'the Latin-1 name is reported')
+        assert.ok(paths.some((p) => p.startsWith('new\nfile')), 'and the added one')
+      }
+      if (r.tree !== undefined) assert.deepEqual(namesBelow(r.tree), op.name === 'restoreSnapshot' ? original : changedNames)
+      const store = Buffer.concat([base, Buffer.from('/.-rf.snapshots')])
+      assert.deepEqual(fs.readdirSync(base, { encoding: 'buffer' }).map((n) => n.toString('latin1')).sort(), ['-rf', '.-rf.snapshots'], 'nothing else beside dir')
+      assert.deepEqual(fs.readdirSync(store).sort(), (await listSnapshots(dir)).flatMap((s) => [s.name, `.${s.name}.json`]).sort(), 'nothing else in the store')
+    })
+
+    test('a tree 1,800 levels deep (past what a recursive walk or PATH_MAX allows)', async (t) => {
+      const m = await needMount(t, 'xfs')
+      if (m === undefined) return
+      const dir = path.join(freshDir(m), 'src')
+      fs.mkdirSync(dir)
+      deepTree(dir)
+      if (op.needsBase) await snapshot(dir, { name: 'base' })
+      deepTree(dir, 'bottom')
+      const r = await op.run(dir)
+      if (r.tree !== undefined) assert.equal(filesIn(r.tree.toString()), op.name === 'restoreSnapshot' ? 1800 : 1801)
+      if (r.changes !== undefined) {
+        // The new file, and the metadata of nothing else: its directory's mtime is explained.
+        assert.deepEqual(r.changes, [{ path: `${'d/'.repeat(1800)}bottom`, kind: 'added' }])
+      }
+    })
+
+    test('kill -9 in the middle: dir is wholly one state, the store holds only whole snapshots; the next run clears what was left', async (t) => {
+      const m = await needMount(t, 'xfs')
+      if (m === undefined) return
+      const base = freshDir(m)
+      const dir = path.join(base, 'src')
+      buildWideTree(dir, 40, 50, 16)
+      const hashOf = (d: string) => execFileSync('sh', ['-c', 'cd "$1" && find . -printf "%p %y %m %s %T@\\n" | sort && find . -type f -exec cat {} + | sha256sum', 'sh', d]).toString()
+      if (op.needsBase) await snapshot(dir, { name: 'base' })
+      const baseState = op.needsBase ? hashOf(path.join(base, '.src.snapshots', 'base')) : undefined
+      fs.writeFileSync(path.join(dir, 'dir-3', 'file-3'), 'changed')
+      fs.rmSync(path.join(dir, 'dir-39'), { recursive: true })
+      const changed = hashOf(dir)
+      // Every state dir has been in: a kept snapshot may hold any of them.
+      const seen = new Set([changed, ...(baseState === undefined ? [] : [baseState])])
+      const fn = { snapshot: `lib.snapshot(d, { name: 'k' + Date.now() })`, diffSnapshots: `lib.diffSnapshots(d, 'base')`, restoreSnapshot: `lib.restoreSnapshot(d, 'base', { keepCurrent: process.argv[2] === 'keep' })` }[op.name]
+      const script = `import * as lib from ${JSON.stringify(INDEX_JS)}\nconst d = process.argv[1]\nawait ${fn}`
+      for (let i = 0; i < 6; i++) {
+        // Put the changed state back first, so that a restore has something to do.
+        if (op.name === 'restoreSnapshot' && hashOf(dir) === baseState) {
+          fs.writeFileSync(path.join(dir, 'dir-3', 'file-3'), 'changed')
+          fs.rmSync(path.join(dir, 'dir-39'), { recursive: true })
+        }
+        const now = hashOf(dir)
+        seen.add(now)
+        const expect = op.name === 'restoreSnapshot' ? new Set([now, baseState]) : new Set([now])
+        const child = spawn(process.execPath, ['--input-type=module', '-e', script, dir, i % 2 === 0 ? 'keep' : 'no'], { stdio: 'ignore' })
+        const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()))
+        await new Promise((r) => setTimeout(r, 150 + Math.random() * 600))
+        child.kill('SIGKILL')
+        await exited
+        assert.ok(fs.existsSync(dir), 'dir is never missing')
+        assert.ok(expect.has(hashOf(dir)), 'dir is wholly one state')
+        for (const s of await listSnapshots(dir)) assert.ok(seen.has(hashOf(s.path)), `${s.name} is whole`)
+      }
+      await op.run(dir)
+      assert.deepEqual(fs.readdirSync(base).sort(), ['.src.snapshots', 'src'], 'nothing left beside dir')
+      const store = path.join(base, '.src.snapshots')
+      assert.deepEqual(fs.readdirSync(store).sort(), (await listSnapshots(dir)).flatMap((s) => [s.name, `.${s.name}.json`]).sort(), 'nothing half-made in the store')
+    })
+
+    test('issue 11 #2: directories swapped for symlinks to outside are never followed, and outside is never written', async (t) => {
+      const m = await needMount(t, 'xfs')
+      if (m === undefined) return
+      const base = freshDir(m)
+      const outside = outsideDir(base)
+      const before = fingerprint(outside)
+      const dir = path.join(base, 'src')
+      const livePairs = swappableTree(dir, outside)
+      if (op.needsBase) await snapshot(dir, { name: 'base' })
+      // A restore reads the snapshot: the swaps go on in the snapshot's tree (a clone
+      // snapshot is writable); the others read dir.
+      const pairs = op.name === 'restoreSnapshot'
+        ? livePairs.map(([a, b]) => [a.replace(dir, path.join(base, '.src.snapshots', 'base')), b.replace(dir, path.join(base, '.src.snapshots', 'base'))] as [string, string])
+        : livePairs
+      const swap = swapper(pairs)
+      let escapes = 0
+      try {
+        for (let run = 0; run < RUNS; run++) {
+          const r = await op.run(dir).catch((e: NodeJS.ErrnoException) => {
+            assert.match(e.code ?? '', /^E[A-Z]+$/, String(e))
+            return undefined
+          })
+          if (r?.changes !== undefined) escapes += r.changes.filter((c) => c.path.endsWith('SECRET')).length
+          if (r?.tree !== undefined) {
+            if (execFileSync('find', [r.tree.toString(), '-name', 'SECRET', '-not', '-type', 'l']).toString() !== '') escapes++
+          }
+          if (op.name === 'snapshot' && r?.tree !== undefined) await deleteSnapshot(dir, path.basename(r.tree.toString()))
+        }
+      } finally {
+        swap.stop()
+      }
+      assert.equal(escapes, 0)
+      assert.equal(fingerprint(outside), before, 'nothing outside was written, chmod-ed, touched or created')
+    })
+  })
+}
