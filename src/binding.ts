@@ -47,8 +47,8 @@ export const NONE = -1
  * How the addon lays out what it says of an entry (cf_stat in platform.h): STAT_STRIDE numbers
  * per entry, in this order. Only src/entries.ts reads them.
  */
-export const STAT_STRIDE = 10
-export const Stat = { Mode: 0, Dev: 1, Ino: 2, Size: 3, Nlink: 4, MtimeSec: 5, MtimeNsec: 6, CtimeSec: 7, CtimeNsec: 8, Blocks: 9 } as const
+export const STAT_STRIDE = 12
+export const Stat = { Mode: 0, Dev: 1, Ino: 2, Size: 3, Nlink: 4, MtimeSec: 5, MtimeNsec: 6, CtimeSec: 7, CtimeNsec: 8, Blocks: 9, Uid: 10, Gid: 11 } as const
 
 /**
  * The addon's interface. Names travel as strings of names joined by '\0' (one conversion for a
@@ -108,6 +108,17 @@ export interface Binding {
   /** mkdirat: 0 made, 1 an existing directory with `merge` */
   makeDir(dir: number, name: NativePath, mode: number, merge: boolean): number
   rename(fromDir: number, fromName: NativePath, toDir: number, toName: NativePath, noreplace: boolean): void
+  /** renameat2(RENAME_EXCHANGE) / renameatx_np(RENAME_SWAP) of two existing entries; ENOTSUP on
+   * Windows, EINVAL where the filesystem has none. */
+  exchange(aDir: number, aName: NativePath, bDir: number, bName: NativePath): void
+  /** btrfs: a snapshot of the subvolume (srcDir, srcName) as the new subvolume (dstDir,
+   * dstName), one component; ENOTSUP off Linux. */
+  subvolSnapshot(srcDir: number, srcName: NativePath, dstDir: number, dstName: NativePath, readOnly: boolean): void
+  /** btrfs: deletes the subvolume (dir, name), a read-only one too. */
+  subvolDelete(dir: number, name: NativePath): void
+  /** Each pair's contents compared byte for byte (both opened O_NOFOLLOW, never a symlink):
+   * results[i] 0 the same, 1 different, or -errno. */
+  compareFiles(aDirs: Int32Array, aNames: string, bDirs: Int32Array, bNames: string, flags: number, async: true): Promise<{ results: Int32Array; syscalls: Array<string | undefined> }>
   remove(dir: number, name: NativePath, isDir: boolean): void
   /** (dev, ino) pairs of the directory at path and each of its ancestors up to the root. */
   ancestors(path: NativePath): Float64Array
@@ -153,7 +164,7 @@ export interface OpResults {
 /** scanDirs() `how` bits, as CF_SCAN_* in src/native/platform.h; Merge (scanDirs with `make`:
  * an existing directory is fine) and Names (with Extents: every name, a mapped file's too) as
  * SCAN_MERGE and SCAN_NAMES in src/native/jobs.c. */
-export const Scan = { Follow: 0x1, Extents: 0x2, Writable: 0x4, Merge: 0x100, Names: 0x200 } as const
+export const Scan = { Follow: 0x1, Extents: 0x2, Writable: 0x4, Meta: 0x8, Merge: 0x100, Names: 0x200 } as const
 
 /**
  * A bit of runOps' `flags` and scanDirs' `how` (JOB_RAW in src/native/jobs.c): names given
@@ -188,6 +199,9 @@ export interface DirsScan extends Partial<ExtentBatch> {
   names: string[]
   /** STAT_STRIDE numbers for each entry (entries.ts reads them) */
   stats: Float64Array
+  /** with Scan.Meta: 5 numbers an entry: a hash of its xattrs (low, high 32 bits; 0 for none),
+   * of a symlink's target (low, high), and the errno that kept them from being read, or 0 */
+  meta?: Uint32Array
 }
 
 /** fileSpace() `known` bits, as CF_SPACE_* in src/native/platform.h. */

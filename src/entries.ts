@@ -37,6 +37,9 @@ export interface EntryStat {
   ctimeNsec: number
   /** st_blocks in bytes */
   allocated: number
+  /** owner (statAt gives them; a stat made elsewhere may leave them out) */
+  uid?: number
+  gid?: number
 }
 
 /**
@@ -56,6 +59,8 @@ export function statAt(stats: Float64Array, i: number): EntryStat {
     ctimeSec: stats[b + Stat.CtimeSec] as number,
     ctimeNsec: stats[b + Stat.CtimeNsec] as number,
     allocated: (stats[b + Stat.Blocks] as number) * 512,
+    uid: stats[b + Stat.Uid] as number,
+    gid: stats[b + Stat.Gid] as number,
   }
 }
 
@@ -64,6 +69,8 @@ export const devAt = (stats: Float64Array, i: number): number => stats[i * STAT_
 export const inoAt = (stats: Float64Array, i: number): number => stats[i * STAT_STRIDE + Stat.Ino] as number
 export const sizeAt = (stats: Float64Array, i: number): number => stats[i * STAT_STRIDE + Stat.Size] as number
 export const nlinkAt = (stats: Float64Array, i: number): number => stats[i * STAT_STRIDE + Stat.Nlink] as number
+export const uidAt = (stats: Float64Array, i: number): number => stats[i * STAT_STRIDE + Stat.Uid] as number
+export const gidAt = (stats: Float64Array, i: number): number => stats[i * STAT_STRIDE + Stat.Gid] as number
 export const allocatedAt = (stats: Float64Array, i: number): number => (stats[i * STAT_STRIDE + Stat.Blocks] as number) * 512
 /** "dev:ino": the identity of an inode, for hard-link groups and sets of inodes seen */
 export const idAt = (stats: Float64Array, i: number): string => `${devAt(stats, i)}:${inoAt(stats, i)}`

@@ -131,3 +131,26 @@ export function sharedBetween(a: Float64Array, b: Float64Array, same: boolean): 
   // Only an extent marked SHARED has another reference: the rest cannot be in b.
   return ofA.filter((e) => e.shared).reduce((sum, e) => sum + overlap(e.physical, e.physical + e.length, ofB), 0)
 }
+
+const FIEMAP_EXTENT_ENCODED = 0x8
+const FIEMAP_EXTENT_NOT_ALIGNED = 0x100
+const FIEMAP_EXTENT_DATA_TAIL = 0x400
+/** Extents whose physical address says nothing of their bytes: inline (btrfs keeps small files
+ * in the metadata), encoded, not yet allocated, or packed with others. */
+export const ADDRESS_UNRELIABLE = FIEMAP_EXTENT_UNKNOWN | FIEMAP_EXTENT_DELALLOC | FIEMAP_EXTENT_ENCODED |
+  FIEMAP_EXTENT_NOT_ALIGNED | FIEMAP_EXTENT_DATA_INLINE | FIEMAP_EXTENT_DATA_TAIL
+
+/**
+ * Whether two files of one filesystem and of one size hold the same bytes by their extent maps
+ * alone: every extent at the same offset in the same physical blocks (holes in the same
+ * places), none of them one whose address says nothing. False means "not known", not
+ * "different": the bytes must then be compared.
+ */
+export function sameBlocks(a: Float64Array, b: Float64Array): boolean {
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i += EXTENT_STRIDE) {
+    if (a[i] !== b[i] || a[i + 1] !== b[i + 1] || a[i + 2] !== b[i + 2]) return false
+    if ((((a[i + 3] as number) | (b[i + 3] as number)) & ADDRESS_UNRELIABLE) !== 0) return false
+  }
+  return true
+}

@@ -27,6 +27,11 @@ const UNLOCKED_AGE_MS = 24 * 3600 * 1000
  * left alone and said in the warnings; the run goes on.
  */
 export function removeLeftovers(binding: Binding, parentFd: number, parent: string, dstName: string): TreeResult['warnings'] {
+  return removeDeadTemps(binding, parentFd, parent, (name) => isTempFor(name, dstName))
+}
+
+/** removeLeftovers() for every temporary name `which` accepts (snapshots: a whole store). */
+export function removeDeadTemps(binding: Binding, parentFd: number, parent: string, which: (name: string) => boolean): TreeResult['warnings'] {
   const warnings: TreeResult['warnings'] = []
   let names: Buffer[]
   try {
@@ -38,10 +43,10 @@ export function removeLeftovers(binding: Binding, parentFd: number, parent: stri
   for (const name of all) {
     if (name.endsWith(LOCK_SUFFIX)) {
       const tree = name.slice(0, -LOCK_SUFFIX.length)
-      if (isTempFor(tree, dstName) && !all.has(tree)) removeOrphanLock(binding, parentFd, name)
+      if (which(tree) && !all.has(tree)) removeOrphanLock(binding, parentFd, name)
       continue
     }
-    if (!isTempFor(name, dstName)) continue
+    if (!which(name)) continue
     const path = `${parent}/${name}`
     let lock = ALIVE
     try {

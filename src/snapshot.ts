@@ -1,31 +1,204 @@
-// Snapshots of any directory: create, list, diff, restore, delete, prune (issue 14).
-import type { Change, PathLike, PrunePolicy, PruneResult, RestoreOptions, RestoreResult, Snapshot, SnapshotOptions, StoreOptions } from './types.js'
+// Snapshots of any directory (issue 14): create, list, delete, prune here; diff in
+// snapshot-diff.ts, restore in snapshot-restore.ts, the store in snapshot-store.ts.
+//
+// A btrfs subvolume gets a read-only btrfs snapshot (BTRFS_IOC_SNAP_CREATE_V2: one instant, in
+// constant time); any other directory a cloneTree into the store (built aside and renamed into
+// place, so a snapshot is whole or absent), which costs no data wherever files clone.
+import * as fs from 'node:fs'
+import { join } from 'node:path'
+import { CWD, requireNative, type Binding } from './binding.js'
+import { abortError, fromNative, fsError, invalidArgValue } from './errors.js'
+import { abortSignal, boolean, callback, number, resolveOptions, toPath, type OptionTable, type Spec } from './args.js'
+import { probeSync } from './probe.js'
+import {
+  BTRFS_MAGIC, SUBVOLUME_INO, checkName, findSnapshot, readStore, removeRecord, removeTree, statfsType, storeHint, storeOf,
+  timeName, withStore, writeRecord, type LockedStore, type StoreRef,
+} from './snapshot-store.js'
+import { planPrune } from './snapshot-prune.js'
+import { cloneTree } from './tree.js'
+import { tempNameRaw } from './temp.js'
+import type { PathLike, PrunePolicy, PruneResult, Snapshot, SnapshotOptions, StoreOptions } from './types.js'
 
-const todo = (): never => {
-  throw Object.assign(new Error('snapshots: not built yet'), { code: 'ENOSYS' })
+export { diffSnapshots } from './snapshot-diff.js'
+export { restoreSnapshot } from './snapshot-restore.js'
+
+interface CreateOptions {
+  name: string | undefined
+  store: PathLike | undefined
+  allowCopy: boolean
+  signal: AbortSignal | undefined
+  onProgress: ((p: { files: number; bytes: number }) => void) | undefined
 }
 
+const storeSpec: Spec<PathLike | undefined> = { default: undefined, check: (name, v) => toPath(name, v) }
+const storeOption = { store: storeSpec }
+
+const createTable: OptionTable<CreateOptions> = {
+  name: { default: undefined, check: (name, v) => checkName(v, name) },
+  ...storeOption,
+  allowCopy: boolean(false),
+  signal: abortSignal(),
+  onProgress: callback(),
+}
+
+const storeTable: OptionTable<{ store: PathLike | undefined }> = storeOption
+
+/** Whether the directory at `path` is the root of a btrfs subvolume. */
+export function isSubvolumeRoot(path: string): boolean {
+  return fs.lstatSync(path).ino === SUBVOLUME_INO && statfsType(path) === BTRFS_MAGIC
+}
+
+/**
+ * Takes a snapshot of `dir` into its store: a read-only btrfs snapshot where `dir` is a
+ * subvolume, else a clone of the tree. Where the filesystem cannot clone, EOPNOTSUPP unless
+ * `allowCopy`; a store where `dir`'s files cannot be cloned to, EXDEV.
+ */
 export async function snapshot(dir: PathLike, options?: SnapshotOptions): Promise<Snapshot> {
-  void dir, options
-  return todo()
+  const o = resolveOptions('options', options, createTable)
+  const binding = requireNative('snapshot')
+  const ref = storeOf(dir, o.store)
+  if (o.signal?.aborted) throw abortError(o.signal)
+  const created = new Date()
+  const name = o.name ?? timeName(created)
+  const method = isSubvolumeRoot(ref.source) ? 'subvolume' : 'clone'
+  const clones = method === 'subvolume' || checkCanClone(ref, o.allowCopy)
+  return withStore(binding, ref, true, async (locked) => {
+    checkSameFilesystem(ref, clones)
+    if (fs.existsSync(join(ref.store, name)) || fs.existsSync(join(ref.store, `.${name}.json`))) {
+      throw fsError('EEXIST', 'snapshot', { path: join(ref.store, name), detail: `a snapshot named '${name}' exists already` })
+    }
+    const snap: Snapshot = { name, path: join(ref.store, name), source: ref.source, method, created, readOnly: method === 'subvolume' }
+    writeRecord(ref.store, snap)
+    try {
+      await makeTree(binding, locked, ref, snap, o)
+    } catch (e) {
+      removeRecord(ref.store, name)
+      throw e
+    }
+    return snap
+  })
 }
+
+/** EOPNOTSUPP where dir's filesystem cannot clone, unless a copy is allowed: whether it clones. */
+function checkCanClone(ref: StoreRef, allowCopy: boolean): boolean {
+  const p = probeSync(ref.source)
+  if (p.clone || allowCopy) return p.clone
+  throw fsError('EOPNOTSUPP', 'snapshot', {
+    path: ref.source,
+    detail: `${p.filesystem} cannot clone files (${p.reason ?? 'no reflink support'}): a snapshot here would be a full copy; pass allowCopy (--allow-copy) to take one anyway`,
+  })
+}
+
+/** The store must be where dir's files clone to (a copy: on the same filesystem). */
+function checkSameFilesystem(ref: StoreRef, clones: boolean): void {
+  const same = clones ? probeSync(ref.source, ref.store).clone : fs.statSync(ref.source).dev === fs.statSync(ref.store).dev
+  if (same) return
+  throw fsError('EXDEV', 'snapshot', {
+    path: ref.source,
+    dest: ref.store,
+    detail: `${storeHint(ref)} is not on the filesystem of ${ref.source}, so a snapshot there cannot share its blocks; put the store on that filesystem with --store`,
+  })
+}
+
+async function makeTree(binding: Binding, locked: LockedStore, ref: StoreRef, snap: Snapshot, o: CreateOptions): Promise<void> {
+  if (snap.method === 'subvolume') {
+    try {
+      binding.subvolSnapshot(CWD, ref.source, locked.fd, snap.name, true)
+    } catch (e) {
+      throw fromNative(e, ref.source, snap.path)
+    }
+    o.onProgress?.({ files: 0, bytes: 0 })
+    return
+  }
+  await cloneTree(ref.source, snap.path, { signal: o.signal, onProgress: o.onProgress === undefined ? undefined : (p) => o.onProgress?.({ files: p.files, bytes: p.bytes }) })
+}
+
+/** The snapshots of `dir`, oldest first. */
 export async function listSnapshots(dir: PathLike, options?: StoreOptions): Promise<Snapshot[]> {
-  void dir, options
-  return todo()
+  const o = resolveOptions('options', options, storeTable)
+  return readStore(storeOf(dir, o.store).store)
 }
-export async function diffSnapshots(dir: PathLike, from: string, to?: string, options?: StoreOptions): Promise<Change[]> {
-  void dir, from, to, options
-  return todo()
-}
-export async function restoreSnapshot(dir: PathLike, name: string, options?: RestoreOptions): Promise<RestoreResult> {
-  void dir, name, options
-  return todo()
-}
+
+/** Removes the snapshot `name` of `dir`; the others and `dir` are not touched. */
 export async function deleteSnapshot(dir: PathLike, name: string, options?: StoreOptions): Promise<void> {
-  void dir, name, options
-  return todo()
+  const o = resolveOptions('options', options, storeTable)
+  const binding = requireNative('deleteSnapshot')
+  const ref = storeOf(dir, o.store)
+  findSnapshot(ref, name)
+  await withStore(binding, ref, false, async (locked) => {
+    removeSnapshot(binding, locked, ref, findSnapshot(ref, name))
+  })
 }
+
+/**
+ * One snapshot gone, never half: its tree renamed to a temporary name first (a run killed
+ * while it is removed leaves a temporary the next run sweeps, not a listed snapshot with half
+ * its files), then its record, then the tree.
+ */
+function removeSnapshot(binding: Binding, locked: LockedStore, ref: StoreRef, s: Snapshot): void {
+  if (s.path !== join(ref.store, s.name)) {
+    removeRecord(ref.store, s.name)
+    removeOutside(binding, s.path)
+    return
+  }
+  const temp = tempNameRaw(s.name)
+  try {
+    binding.rename(locked.fd, s.name, locked.fd, temp, true)
+  } catch (e) {
+    throw fromNative(e, s.path)
+  }
+  removeRecord(ref.store, s.name)
+  removeTree(binding, locked.fd, ref.store, temp)
+}
+
+/** A kept state that lives beside dir, not in the store. */
+function removeOutside(binding: Binding, path: string): void {
+  const slash = path.lastIndexOf('/')
+  const parent = path.slice(0, Math.max(1, slash))
+  const { fd } = binding.openDir(CWD, parent, 0)
+  try {
+    if (fs.existsSync(path)) removeTree(binding, fd, parent, path.slice(slash + 1))
+  } finally {
+    binding.closeDirs(Int32Array.of(fd))
+  }
+}
+
+interface PruneOptions {
+  keepLast: number
+  keepHourly: number
+  keepDaily: number
+  keepWeekly: number
+  keepMonthly: number
+  dryRun: boolean
+}
+
+const pruneTable: OptionTable<PruneOptions> = {
+  keepLast: number(0, 0),
+  keepHourly: number(0, 0),
+  keepDaily: number(0, 0),
+  keepWeekly: number(0, 0),
+  keepMonthly: number(0, 0),
+  dryRun: boolean(false),
+}
+
+/**
+ * restic/borg-style retention: the newest `keepLast`, and the newest snapshot of each of the
+ * newest `keepHourly` hours (days, ISO weeks, months: UTC) that have one; the rest removed.
+ */
 export async function pruneSnapshots(dir: PathLike, policy: PrunePolicy, options?: StoreOptions): Promise<PruneResult> {
-  void dir, policy, options
-  return todo()
+  const p = resolveOptions('policy', policy, pruneTable)
+  const o = resolveOptions('options', options, storeTable)
+  if (p.keepLast + p.keepHourly + p.keepDaily + p.keepWeekly + p.keepMonthly === 0) {
+    throw invalidArgValue('policy', policy, 'needs at least one keep rule (keepLast, keepHourly, keepDaily, keepWeekly, keepMonthly) above 0: without one every snapshot would go')
+  }
+  const ref = storeOf(dir, o.store)
+  const planned = planPrune(readStore(ref.store), p)
+  if (p.dryRun || planned.removed.length === 0) return planned
+  const binding = requireNative('pruneSnapshots')
+  return withStore(binding, ref, false, async (locked) => {
+    const plan = planPrune(readStore(ref.store), p)
+    for (const s of plan.removed) removeSnapshot(binding, locked, ref, s)
+    return plan
+  })
 }
+

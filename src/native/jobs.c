@@ -26,8 +26,10 @@
 
 /* How an entry's stat travels to JavaScript: STAT_STRIDE doubles, in the order of `Stat` in
  * src/binding.ts. Only put_stat writes them. */
-#define STAT_STRIDE 10
+#define STAT_STRIDE 12
 static void put_stat(double *d, const cf_stat *st) {
+  d[10] = st->uid;
+  d[11] = st->gid;
   d[0] = st->mode;
   d[1] = (double)st->dev;
   d[2] = (double)st->ino;
@@ -481,7 +483,7 @@ static void scan_one(scan_job *j, uint32_t i) {
   if (fd < 0) return;
   d->fd = fd;
   if (j->make.n != 0 && j->make.at[i].dir != SCAN_NONE && !scan_make(j, i)) return;
-  if (cf_scan_dir(fd, (int)(j->how & (CF_SCAN_FOLLOW | CF_SCAN_EXTENTS)), &d->ents, &d->count, &d->names, &d->err) < 0) {
+  if (cf_scan_dir(fd, (int)(j->how & (CF_SCAN_FOLLOW | CF_SCAN_EXTENTS | CF_SCAN_META)), &d->ents, &d->count, &d->names, &d->err) < 0) {
     d->ents = NULL;
     d->names = NULL;
     d->count = 0;
@@ -534,7 +536,7 @@ static void scan_entries_result(napi_env env, scan_job *j, napi_value obj) {
     for (uint32_t k = 0; k < j->out[i].count; k++, total++) extents += j->out[i].ents[k].ext_count;
   napi_value names;
   double *stats, *x = NULL;
-  uint32_t *counts = NULL;
+  uint32_t *counts = NULL, *meta = NULL;
   int32_t *errnos = NULL;
   napi_create_array_with_length(env, total, &names);
   set_value(env, obj, "names", names);
@@ -544,12 +546,22 @@ static void scan_entries_result(napi_env env, scan_job *j, napi_value obj) {
     set_value(env, obj, "errnos", new_typed(env, napi_int32_array, total, sizeof(int32_t), (void **)&errnos));
     set_value(env, obj, "extents", new_typed(env, napi_float64_array, extents * 4, sizeof(double), (void **)&x));
   }
+  if (j->how & CF_SCAN_META)
+    set_value(env, obj, "meta", new_typed(env, napi_uint32_array, total * 5, sizeof(uint32_t), (void **)&meta));
   for (uint32_t i = 0; i < j->dirs.n; i++) {
     for (uint32_t k = 0; k < j->out[i].count; k++, at++) {
       const cf_dirent *e = &j->out[i].ents[k];
       if (counts == NULL || (j->how & SCAN_NAMES) || !MODE_IS_REG(e->st.mode) || e->ext_err != 0)
         napi_set_element(env, names, (uint32_t)at, new_string(env, j->out[i].names + e->name, j->job.raw));
       put_stat(stats + at * STAT_STRIDE, &e->st);
+      if (meta != NULL) {
+        uint32_t *m = meta + at * 5;
+        m[0] = (uint32_t)e->xattrs;
+        m[1] = (uint32_t)(e->xattrs >> 32);
+        m[2] = (uint32_t)e->target;
+        m[3] = (uint32_t)(e->target >> 32);
+        m[4] = (uint32_t)e->meta_err;
+      }
       if (counts == NULL) continue;
       counts[at] = e->ext_count;
       errnos[at] = e->ext_err;
@@ -643,6 +655,11 @@ static void remove_run(job_t *job) {
   job->result = cf_remove(j->at, j->flag, &job->err);
 }
 
+static void subvol_delete_run(job_t *job) {
+  entry_job *j = (entry_job *)job;
+  job->result = cf_subvol_delete(j->at, &job->err);
+}
+
 static void lock_run(job_t *job) {
   entry_job *j = (entry_job *)job;
   job->result = cf_lock(j->at, j->flag, &job->err);
@@ -675,6 +692,33 @@ static bool rename_parse(napi_env env, napi_value *argv, job_t *job) {
 static void rename_run(job_t *job) {
   rename_job *j = (rename_job *)job;
   job->result = cf_rename(j->from, j->to, j->noreplace, &job->err);
+}
+
+/* exchange(aDir, aName, bDir, bName) */
+static bool exchange_parse(napi_env env, napi_value *argv, job_t *job) {
+  rename_job *j = (rename_job *)job;
+  if ((j->from_name = arg_path(env, argv[1], job)) == NULL ||
+      (j->to_name = arg_path(env, argv[3], job)) == NULL)
+    return false;
+  j->from = (cf_at){(int)arg_number(env, argv[0]), j->from_name};
+  j->to = (cf_at){(int)arg_number(env, argv[2]), j->to_name};
+  return true;
+}
+
+static void exchange_run(job_t *job) {
+  rename_job *j = (rename_job *)job;
+  job->result = cf_exchange(j->from, j->to, &job->err);
+}
+
+/* subvolSnapshot(srcDir, srcName, dstDir, dstName, readOnly) */
+static bool subvol_snapshot_parse(napi_env env, napi_value *argv, job_t *job) {
+  ((rename_job *)job)->noreplace = arg_bool(env, argv[4]);
+  return exchange_parse(env, argv, job);
+}
+
+static void subvol_snapshot_run(job_t *job) {
+  rename_job *j = (rename_job *)job;
+  job->result = cf_subvol_snapshot(j->from, j->to, j->noreplace, &job->err);
 }
 
 static void rename_free(job_t *job) {
@@ -925,6 +969,60 @@ static void dedupe_free(job_t *job) {
   job_ats_free(&j->files);
 }
 
+/* ---- compareFiles(aDirs, aNames, bDirs, bNames, flags, async): each pair's contents ---- */
+
+typedef struct {
+  job_t job;
+  job_ats a, b;
+  int32_t *out; /* 0 the same, 1 different, -errno */
+  const char **syscalls;
+} compare_job;
+
+static bool compare_parse(napi_env env, napi_value *argv, job_t *job) {
+  compare_job *j = (compare_job *)job;
+  job_flags(job, (uint32_t)arg_number(env, argv[4]));
+  if (!arg_ats(env, argv[0], argv[1], job, &j->a) || !arg_ats(env, argv[2], argv[3], job, &j->b)) return false;
+  if (j->a.n != j->b.n) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_VALUE", "compareFiles: as many of a as of b");
+    return false;
+  }
+  return (j->out = job_calloc(env, j->a.n, sizeof(int32_t))) != NULL &&
+         (j->syscalls = job_calloc(env, j->a.n, sizeof(char *))) != NULL;
+}
+
+static void compare_run(job_t *job) {
+  compare_job *j = (compare_job *)job;
+  for (uint32_t i = 0; i < j->a.n; i++) {
+    cf_error err = {0};
+    j->out[i] = cf_compare_files(j->a.at[i], j->b.at[i], &err);
+    j->syscalls[i] = err.syscall;
+  }
+}
+
+/* { results: Int32Array (0 same, 1 different, -errno), syscalls: string[] where failed } */
+static napi_value compare_result(napi_env env, job_t *job) {
+  compare_job *j = (compare_job *)job;
+  int32_t *out;
+  napi_value obj, syscalls;
+  napi_create_object(env, &obj);
+  set_value(env, obj, "results", new_typed(env, napi_int32_array, j->a.n, sizeof(int32_t), (void **)&out));
+  napi_create_array_with_length(env, j->a.n, &syscalls);
+  for (uint32_t i = 0; i < j->a.n; i++) {
+    out[i] = j->out[i];
+    if (j->out[i] < 0 && j->syscalls[i] != NULL) napi_set_element(env, syscalls, i, new_string(env, j->syscalls[i], false));
+  }
+  set_value(env, obj, "syscalls", syscalls);
+  return obj;
+}
+
+static void compare_free(job_t *job) {
+  compare_job *j = (compare_job *)job;
+  free(j->out);
+  free((void *)j->syscalls);
+  job_ats_free(&j->a);
+  job_ats_free(&j->b);
+}
+
 /* ---- the exports: name, args struct, `async` argument (-1: synchronous only), functions ---- */
 
 const job_kind job_kinds[] = {
@@ -943,6 +1041,10 @@ const job_kind job_kinds[] = {
     {"makeDir", sizeof(entry_job), -1, make_dir_parse, make_dir_run, job_number_result, entry_free},
     {"rename", sizeof(rename_job), -1, rename_parse, rename_run, job_undefined_result, rename_free},
     {"remove", sizeof(entry_job), -1, entry_flag_parse, remove_run, job_undefined_result, entry_free},
+    {"exchange", sizeof(rename_job), -1, exchange_parse, exchange_run, job_undefined_result, rename_free},
+    {"subvolSnapshot", sizeof(rename_job), -1, subvol_snapshot_parse, subvol_snapshot_run, job_undefined_result, rename_free},
+    {"subvolDelete", sizeof(entry_job), -1, entry_parse, subvol_delete_run, job_undefined_result, entry_free},
+    {"compareFiles", sizeof(compare_job), 5, compare_parse, compare_run, compare_result, compare_free},
     {"ancestors", sizeof(ancestors_job), -1, ancestors_parse, ancestors_run, ancestors_result, ancestors_free},
     {"lock", sizeof(entry_job), -1, entry_flag_parse, lock_run, job_number_result, entry_free},
     {"unlock", sizeof(fds_job), -1, unlock_parse, unlock_run, job_undefined_result, fds_free},

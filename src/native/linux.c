@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/btrfs.h>
 #include <linux/fiemap.h>
 #include <linux/fs.h>
 #include <linux/limits.h>
@@ -29,11 +30,18 @@
 #ifndef RENAME_NOREPLACE
 #define RENAME_NOREPLACE (1 << 0)
 #endif
+#ifndef RENAME_EXCHANGE
+#define RENAME_EXCHANGE (1 << 1)
+#endif
 
 int px_rename_noreplace(int from_dir, const char *from, int to_dir, const char *to) {
   /* Through syscall(2): glibc has the wrapper only since 2.28, and Node's oldest targets
    * predate it. */
   return (int)syscall(SYS_renameat2, from_dir, from, to_dir, to, RENAME_NOREPLACE);
+}
+
+int px_rename_exchange(int from_dir, const char *from, int to_dir, const char *to) {
+  return (int)syscall(SYS_renameat2, from_dir, from, to_dir, to, RENAME_EXCHANGE);
 }
 
 /* ---- the destination: never seen half made ---- */
@@ -314,6 +322,99 @@ int px_copy_xattrs_at(const px_at *src, const px_at *dst, uint32_t flags, cf_err
   if (from.path == NULL) return fail(err, "listxattr", ENAMETOOLONG, 0);
   if (to.path == NULL) return fail(err, "setxattr", ENAMETOOLONG, 1);
   return copy_xattrs(&from, &to, flags, err);
+}
+
+static int by_name(const void *a, const void *b) {
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Names (sorted) and values of x's attributes hashed, the filesystem's private ones left out. */
+static int hash_xattrs(const xref *x, uint64_t *hash, cf_error *err) {
+  char stackbuf[4096], *names, *value = NULL;
+  const char **sorted = NULL;
+  *hash = 0;
+  ssize_t len = list_names(x, stackbuf, sizeof stackbuf, &names);
+  if (len < 0) return errno == ENOTSUP ? 0 : fail(err, "listxattr", errno, 0);
+  size_t n = 0, k = 0;
+  for (char *name = names; name < names + len; name += strlen(name) + 1) n++;
+  int rc = 0;
+  if (n > 0 && ((sorted = malloc(n * sizeof *sorted)) == NULL || (value = malloc(XATTR_SIZE_MAX)) == NULL))
+    rc = fail(err, "malloc", ENOMEM, 0);
+  for (char *name = names; rc == 0 && name < names + len; name += strlen(name) + 1) sorted[k++] = name;
+  if (rc == 0 && n > 1) qsort(sorted, n, sizeof *sorted, by_name);
+  uint64_t h = PX_HASH0;
+  for (size_t i = 0; rc == 0 && i < n; i++) {
+    if (is_private_name(sorted[i])) continue;
+    ssize_t vlen = x_get(x, sorted[i], value, XATTR_SIZE_MAX);
+    if (vlen < 0 && errno == ENODATA) continue; /* removed since the listing */
+    if (vlen < 0) rc = fail(err, "getxattr", errno, 0);
+    else h = px_hash(px_hash(px_hash(h, sorted[i], strlen(sorted[i]) + 1), &vlen, sizeof vlen), value, (size_t)vlen);
+  }
+  if (rc == 0 && h != PX_HASH0) *hash = h;
+  free(value);
+  free(sorted);
+  if (names != stackbuf) free(names);
+  return rc;
+}
+
+int px_xattr_hash_fd(int fd, uint64_t *hash, cf_error *err) {
+  xref x = {fd, NULL};
+  return hash_xattrs(&x, hash, err);
+}
+
+int px_xattr_hash_at(const px_at *at, uint64_t *hash, cf_error *err) {
+  char buf[NAME_MAX + 64];
+  xref x = {-1, entry_path(at, buf, sizeof buf)};
+  if (x.path == NULL) return fail(err, "listxattr", ENAMETOOLONG, 0);
+  return hash_xattrs(&x, hash, err);
+}
+
+/* ---- btrfs subvolumes ---- */
+
+int cf_subvol_snapshot(cf_at src, cf_at dst, int readonly, cf_error *err) {
+  cf_stat st;
+  int sfd = cf_open_dir(src, 0, &st, err);
+  if (sfd < 0) return sfd;
+  px_at d;
+  int rc = px_resolve(dst, 0, 1, &d, err);
+  if (rc == 0) {
+    struct btrfs_ioctl_vol_args_v2 args;
+    memset(&args, 0, sizeof args);
+    args.fd = sfd;
+    args.flags = readonly ? BTRFS_SUBVOL_RDONLY : 0;
+    size_t len = strlen(d.name);
+    if (len == 0 || len > BTRFS_SUBVOL_NAME_MAX || strchr(d.name, '/') != NULL) rc = fail(err, "ioctl_snap_create", EINVAL, 1);
+    else {
+      memcpy(args.name, d.name, len);
+      int dirfd = d.dir, opened = -1;
+      /* A plain path (CF_CWD): the ioctl goes to the directory that is to hold the snapshot. */
+      if (dirfd == AT_FDCWD) dirfd = opened = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      if (dirfd < 0 || ioctl(dirfd, BTRFS_IOC_SNAP_CREATE_V2, &args) != 0) rc = fail(err, "ioctl_snap_create", errno, 1);
+      if (opened >= 0) close(opened);
+    }
+    px_release(&d);
+  }
+  cf_close_dir(sfd);
+  return rc;
+}
+
+int cf_subvol_delete(cf_at at, cf_error *err) {
+  px_at d;
+  int rc = px_resolve(at, 0, 1, &d, err);
+  if (rc < 0) return rc;
+  struct btrfs_ioctl_vol_args_v2 args;
+  memset(&args, 0, sizeof args);
+  size_t len = strlen(d.name);
+  int dirfd = d.dir, opened = -1;
+  if (dirfd == AT_FDCWD) dirfd = opened = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (len == 0 || len > BTRFS_SUBVOL_NAME_MAX || strchr(d.name, '/') != NULL) rc = fail(err, "ioctl_snap_destroy", EINVAL, 1);
+  else {
+    memcpy(args.name, d.name, len);
+    if (dirfd < 0 || ioctl(dirfd, BTRFS_IOC_SNAP_DESTROY_V2, &args) != 0) rc = fail(err, "ioctl_snap_destroy", errno, 1);
+  }
+  if (opened >= 0) close(opened);
+  px_release(&d);
+  return rc;
 }
 
 /* ---- whole file ---- */

@@ -115,6 +115,12 @@ int px_rename_noreplace(int from_dir, const char *from, int to_dir, const char *
   return -1;
 }
 
+int px_rename_exchange(int from_dir, const char *from, int to_dir, const char *to) {
+  if (renameatx_np(from_dir, from, to_dir, to, RENAME_SWAP) == 0) return 0;
+  if (errno == ENOTSUP) errno = EINVAL;
+  return -1;
+}
+
 /* ACLs are not xattrs on macOS (listxattr(2) hides them): acl(3) is the only way to copy one.
  * Returns 1 when one was set, 0 when the source has none. */
 static int copy_acl(int sfd, int dfd, cf_error *err) {
@@ -194,6 +200,69 @@ int px_copy_xattrs_at(const px_at *src, const px_at *dst, uint32_t flags, cf_err
   if (dfd >= 0) close(dfd);
   close(sfd);
   return rc;
+}
+
+static int by_name(const void *a, const void *b) {
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* One attribute's name and value into the hash (sized first, as copy_xattr does). */
+static int hash_xattr(int fd, const char *name, uint64_t *h, cf_error *err) {
+  ssize_t size = fgetxattr(fd, name, NULL, 0, 0, 0);
+  if (size < 0) return errno == ENOATTR ? 0 : fail(err, "fgetxattr", errno, 0);
+  char *value = malloc(size > 0 ? (size_t)size : 1);
+  if (value == NULL) return fail(err, "malloc", ENOMEM, 0);
+  int rc = 0;
+  ssize_t got = fgetxattr(fd, name, value, (size_t)size, 0, 0);
+  if (got < 0) rc = errno == ENOATTR ? 0 : fail(err, "fgetxattr", errno, 0);
+  else *h = px_hash(px_hash(px_hash(*h, name, strlen(name) + 1), &got, sizeof got), value, (size_t)got);
+  free(value);
+  return rc;
+}
+
+int px_xattr_hash_fd(int fd, uint64_t *hash, cf_error *err) {
+  *hash = 0;
+  ssize_t len = flistxattr(fd, NULL, 0, 0);
+  if (len < 0) return errno == ENOTSUP ? 0 : fail(err, "flistxattr", errno, 0);
+  if (len == 0) return 0;
+  char *names = malloc((size_t)len);
+  const char **sorted = malloc((size_t)len * sizeof *sorted);
+  int rc = names == NULL || sorted == NULL ? fail(err, "malloc", ENOMEM, 0) : 0;
+  if (rc == 0 && (len = flistxattr(fd, names, (size_t)len, 0)) < 0) rc = fail(err, "flistxattr", errno, 0);
+  size_t n = 0;
+  for (char *name = names; rc == 0 && name < names + len; name += strlen(name) + 1) sorted[n++] = name;
+  if (n > 1) qsort(sorted, n, sizeof *sorted, by_name);
+  uint64_t h = PX_HASH0;
+  for (size_t i = 0; rc == 0 && i < n; i++) rc = hash_xattr(fd, sorted[i], &h, err);
+  if (rc == 0 && h != PX_HASH0) *hash = h;
+  free(sorted);
+  free(names);
+  return rc;
+}
+
+/* As px_copy_xattrs_at reaches an entry not opened: a symlink through O_SYMLINK, a FIFO
+ * O_NONBLOCK; a device is never opened (its driver would run), so it hashes as having none. */
+int px_xattr_hash_at(const px_at *at, uint64_t *hash, cf_error *err) {
+  struct stat st;
+  *hash = 0;
+  if (fstatat(at->dir, at->name, &st, AT_SYMLINK_NOFOLLOW) != 0) return fail(err, "fstatat", errno, 0);
+  if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) || S_ISSOCK(st.st_mode)) return 0;
+  int fd = openat(at->dir, at->name, O_RDONLY | O_NONBLOCK | O_CLOEXEC | (S_ISLNK(st.st_mode) ? O_SYMLINK : O_NOFOLLOW));
+  if (fd < 0) return fail(err, "openat", errno, 0);
+  int rc = px_xattr_hash_fd(fd, hash, err);
+  close(fd);
+  return rc;
+}
+
+/* btrfs subvolumes are Linux's. */
+int cf_subvol_snapshot(cf_at src, cf_at dst, int readonly, cf_error *err) {
+  (void)src, (void)dst, (void)readonly;
+  return fail(err, "ioctl_snap_create", ENOTSUP, 0);
+}
+
+int cf_subvol_delete(cf_at at, cf_error *err) {
+  (void)at;
+  return fail(err, "ioctl_snap_destroy", ENOTSUP, 0);
 }
 
 /* mknodat(2) and mkfifoat(2) came with macOS 13; the addon also runs on 11 and 12, so mknodat

@@ -149,6 +149,7 @@ typedef struct {
   int64_t mtime_sec, ctime_sec;
   uint32_t mtime_nsec, ctime_nsec;
   uint64_t blocks; /* st_blocks, in 512-byte units */
+  uint32_t uid, gid; /* owner (0 on Windows) */
 } cf_stat;
 
 /* One directory entry. */
@@ -158,6 +159,10 @@ typedef struct {
   cf_extent *ext;     /* CF_SCAN_EXTENTS, regular files: the extent map (malloc'd) */
   uint32_t ext_count;
   int32_t ext_err;    /* the errno that kept this file's extents from being read, or 0 */
+  uint64_t xattrs;    /* CF_SCAN_META: a hash of the entry's extended attributes (names and
+                         values, in name order; ACLs included), 0 where it has none */
+  uint64_t target;    /* CF_SCAN_META, symlinks: a hash of the link's target */
+  int32_t meta_err;   /* CF_SCAN_META: the errno that kept these from being read, or 0 */
 } cf_dirent;
 
 /* Opens the regular file `at` to read it (O_RDONLY|O_NOFOLLOW, and O_NOATIME where the kernel
@@ -180,6 +185,8 @@ int cf_dedupe_files(const cf_at *at, uint32_t n, uint64_t length, int32_t *statu
                                link itself); cf_open_dir follows too */
 #define CF_SCAN_EXTENTS 0x2 /* also map the extents of every regular file (ENOTSUP off Linux);
                                then only regular files need carry more than their type */
+#define CF_SCAN_META 0x8 /* also stat every entry (owner), and hash every entry's extended
+                            attributes and every symlink's target (xattrs, target, meta_err) */
 #define CF_SCAN_WRITABLE 0x4 /* cf_open_dir: give the directory u+rwx first if it lacks them and
                                 the process owns it (emptying a read-only tree to remove it) */
 
@@ -223,6 +230,25 @@ int cf_hard_link(cf_at existing, cf_at dst, const char *temp, uint32_t flags, cf
  * directory that rename(2) would replace when empty. Where the filesystem has no such rename
  * (EINVAL/ENOSYS), the error is returned as it is: the caller chooses what to do instead. */
 int cf_rename(cf_at from, cf_at to, int noreplace, cf_error *err);
+
+/* Exchanges the entries at a and b, which must both exist (renameat2 RENAME_EXCHANGE on Linux,
+ * renameatx_np RENAME_SWAP on macOS): each name holds at every instant either what it held or
+ * what the other held, never nothing. EINVAL where the filesystem has no such rename, ENOTSUP
+ * where the OS has none (Windows). */
+int cf_exchange(cf_at a, cf_at b, cf_error *err);
+
+/* btrfs: the subvolume at `src` snapshotted as the new subvolume `dst` (BTRFS_IOC_SNAP_CREATE_V2
+ * on dst's directory), read-only with `readonly`; ENOTSUP off Linux. */
+int cf_subvol_snapshot(cf_at src, cf_at dst, int readonly, cf_error *err);
+
+/* btrfs: deletes the subvolume at `at` (BTRFS_IOC_SNAP_DESTROY_V2 on its directory), a read-only
+ * one included; ENOTSUP off Linux. */
+int cf_subvol_delete(cf_at at, cf_error *err);
+
+/* Compares the contents of the regular files a and b (each opened as cf_read_sample opens one,
+ * read sequentially, stopping at the first difference): 0 the same bytes, 1 they differ, or a
+ * negative errno. ENOTSUP on Windows. */
+int cf_compare_files(cf_at a, cf_at b, cf_error *err);
 
 /* Removes the entry at `at`: unlinkat, with AT_REMOVEDIR when dir is set. */
 int cf_remove(cf_at at, int dir, cf_error *err);

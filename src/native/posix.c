@@ -183,7 +183,9 @@ void px_stat_into(cf_stat *out, const struct stat *st) {
                    .mtime_nsec = (uint32_t)PX_MTIM(st).tv_nsec,
                    .ctime_sec = PX_CTIM(st).tv_sec,
                    .ctime_nsec = (uint32_t)PX_CTIM(st).tv_nsec,
-                   .blocks = (uint64_t)st->st_blocks};
+                   .blocks = (uint64_t)st->st_blocks,
+                   .uid = (uint32_t)st->st_uid,
+                   .gid = (uint32_t)st->st_gid};
 }
 
 /* ---- metadata ---- */
@@ -409,7 +411,7 @@ static void extents_into(int dir, const char *name, int follow, cf_dirent *ent) 
 
 /* CF_SCAN_EXTENTS, with the type from the listing: only a regular file needs more, and it is
  * opened for FIEMAP anyway, so fstat on it spares a second path lookup per file. */
-static void measure_entry(int dir, const char *name, unsigned char type, cf_dirent *ent) {
+static void measure_entry(int dir, const char *name, unsigned char type, int how, cf_dirent *ent) {
   static const mode_t modes[] = {[DT_FIFO] = S_IFIFO, [DT_CHR] = S_IFCHR, [DT_DIR] = S_IFDIR,
                                  [DT_BLK] = S_IFBLK,  [DT_REG] = S_IFREG, [DT_LNK] = S_IFLNK,
                                  [DT_SOCK] = S_IFSOCK};
@@ -431,8 +433,21 @@ static void measure_entry(int dir, const char *name, unsigned char type, cf_dire
       ent->ext_err = e.errnum;
       ent->ext_count = 0;
     }
+    if ((how & CF_SCAN_META) && px_xattr_hash_fd(fd, &ent->xattrs, &e) < 0) ent->meta_err = e.errnum;
   }
   close(fd);
+}
+
+/* CF_SCAN_META of an entry not opened: its xattrs' hash and, for a symlink, its target's. */
+static void meta_into(int dir, const char *name, mode_t mode, cf_dirent *ent) {
+  cf_error e;
+  px_at at = {dir, name, 0};
+  if (px_xattr_hash_at(&at, &ent->xattrs, &e) < 0) ent->meta_err = e.errnum;
+  if (!S_ISLNK(mode)) return;
+  char buf[4096];
+  ssize_t n = readlinkat(dir, name, buf, sizeof buf);
+  if (n < 0) ent->meta_err = errno;
+  else ent->target = px_hash(PX_HASH0, buf, (size_t)n);
 }
 
 /* lstat (stat when following) of a listed entry: 0, 1 where it vanished since the listing, or
@@ -451,9 +466,10 @@ static int scan_one(int dir, const char *n, unsigned char type, int how, scan_t 
   cf_dirent *ent;
   /* The fast path trusts d_type; a symlink to be followed, or a filesystem that leaves d_type
    * unknown (readdir(3): DT_UNKNOWN), is stat'ed. */
-  if ((how & CF_SCAN_EXTENTS) && type != DT_UNKNOWN && !(follow && type == DT_LNK)) {
+  if ((how & CF_SCAN_EXTENTS) && type != DT_UNKNOWN && !(follow && type == DT_LNK) &&
+      (!(how & CF_SCAN_META) || type == DT_REG)) {
     if ((ent = scan_add(sc, n)) == NULL) return fail(err, "malloc", ENOMEM, 0);
-    measure_entry(dir, n, type, ent);
+    measure_entry(dir, n, type, how, ent);
     return 0;
   }
   struct stat st;
@@ -462,6 +478,7 @@ static int scan_one(int dir, const char *n, unsigned char type, int how, scan_t 
   if ((ent = scan_add(sc, n)) == NULL) return fail(err, "malloc", ENOMEM, 0);
   px_stat_into(&ent->st, &st);
   if ((how & CF_SCAN_EXTENTS) && S_ISREG(st.st_mode)) extents_into(dir, n, follow, ent);
+  if (how & CF_SCAN_META) meta_into(dir, n, st.st_mode, ent);
   return 0;
 }
 
@@ -642,6 +659,64 @@ int cf_hard_link(cf_at existing, cf_at dst, const char *temp, uint32_t flags, cf
 }
 
 /* ---- names ---- */
+
+int cf_exchange(cf_at a, cf_at b, cf_error *err) {
+  px_at x, y;
+  int rc = px_resolve(a, 0, 1, &x, err);
+  if (rc < 0) return rc;
+  if ((rc = px_resolve(b, 0, 1, &y, err)) == 0) {
+    rc = px_rename_exchange(x.dir, x.name, y.dir, y.name) == 0 ? 0 : fail(err, "rename", errno, 1);
+    px_release(&y);
+  }
+  px_release(&x);
+  return rc;
+}
+
+/* Reads up to n bytes at the file's current offset, looping on short reads: the count, 0 at EOF,
+ * or -1 with errno. */
+static ssize_t read_some(int fd, char *buf, size_t n) {
+  size_t got = 0;
+  while (got < n) {
+    ssize_t r = read(fd, buf + got, n - got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return -1;
+    if (r == 0) break;
+    got += (size_t)r;
+  }
+  return (ssize_t)got;
+}
+
+static int compare_fds(int fa, int fb, cf_error *err) {
+  enum { CHUNK = 1 << 20 };
+  char *a = malloc(CHUNK), *b = malloc(CHUNK);
+  int rc = a == NULL || b == NULL ? fail(err, "malloc", ENOMEM, 0) : 0;
+  while (rc == 0) {
+    ssize_t na = read_some(fa, a, CHUNK), nb = na < 0 ? 0 : read_some(fb, b, CHUNK);
+    if (na < 0 || nb < 0) rc = fail(err, "read", errno, 0);
+    else if (na != nb || memcmp(a, b, (size_t)na) != 0) rc = 1;
+    else if (na == 0) break;
+  }
+  free(a);
+  free(b);
+  return rc;
+}
+
+int cf_compare_files(cf_at a, cf_at b, cf_error *err) {
+  struct stat sa, sb;
+  int fa = px_open_read(a, &sa, err);
+  if (fa < 0) return fa;
+  int fb = px_open_read(b, &sb, err), rc = fb;
+  if (fb >= 0) {
+#ifdef POSIX_FADV_SEQUENTIAL
+    posix_fadvise(fa, 0, 0, POSIX_FADV_SEQUENTIAL);
+    posix_fadvise(fb, 0, 0, POSIX_FADV_SEQUENTIAL);
+#endif
+    rc = sa.st_size != sb.st_size ? 1 : compare_fds(fa, fb, err);
+    close(fb);
+  }
+  close(fa);
+  return rc;
+}
 
 int cf_rename(cf_at from, cf_at to, int noreplace, cf_error *err) {
   px_at f, t;

@@ -66,6 +66,14 @@ int px_open_read(cf_at at, struct stat *st, cf_error *err);
 /* cf_stat from a struct stat. */
 void px_stat_into(cf_stat *out, const struct stat *st);
 
+/* FNV-1a, 64 bits: the hashes of CF_SCAN_META (xattrs, symlink targets). Start with PX_HASH0. */
+#define PX_HASH0 0xcbf29ce484222325ull
+static inline uint64_t px_hash(uint64_t h, const void *data, size_t n) {
+  const unsigned char *p = (const unsigned char *)data;
+  for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ull;
+  return h;
+}
+
 /* ---- defined by each platform file ---- */
 
 /* The extent map of an open file (FIEMAP); ENOTSUP where the OS has none. On failure *out is
@@ -75,6 +83,15 @@ int px_extents_fd(int fd, cf_extent **out, uint32_t *count, cf_error *err);
 /* A rename that fails with EEXIST rather than replace `to`: 0, or -1 with errno set (EINVAL or
  * ENOSYS where the filesystem or kernel has none). */
 int px_rename_noreplace(int from_dir, const char *from, int to_dir, const char *to);
+
+/* renameat2(RENAME_EXCHANGE) / renameatx_np(RENAME_SWAP): 0, or -1 with errno. */
+int px_rename_exchange(int from_dir, const char *from, int to_dir, const char *to);
+
+/* A hash of the extended attributes (names and values, in name order) of an open file, or of
+ * an entry not opened (never following a final symlink): 0 where it has none; 0 or a negative
+ * errno. */
+int px_xattr_hash_fd(int fd, uint64_t *hash, cf_error *err);
+int px_xattr_hash_at(const px_at *at, uint64_t *hash, cf_error *err);
 
 /* Copies the extended attributes (and, with CF_ACL, the ACLs) of an open file to another, or
  * of a non-opened entry (symlink, FIFO, device: never following a final symlink) to another,

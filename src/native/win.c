@@ -1282,6 +1282,29 @@ int cf_hard_link(cf_at existing, cf_at dst, const char *temp, uint32_t flags, cf
 
 /* Without MOVEFILE_REPLACE_EXISTING any existing `to` is ERROR_ALREADY_EXISTS (EEXIST). With it,
  * unlike rename(2), MoveFileExW still never replaces a directory, even an empty one. */
+/* Windows has no atomic exchange of two names (ReplaceFileW is for files, and not atomic as a
+ * whole), no btrfs, and the diff's byte compare is not written for it: snapshots there are
+ * made, listed and removed, not diffed or restored. */
+int cf_exchange(cf_at a, cf_at b, cf_error *err) {
+  (void)a, (void)b;
+  return fail(err, "rename", ENOTSUP, 1);
+}
+
+int cf_subvol_snapshot(cf_at src, cf_at dst, int readonly, cf_error *err) {
+  (void)src, (void)dst, (void)readonly;
+  return fail(err, "ioctl_snap_create", ENOTSUP, 0);
+}
+
+int cf_subvol_delete(cf_at at, cf_error *err) {
+  (void)at;
+  return fail(err, "ioctl_snap_destroy", ENOTSUP, 0);
+}
+
+int cf_compare_files(cf_at a, cf_at b, cf_error *err) {
+  (void)a, (void)b;
+  return fail(err, "read", ENOTSUP, 0);
+}
+
 int cf_rename(cf_at from, cf_at to, int noreplace, cf_error *err) {
   wchar_t *from_w, *to_w;
   if (at_path(from, 0, 0, &from_w, err) < 0) return -err->errnum;

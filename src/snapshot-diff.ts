@@ -1,0 +1,172 @@
+// diffSnapshots(): what changed between two trees (two snapshots, or a snapshot and the live
+// directory), by path. Both trees are listed with the walker (every entry's stat, extent map,
+// xattr hash and symlink target hash in the same trip: Scan.Extents | Scan.Meta). Two regular
+// files of one size whose extent maps are the same physical blocks hold the same bytes: the
+// filesystem says so, and nothing is read. Only where it cannot say (inline, encoded, delalloc
+// extents; blocks that differ) are the two files read and compared, in the addon.
+import * as fs from 'node:fs'
+import { CWD, RAW, Scan, requireNative, type Binding, type DirsScan } from './binding.js'
+import { gidAt, modeAt, sizeAt, statAt, typeOf, uidAt } from './entries.js'
+import { fromNative } from './errors.js'
+import { EXTENT_STRIDE, sameBlocks } from './extents.js'
+import { resolveOptions, toPath, type OptionTable, type Spec } from './args.js'
+import { bytes, joinRaw, shown, toRaw } from './raw.js'
+import { checkName, findSnapshot, storeOf } from './snapshot-store.js'
+import type { Change, EntryType, PathLike, StoreOptions } from './types.js'
+import { Walker, joinNames, listAsync, newDir, type Listing, type WalkDir } from './walk.js'
+
+/** What the diff knows of one entry. */
+interface Entry {
+  type: EntryType
+  /** permission bits, uid, gid, mtime (s, ns), xattr hash, symlink target hash */
+  meta: string
+  size: number
+  /** regular files: their extents, or undefined where they could not be mapped */
+  extents: Float64Array | undefined
+  mtime: string
+}
+
+type Tree = Map<string, Entry>
+
+const storeSpec: Spec<PathLike | undefined> = { default: undefined, check: (name, v) => toPath(name, v) }
+const table: OptionTable<{ store: PathLike | undefined }> = { store: storeSpec }
+
+/** How many pairs of files go to the addon in one trip, and how many trips at once. */
+const COMPARE_BATCH = 32
+const COMPARE_PARALLEL = 2
+
+/**
+ * The changes from snapshot `from` to snapshot `to` (omitted: to the live directory), one per
+ * path, in path order.
+ */
+export async function diffSnapshots(dir: PathLike, from: string, to?: string, options?: StoreOptions): Promise<Change[]> {
+  const o = resolveOptions('options', options, table)
+  const binding = requireNative('diffSnapshots')
+  const ref = storeOf(dir, o.store)
+  const a = findSnapshot(ref, checkName(from, 'from'))
+  const b = to === undefined ? ref.source : findSnapshot(ref, checkName(to, 'to')).path
+  return diffTrees(binding, a.path, b)
+}
+
+/** The changes from the tree at path `a` to the tree at path `b`. */
+export async function diffTrees(binding: Binding, a: string, b: string): Promise<Change[]> {
+  const [ra, rb] = [toRaw(a), toRaw(b)]
+  const roots = [binding.openDir(CWD, a, 0).fd]
+  try {
+    roots.push(binding.openDir(CWD, b, 0).fd)
+    const [ta, tb] = await Promise.all([listTree(binding, ra), listTree(binding, rb)])
+    return await compareTrees(binding, roots as [number, number], ta, tb)
+  } catch (e) {
+    throw fromNative(e, a, b)
+  } finally {
+    binding.closeDirs(Int32Array.from(roots))
+  }
+}
+
+/** Every entry of the tree at the byte-string path `root`, by its path below it ('' the root). */
+async function listTree(binding: Binding, root: string): Promise<Tree> {
+  const tree: Tree = new Map()
+  const st = fs.lstatSync(bytes(root), { bigint: true })
+  tree.set('', {
+    type: 'directory', size: 0, extents: undefined, mtime: String(st.mtimeNs),
+    // The root's own xattrs are not listed (it is no entry of a listing).
+    meta: `${Number(st.mode) & 0o7777}:${st.uid}:${st.gid}`,
+  })
+  const walker = new Walker<WalkDir>(binding, { how: RAW | Scan.Extents | Scan.Meta | Scan.Names }, (parent, name, rel) => newDir(parent, name, rel, {}))
+  walker.start({ dir: CWD, name: root })
+  await listAsync(walker, ({ dir, errno, syscall, listing }) => {
+    if (errno !== 0) throw fromNative({ errno, syscall }, shown(joinRaw(root, dir.rel)))
+    addListing(tree, walker, dir, listing, root)
+  })
+  return tree
+}
+
+function addListing(tree: Tree, walker: Walker<WalkDir>, dir: WalkDir, { out, first, count, firstExtent }: Listing, root: string): void {
+  let extent = firstExtent
+  for (let i = first; i < first + count; i++) {
+    const name = out.names[i] as string
+    const rel = dir.rel === '' ? name : `${dir.rel}/${name}`
+    const n = out.counts?.[i] ?? 0
+    const entry = entryOf(out, i, extent, n)
+    extent += n
+    const metaErr = out.meta?.[i * 5 + 4] ?? 0
+    if (metaErr !== 0) throw fromNative({ errno: metaErr, syscall: 'listxattr' }, shown(joinRaw(root, rel)))
+    tree.set(rel, entry)
+    if (entry.type === 'directory') walker.child(dir, name)
+  }
+}
+
+function entryOf(out: DirsScan, i: number, extent: number, n: number): Entry {
+  const mode = modeAt(out.stats, i)
+  const type = typeOf(mode)
+  const s = statAt(out.stats, i)
+  const m = out.meta as Uint32Array
+  const mtime = `${s.mtimeSec}:${s.mtimeNsec}`
+  const meta = `${mode & 0o7777}:${uidAt(out.stats, i)}:${gidAt(out.stats, i)}:${m[i * 5]}:${m[i * 5 + 1]}:${m[i * 5 + 2]}:${m[i * 5 + 3]}`
+  const mapped = type === 'file' && (out.errnos?.[i] ?? 1) === 0
+  const extents = mapped ? (out.extents as Float64Array).subarray(extent * EXTENT_STRIDE, (extent + n) * EXTENT_STRIDE) : undefined
+  return { type, meta, size: type === 'file' ? sizeAt(out.stats, i) : 0, extents, mtime }
+}
+
+/** Path order: the paths as people see them, compared as JavaScript strings. */
+const byPath = (x: Change, y: Change): number => (x.path < y.path ? -1 : x.path > y.path ? 1 : 0)
+
+async function compareTrees(binding: Binding, roots: [number, number], a: Tree, b: Tree): Promise<Change[]> {
+  const changes = new Map<string, Change['kind']>()
+  /** directories with a direct child added, removed or changed in type: their mtime moved for it */
+  const reshaped = new Set<string>()
+  const parentOf = (rel: string): string => rel.slice(0, Math.max(0, rel.lastIndexOf('/')))
+  const toRead: string[] = []
+  const metaOnly = new Set<string>()
+  for (const [rel, x] of a) {
+    const y = b.get(rel)
+    if (y === undefined || y.type !== x.type) {
+      changes.set(rel, y === undefined ? 'removed' : 'type')
+      if (rel !== '') reshaped.add(parentOf(rel))
+      continue
+    }
+    const metaDiffers = x.meta !== y.meta || (x.type !== 'directory' && x.mtime !== y.mtime)
+    if (x.type === 'file' && x.size !== y.size) changes.set(rel, 'modified')
+    else if (x.type === 'file' && (x.extents === undefined || y.extents === undefined || !sameBlocks(x.extents, y.extents))) {
+      toRead.push(rel)
+      if (metaDiffers) metaOnly.add(rel)
+    } else if (metaDiffers) changes.set(rel, 'metadata')
+  }
+  for (const rel of b.keys()) {
+    if (a.has(rel)) continue
+    changes.set(rel, 'added')
+    reshaped.add(parentOf(rel))
+  }
+  // A directory's mtime moves when an entry is added or removed in it: said by those entries.
+  for (const [rel, x] of a) {
+    const y = b.get(rel)
+    if (x.type === 'directory' && y?.type === 'directory' && x.mtime !== y.mtime && !changes.has(rel) && !reshaped.has(rel)) changes.set(rel, 'metadata')
+  }
+  const differ = await readAndCompare(binding, roots, toRead)
+  toRead.forEach((rel, k) => {
+    if (differ[k] === true) changes.set(rel, 'modified')
+    else if (metaOnly.has(rel)) changes.set(rel, 'metadata')
+  })
+  return [...changes].map(([rel, kind]) => ({ path: rel === '' ? '.' : shown(rel), kind })).sort(byPath)
+}
+
+/** Whether each pair of files (the same path below both roots) differs, read in the addon. */
+async function readAndCompare(binding: Binding, roots: [number, number], rels: string[]): Promise<boolean[]> {
+  const differ: boolean[] = new Array<boolean>(rels.length)
+  let next = 0
+  const lane = async (): Promise<void> => {
+    while (next < rels.length) {
+      const start = next
+      const batch = rels.slice(start, (next += COMPARE_BATCH))
+      const [da, db] = [new Int32Array(batch.length).fill(roots[0]), new Int32Array(batch.length).fill(roots[1])]
+      const names = joinNames(batch)
+      const { results, syscalls } = await binding.compareFiles(da, names, db, names, RAW, true)
+      results.forEach((r, k) => {
+        if (r < 0) throw fromNative({ errno: -r, syscall: syscalls[k] ?? 'read' }, shown(batch[k] as string))
+        differ[start + k] = r === 1
+      })
+    }
+  }
+  await Promise.all(Array.from({ length: COMPARE_PARALLEL }, lane))
+  return differ
+}
