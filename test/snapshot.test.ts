@@ -247,23 +247,40 @@ function resident(files: string[]): number[] {
 
 const INDEX_JS = libUrl
 
-/** A child node process running one snapshot call, for kill -9. */
-function child(code: string, args: string[]): { exited: Promise<number | null>; kill: () => void } {
-  const c = spawn(process.execPath, ['--input-type=module', '-e', `import * as lib from ${JSON.stringify(INDEX_JS)}\n${code}`, ...args], { stdio: ['ignore', 'ignore', 'pipe'] })
+/**
+ * A child node process running one snapshot call, for kill -9. `started` resolves when the
+ * package is loaded and the call is about to be made, so that kills land in the call, not in
+ * Node's start.
+ */
+function child(code: string, args: string[]): { started: Promise<void>; exited: Promise<number | null>; kill: () => void } {
+  const script = `import * as lib from ${JSON.stringify(INDEX_JS)}\nprocess.stdout.write('go\\n')\n${code}`
+  const c = spawn(process.execPath, ['--input-type=module', '-e', script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
   let stderr = ''
   c.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
+  const started = new Promise<void>((resolve) => c.stdout.once('data', () => resolve()))
   const exited = new Promise<number | null>((resolve) => c.on('exit', (status) => {
     if (status !== 0 && status !== null) process.stderr.write(`child failed: ${stderr}\n`)
     resolve(status)
   }))
-  return { exited, kill: () => c.kill('SIGKILL') }
+  return { started: Promise.race([started, exited.then(() => undefined)]), exited, kill: () => c.kill('SIGKILL') }
 }
 
+/** Milliseconds the call itself takes in a child (from `started` to its exit). */
 async function timedChild(code: string, args: string[]): Promise<number> {
-  const start = Date.now()
   const c = child(code, args)
+  await c.started
+  const start = Date.now()
   assert.equal(await c.exited, 0, 'the calibration run succeeds')
   return Date.now() - start
+}
+
+/** Runs the call in a child and kills it (SIGKILL) at a random moment of it. */
+async function killMidway(code: string, args: string[], full: number): Promise<void> {
+  const c = child(code, args)
+  await c.started
+  await sleep(Math.random() * full * 1.2)
+  c.kill()
+  await c.exited
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
@@ -658,17 +675,14 @@ describe('snapshot: kill -9', () => {
       const full = await timedChild(code, [p.dir, current === 'one' ? 'two' : 'one', 'keep'])
       current = stateOf()
       let changedUnderKill = 0
-      for (let i = 0; i < 12; i++) {
+      for (let i = 0; i < 16; i++) {
         const target = current === 'one' ? 'two' : 'one'
-        const c = child(code, [p.dir, target, i % 2 === 0 ? 'keep' : 'no'])
-        await sleep(Math.random() * full * 1.1)
-        c.kill()
-        await c.exited
+        await killMidway(code, [p.dir, target, i % 2 === 0 ? 'keep' : 'no'], full)
         const now = stateOf()
         if (now !== current) changedUnderKill++
         current = now
       }
-      t.diagnostic(`full restore ${full} ms; ${changedUnderKill} of 12 killed runs had swapped dir in`)
+      t.diagnostic(`full restore ${full} ms; ${changedUnderKill} of 16 killed runs had swapped dir in`)
       // The next run finishes the job and clears every leftover: beside dir and in the store.
       const r = await restoreSnapshot(p.dir, current === 'one' ? 'two' : 'one', { keepCurrent: false })
       assert.equal(stateOf(), r.restored.name)
@@ -686,15 +700,13 @@ describe('snapshot: kill -9', () => {
       buildWideTree(p.dir, 30, 100, 700)
       await snapshot(p.dir, { name: 'first' })
       const h = hashTree(p.dir)
+      const entries = readTree(p.dir)
       const code = `await lib.snapshot(process.argv[1], { name: process.argv[2] })`
       const full = await timedChild(code, [p.dir, 'calibrate'])
       const whole = new Set<string>()
       for (let i = 0; i < 10; i++) {
-        const c = child(code, [p.dir, `k${i}`])
-        await sleep(Math.random() * full * 1.1)
-        c.kill()
-        await c.exited
-        assert.equal(hashTree(p.dir), h, 'dir as it was')
+        await killMidway(code, [p.dir, `k${i}`], full)
+        assert.deepEqual(compareSnapshots(entries, readTree(p.dir), { ignore: ['atimeNs'] }), [], 'dir as it was')
         for (const s of await listSnapshots(p.dir)) {
           if (whole.has(s.name)) continue
           assert.equal(hashTree(s.path), h, `${s.name} is listed, so whole`)
