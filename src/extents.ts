@@ -142,15 +142,17 @@ export const ADDRESS_UNRELIABLE = FIEMAP_EXTENT_UNKNOWN | FIEMAP_EXTENT_DELALLOC
 
 /**
  * Whether two files of one filesystem and of one size hold the same bytes by their extent maps
- * alone: every extent at the same offset in the same physical blocks (holes in the same
- * places), none of them one whose address says nothing. False means "not known", not
- * "different": the bytes must then be compared.
+ * alone (extents [aFirst, aFirst + aCount) of `a`, and so of `b`): every extent at the same
+ * offset in the same physical blocks (holes in the same places), none of them one whose address
+ * says nothing. False means "not known", not "different": the bytes must then be compared.
  */
-export function sameBlocks(a: Float64Array, b: Float64Array): boolean {
-  if (a.length !== b.length) return false
-  for (let i = 0; i < a.length; i += EXTENT_STRIDE) {
-    if (a[i] !== b[i] || a[i + 1] !== b[i + 1] || a[i + 2] !== b[i + 2]) return false
-    if ((((a[i + 3] as number) | (b[i + 3] as number)) & ADDRESS_UNRELIABLE) !== 0) return false
+export function sameBlocks(a: Float64Array, aFirst: number, b: Float64Array, bFirst: number, aCount: number, bCount: number): boolean {
+  if (aCount !== bCount) return false
+  for (let k = 0; k < aCount; k++) {
+    const i = (aFirst + k) * EXTENT_STRIDE
+    const j = (bFirst + k) * EXTENT_STRIDE
+    if (a[i] !== b[j] || a[i + 1] !== b[j + 1] || a[i + 2] !== b[j + 2]) return false
+    if ((((a[i + 3] as number) | (b[j + 3] as number)) & ADDRESS_UNRELIABLE) !== 0) return false
   }
   return true
 }

@@ -14,7 +14,7 @@ import { fromNative, fsError } from './errors.js'
 import { boolean, resolveOptions, toPath, type OptionTable, type Spec } from './args.js'
 import { shown, toRaw } from './raw.js'
 import { removeDeadTemps } from './leftovers.js'
-import { findSnapshot, onLock, removeTree, storeOf, timeName, withStore, writeRecord, type StoreRef } from './snapshot-store.js'
+import { besideDir, findSnapshot, onLock, removeTree, storeOf, timeName, withStore, writeRecord, type StoreRef } from './snapshot-store.js'
 import { cloneTree } from './tree.js'
 import { LOCK_SUFFIX, isTempFor, tempNameRaw } from './temp.js'
 import type { PathLike, RestoreOptions, RestoreResult, Snapshot } from './types.js'
@@ -161,9 +161,9 @@ function moveKept(binding: Binding, parentFd: number, ref: StoreRef, j: Journal,
     return join(ref.store, name)
   } catch (e) {
     if ((e as { errno?: number }).errno !== 18 /* EXDEV */) throw fromNative(e, join(j.parent, j.temp), join(ref.store, name))
-    const beside = `.${j.base}.${name}`
-    binding.rename(parentFd, j.temp, parentFd, beside, true)
-    return join(j.parent, beside)
+    const beside = besideDir(join(j.parent, j.base), name)
+    binding.rename(parentFd, j.temp, parentFd, basename(beside), true)
+    return beside
   } finally {
     binding.closeDirs(Int32Array.of(storeFd))
   }

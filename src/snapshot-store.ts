@@ -9,7 +9,7 @@
 // finds there belongs to a dead run.
 import * as fs from 'node:fs'
 import { constants } from 'node:os'
-import { basename, dirname, join, resolve } from 'node:path'
+import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path'
 import { CWD, type Binding } from './binding.js'
 import { fromNative, fsError, invalidArgType, invalidArgValue } from './errors.js'
 import { toPath } from './args.js'
@@ -46,7 +46,14 @@ export function storeOf(dir: PathLike, store: PathLike | undefined): StoreRef {
   const st = fs.lstatSync(source, { throwIfNoEntry: false })
   if (st === undefined) throw fsError('ENOENT', 'snapshot', { path: source })
   if (!st.isDirectory()) throw fsError('ENOTDIR', 'snapshot', { path: source, detail: st.isSymbolicLink() ? 'is a symlink, not a directory (snapshots never follow one: name the directory itself)' : 'not a directory' })
-  if (store !== undefined) return { source, store: resolve(toPath('store', store).toString()), given: true }
+  if (store !== undefined) {
+    const at = resolve(toPath('store', store).toString())
+    const rel = relative(source, at)
+    if (rel === '' || (!rel.startsWith('..') && !isAbsolute(rel))) {
+      throw fsError('EINVAL', 'snapshot', { path: source, dest: at, detail: 'the store cannot be inside the directory it keeps snapshots of (each snapshot would hold the ones before it)' })
+    }
+    return { source, store: at, given: true }
+  }
   return { source, store: join(dirname(source), `.${basename(source)}.snapshots`), given: false }
 }
 
@@ -82,6 +89,11 @@ function readRecord(store: string, name: string): SnapshotRecord | undefined {
   }
 }
 
+/** Where restore keeps a replaced state when the store is on another subvolume than dir's
+ * parent: beside dir. A record may name no other place (a planted record must not make
+ * delete or prune remove a tree elsewhere). */
+export const besideDir = (source: string, name: string): string => join(dirname(source), `.${basename(source)}.${name}`)
+
 function toSnapshot(store: string, name: string, r: SnapshotRecord): Snapshot {
   return { name, path: r.path ?? join(store, name), source: r.source, method: r.method, created: new Date(r.created), readOnly: r.readOnly }
 }
@@ -104,8 +116,8 @@ export function removeRecord(store: string, name: string): void {
   fs.rmSync(join(store, recordName(name)), { force: true })
 }
 
-/** Every snapshot in the store (a record and its tree), oldest first. */
-export function readStore(store: string): Snapshot[] {
+/** Every snapshot in the store (a record and its tree) of `source`'s, oldest first. */
+export function readStore(store: string, source: string): Snapshot[] {
   let names: string[]
   try {
     names = fs.readdirSync(store)
@@ -122,6 +134,7 @@ export function readStore(store: string): Snapshot[] {
     const r = readRecord(store, name)
     if (r === undefined) continue
     const s = toSnapshot(store, name, r)
+    if (r.path !== undefined && (!name.startsWith('before-restore-') || r.source !== source || r.path !== besideDir(source, name))) continue
     if (r.path === undefined ? !present.has(name) : fs.lstatSync(r.path, { throwIfNoEntry: false }) === undefined) continue
     out.push(s)
   }
@@ -131,7 +144,7 @@ export function readStore(store: string): Snapshot[] {
 /** The snapshot `name`, or ENOENT naming it and the store. */
 export function findSnapshot(ref: StoreRef, name: string): Snapshot {
   checkName(name)
-  const s = readStore(ref.store).find((x) => x.name === name)
+  const s = readStore(ref.store, ref.source).find((x) => x.name === name)
   if (s === undefined) throw fsError('ENOENT', 'snapshot', { path: join(ref.store, name), detail: `no snapshot '${name}' of ${ref.source} in the store ${ref.store}` })
   return s
 }

@@ -113,10 +113,12 @@ async function makeTree(binding: Binding, locked: LockedStore, ref: StoreRef, sn
   await cloneTree(ref.source, snap.path, { signal: o.signal, onProgress: o.onProgress === undefined ? undefined : (p) => o.onProgress?.({ files: p.files, bytes: p.bytes }) })
 }
 
+const storeAndSource = (ref: StoreRef): [string, string] => [ref.store, ref.source]
+
 /** The snapshots of `dir`, oldest first. */
 export async function listSnapshots(dir: PathLike, options?: StoreOptions): Promise<Snapshot[]> {
   const o = resolveOptions('options', options, storeTable)
-  return readStore(storeOf(dir, o.store).store)
+  return readStore(...storeAndSource(storeOf(dir, o.store)))
 }
 
 /** Removes the snapshot `name` of `dir`; the others and `dir` are not touched. */
@@ -192,11 +194,11 @@ export async function pruneSnapshots(dir: PathLike, policy: PrunePolicy, options
     throw invalidArgValue('policy', policy, 'needs at least one keep rule (keepLast, keepHourly, keepDaily, keepWeekly, keepMonthly) above 0: without one every snapshot would go')
   }
   const ref = storeOf(dir, o.store)
-  const planned = planPrune(readStore(ref.store), p)
+  const planned = planPrune(readStore(ref.store, ref.source), p)
   if (p.dryRun || planned.removed.length === 0) return planned
   const binding = requireNative('pruneSnapshots')
   return withStore(binding, ref, false, async (locked) => {
-    const plan = planPrune(readStore(ref.store), p)
+    const plan = planPrune(readStore(ref.store, ref.source), p)
     for (const s of plan.removed) removeSnapshot(binding, locked, ref, s)
     return plan
   })

@@ -28,6 +28,7 @@
 #define CLONE_NOFOLLOW 0x0001
 #define CLONE_ACL 0x0004
 #define RENAME_EXCL 0x00000004
+#define RENAME_SWAP 0x00000002
 
 /* ---- injections and the call log: seam.c ---- */
 
@@ -140,8 +141,9 @@ int seam_linkat(int fd1, const char *n1, int fd2, const char *n2, int how) {
 int renameatx_np(int fromfd, const char *from, int tofd, const char *to, unsigned int flags) {
   if (enter("renameatx_np", flags) < 0) return -1;
   if (flags_at(fromfd, from) & LOCKED) return errno = EPERM, -1;
-  if (flags & ~(unsigned)RENAME_EXCL) return errno = EINVAL, -1; /* the fake knows no other */
-  return renameat2(fromfd, from, tofd, to, (flags & RENAME_EXCL) ? RENAME_NOREPLACE : 0);
+  if (flags & ~(unsigned)(RENAME_EXCL | RENAME_SWAP) || flags == (RENAME_EXCL | RENAME_SWAP)) return errno = EINVAL, -1;
+  /* RENAME_SWAP: both must exist (ENOENT otherwise), exchanged atomically, as RENAME_EXCHANGE. */
+  return renameat2(fromfd, from, tofd, to, (flags & RENAME_EXCL) ? RENAME_NOREPLACE : (flags & RENAME_SWAP) ? RENAME_EXCHANGE : 0);
 }
 
 /* ---- clonefile(2), as xnu's clonefile_internal() does it ---- */

@@ -140,6 +140,21 @@ int main(void) {
             S_ISLNK(b.st_mode) && a.st_ino == b.st_ino,
         "#8 linkat(..., 0): the symlink is linked, not its target");
 
+  /* Snapshot restore: cf_exchange is renameatx_np(RENAME_SWAP), and a filesystem without it
+   * (ENOTSUP) is EINVAL, as Linux's renameat2 says it, so the caller refuses with nothing
+   * changed. */
+  seam_reset();
+  put("swap-a", "state A");
+  if (mkdirat(dir, "swap-b", 0755) != 0) return 2;
+  rc = cf_exchange((cf_at){dir, "swap-a"}, (cf_at){dir, "swap-b"}, &err);
+  check(rc == 0 && holds("swap-b", "state A") && fstatat(dir, "swap-a", &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode) &&
+            seam_count("renameatx_np") == 1,
+        "snapshots: cf_exchange swaps the two names with one renameatx_np(RENAME_SWAP)");
+  seam_reset();
+  seam_inject("renameatx_np", ENOTSUP, 0);
+  rc = cf_exchange((cf_at){dir, "swap-a"}, (cf_at){dir, "swap-b"}, &err);
+  check(rc == -EINVAL && holds("swap-b", "state A"), "snapshots: no RENAME_SWAP on this filesystem is EINVAL, nothing moved");
+
   char cmd[128];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
   if (system(cmd) != 0) return 2;
