@@ -10,6 +10,7 @@ import { mount, useImageSize } from '../test/helpers/mounts.js'
 import { benchDu } from './du.js'
 import { benchDedupe } from './dedupe.js'
 import { benchSingle } from './single.js'
+import { benchSnapshot } from './snapshot.js'
 import { benchTree } from './tree.js'
 import type { BenchContext } from './stats.js'
 import { fmtBytes, fmtMs, loadavg } from './stats.js'
@@ -68,6 +69,7 @@ async function main(): Promise<void> {
   await section('tree', () => benchTree(ctx))
   await section('du', () => benchDu())
   await section('dedupe', () => benchDedupe(ctx))
+  await section('snapshot', () => benchSnapshot(ctx))
   const report = [
     '# clonefile benchmarks',
     '',
