@@ -11,7 +11,7 @@ import { performance } from 'node:perf_hooks'
 import { cloneTree, deleteSnapshot, diffSnapshots, snapshot } from '../src/index.js'
 import { genTree } from './gen-tree.js'
 import type { BenchContext } from './stats.js'
-import { fmtBytes, fmtMs, fmtRatio, loadavg, max, median, min, rotate, sync, table, verdict } from './stats.js'
+import { fmtBytes, fmtMs, fmtRatio, loadavg, max, median, min, rotate, table, verdict } from './stats.js'
 
 const MiB = 1024 * 1024
 const SEED = 20_000
@@ -27,9 +27,14 @@ function shAnyStatus(tool: string, args: string[]): string {
   return r.stdout
 }
 
-function dropCaches(): void {
-  sync()
-  fs.writeFileSync('/proc/sys/vm/drop_caches', '3')
+/** syncfs of one filesystem: a global sync waits for what the other users of the machine write. */
+const syncFs = (dir: string) => () => void sh('sync', ['-f', dir])
+
+function dropCaches(dir: string): () => void {
+  return () => {
+    syncFs(dir)()
+    fs.writeFileSync('/proc/sys/vm/drop_caches', '3')
+  }
 }
 
 async function ms(fn: () => unknown): Promise<number> {
@@ -46,7 +51,7 @@ interface Row {
 const range = (xs: number[]) => `${fmtMs(min(xs))}–${fmtMs(max(xs))}`
 
 /** Rounds of every contender in turn (rotated), `before` untimed ahead of each, `after` after. */
-async function rounds(ctx: BenchContext, what: string, n: number, contenders: Array<{ label: string; run: () => unknown; after?: () => unknown }>, before: () => void = sync): Promise<Row[]> {
+async function rounds(ctx: BenchContext, what: string, n: number, contenders: Array<{ label: string; run: () => unknown; after?: () => unknown }>, before: () => void): Promise<Row[]> {
   const rows = contenders.map((c) => ({ label: c.label, ms: [] as number[] }))
   for (let r = 0; r < n; r++) {
     ctx.log(`  snapshot ${what}: round ${r + 1}/${n}`)
@@ -70,9 +75,11 @@ async function subvolumeCreate(ctx: BenchContext, files: number, n: number): Pro
   const store = join(base, '.work.snapshots')
   // Loads the addon and answers the probe of this filesystem, as any process does once.
   await deleteSnapshot(dir, (await snapshot(dir, { name: 'warm-up' })).name)
+  // What a deleted snapshot leaves to the cleaner is done before the next contender: a
+  // transaction commit wakes it (else `subvolume sync` waits for the 30 s commit interval).
   const settle = () => {
+    sh('btrfs', ['filesystem', 'sync', ctx.mounts.btrfs.dir])
     sh('btrfs', ['subvolume', 'sync', ctx.mounts.btrfs.dir])
-    sync()
   }
   let seq = 0
   const [api, btrfs] = await rounds(ctx, `create ${files} files`, n, [
@@ -104,13 +111,13 @@ async function cloneCreate(ctx: BenchContext, n: number): Promise<Row[]> {
   const base = fs.mkdtempSync(join(ctx.mounts.xfs.dir, 'snap-bench-'))
   const dir = join(base, 'work')
   genTree(dir, { files: 20_000, seed: SEED })
-  sync()
+  syncFs(ctx.mounts.xfs.dir)()
   await deleteSnapshot(dir, (await snapshot(dir, { name: 'warm-up' })).name)
   let seq = 0
   const rows = await rounds(ctx, 'clone method', n, [
     { label: 'snapshot() (clone)', run: () => snapshot(dir, { name: `s-${++seq}` }), after: () => deleteSnapshot(dir, `s-${seq}`) },
     { label: 'cloneTree', run: () => cloneTree(dir, join(base, 'dst')), after: () => sh('rm', ['-rf', join(base, 'dst')]) },
-  ])
+  ], syncFs(ctx.mounts.xfs.dir))
   sh('rm', ['-rf', base])
   return rows
 }
@@ -167,7 +174,7 @@ async function diffBench(ctx: BenchContext, n: number): Promise<{ rows: Row[]; f
     { label: 'diffSnapshots', run: async () => (answers.diffSnapshots = (await diffSnapshots(dir, 'a', 'b')).filter((c) => c.kind === 'modified').length) },
     { label: 'diff -rq', run: () => (answers['diff -rq'] = shAnyStatus('diff', ['-rq', a, b]).split('\n').filter((l) => l.endsWith(' differ')).length) },
     { label: 'rsync -ani --delete', run: () => (answers['rsync -ani --delete'] = sh('rsync', ['-ani', '--delete', `${a}/`, `${b}/`]).split('\n').filter((l) => /^[.>]f/.test(l)).length) },
-  ], dropCaches)
+  ], dropCaches(ctx.mounts.xfs.dir))
   const found = Object.fromEntries(Object.entries(answers).map(([k, v]) => [k, `${v} of ${chosen.length} changed files${v < chosen.length ? ` (misses ${chosen.length - v})` : ''}`]))
   const describe = `${all.length.toLocaleString('en-US')} files, ${fmtBytes(all.reduce((s, f) => s + f.size, 0))}; ${chosen.length} changed (${sneaky} of them same size, same mtime)`
   sh('rm', ['-rf', base])
@@ -198,7 +205,7 @@ export async function benchSnapshot(ctx: BenchContext): Promise<string> {
       subRows.push(['200k ÷ 20k', 'snapshot()', '', '', fmtRatio(growth), `the same time (≤ 1.5×): ${verdict(growth, 1.5, '<=')}`])
     }
   }
-  out.push(`### create on a btrfs subvolume (median of ${n}, btrfs subvolume sync + sync before each)`, '')
+  out.push(`### create on a btrfs subvolume (median of ${n}, btrfs filesystem sync + subvolume sync before each)`, '')
   out.push(table(['files', 'contender', 'median', 'range', 'vs btrfs tool', 'target'], subRows), '')
 
   const c = cli
