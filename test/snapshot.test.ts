@@ -325,6 +325,8 @@ for (const where of PLACES) {
       // cloneTree leaves sockets out (they cannot be cloned); a btrfs snapshot keeps everything.
       const exclude = p.method === 'clone' ? (e: Entry) => sockets.includes(e.path) : undefined
       const snap = readTree(s.path)
+      // Fails as of main 55f801b: snapshot() probes dir itself (probe.ts confirm() writes and
+      // removes .clonefile-tmp-probe-* in dir), so dir's mtime, and the snapshot's, is now.
       assert.deepEqual(compareSnapshots(before, snap, exclude === undefined ? {} : { exclude }), [])
       assert.deepEqual(compareSnapshots(before, readTree(p.dir)), [], 'dir unchanged, atimes included')
       assert.deepEqual(unsharedFiles(p.dir, s.path, before), [], 'every file shares its blocks with the source')
@@ -521,6 +523,7 @@ describe('snapshot: list, names, errors', () => {
     fs.writeFileSync(path.join(p.dir, 'f'), 'x')
     for (const store of [path.join(freshDir(tmpfs), 'store'), path.join(freshDir(other), 'store')]) {
       await assert.rejects(snapshot(p.dir, { store }), (e: NodeJS.ErrnoException) => e.code === 'EXDEV' && /--store/.test(e.message))
+      // Fails as of main 55f801b: the store (with its .lock) is made before the check.
       assert.equal(exists(store), false, 'a refused snapshot leaves no store behind on the other filesystem')
     }
     const s = await snapshot(p.dir, { name: 'before-mount' })
@@ -706,6 +709,8 @@ describe('snapshot: kill -9', () => {
       const whole = new Set<string>()
       for (let i = 0; i < 10; i++) {
         await killMidway(code, [p.dir, `k${i}`], full)
+        // Fails as of main 55f801b: the probe of dir (see above) changes its mtime, and a kill
+        // during it leaves .clonefile-tmp-probe-<pid>-b in dir for good.
         assert.deepEqual(compareSnapshots(entries, readTree(p.dir), { ignore: ['atimeNs'] }), [], 'dir as it was')
         for (const s of await listSnapshots(p.dir)) {
           if (whole.has(s.name)) continue

@@ -590,6 +590,13 @@ interface SnapshotOperation {
   run: (dir: string | Buffer) => Promise<{ tree?: Buffer; changes?: Change[] }>
 }
 
+/** The lines of `got` that the closest of `states` lacks (at most 5): what a failure shows. */
+function nearest(got: string, states: Array<string | undefined>): string {
+  const lines = got.split('\n')
+  const missing = states.map((s) => lines.filter((l) => !(s ?? '').split('\n').includes(l)))
+  return (missing.sort((a, b) => a.length - b.length)[0] ?? []).slice(0, 5).join('\n')
+}
+
 let snapshotSeq = 0
 const snapshotOperations: SnapshotOperation[] = [
   { name: 'snapshot', needsBase: false, run: async (d) => ({ tree: Buffer.from((await snapshot(d, { name: `s${++snapshotSeq}` })).path) }) },
@@ -676,7 +683,8 @@ for (const op of snapshotOperations) {
       const base = freshDir(m)
       const dir = path.join(base, 'src')
       buildWideTree(dir, 40, 50, 16)
-      const hashOf = (d: string) => execFileSync('sh', ['-c', 'cd "$1" && find . -printf "%p %y %m %s %T@\\n" | sort && find . -type f -exec cat {} + | sha256sum', 'sh', d]).toString()
+      // Every entry's path, type, mode, size and mtime, then a hash of every file's bytes.
+      const hashOf = (d: string) => execFileSync('sh', ['-c', 'cd "$1" && find . -printf "%p %y %m %s %T@\\n" | sort && find . -type f -exec sha256sum {} + | sort', 'sh', d]).toString()
       if (op.needsBase) await snapshot(dir, { name: 'base' })
       const baseState = op.needsBase ? hashOf(path.join(base, '.src.snapshots', 'base')) : undefined
       fs.writeFileSync(path.join(dir, 'dir-3', 'file-3'), 'changed')
@@ -701,7 +709,10 @@ for (const op of snapshotOperations) {
         child.kill('SIGKILL')
         await exited
         assert.ok(fs.existsSync(dir), 'dir is never missing')
-        assert.ok(expect.has(hashOf(dir)), 'dir is wholly one state')
+        // Fails for snapshot as of main 55f801b: snapshot() probes dir itself (probe.ts confirm()
+        // writes and removes .clonefile-tmp-probe-* in dir), which changes dir's mtime.
+        const got = hashOf(dir)
+        assert.ok(expect.has(got), `dir is wholly one state; it differs from the nearest by:\n${nearest(got, [...expect])}`)
         for (const s of await listSnapshots(dir)) assert.ok(seen.has(hashOf(s.path)), `${s.name} is whole`)
       }
       await op.run(dir)
