@@ -95,6 +95,8 @@ async function create(binding: Binding, locked: LockedStore, ref: StoreRef, name
     removeRecord(ref.store, name)
     throw e
   }
+  // A clone snapshot's files all changed (were made) before now: diff's first look uses it.
+  if (method === 'clone') writeRecord(ref.store, snap, new Date())
   return snap
 }
 
