@@ -86,8 +86,12 @@ export async function diffSnapshots(dir: PathLike, from: string, to?: string, op
   }
   const ref = storeOf(dir, o.store)
   const a = findSnapshot(ref, checkName(from, 'from'))
-  const b = to === undefined ? ref.source : findSnapshot(ref, checkName(to, 'to')).path
-  return diffTrees(binding, a.path, b, to === undefined ? hintFor(ref, a) : undefined)
+  if (to === undefined) return diffTrees(binding, a.path, ref.source, hintFor(ref, a))
+  const b = findSnapshot(ref, checkName(to, 'to'))
+  // Two btrfs snapshots of one subvolume keep its inodes: the same inode with the same ctime is
+  // the same state. Two clone snapshots are new inodes each: the whole look.
+  const both = a.method === 'subvolume' && b.method === 'subvolume' && a.readOnly && b.readOnly
+  return diffTrees(binding, a.path, b.path, both ? { before: Infinity, after: Infinity, sameInode: true } : undefined)
 }
 
 /** Seconds of margin around the recorded times: the kernel's clock for ctime is coarse. */
