@@ -118,6 +118,9 @@ export interface Binding {
   subvolDelete(dir: number, name: NativePath): void
   /** Each pair's contents compared byte for byte (both opened O_NOFOLLOW, never a symlink):
    * results[i] 0 the same, 1 different, or -errno. */
+  /** Scan.Meta's five numbers (xattr hash, symlink target hash, errno) for entries named one
+   * by one (a final symlink never followed). */
+  metaMany(dirs: Int32Array, names: string, flags: number, async: true): Promise<Uint32Array>
   compareFiles(aDirs: Int32Array, aNames: string, bDirs: Int32Array, bNames: string, flags: number, async: true): Promise<{ results: Int32Array; syscalls: Array<string | undefined> }>
   remove(dir: number, name: NativePath, isDir: boolean): void
   /** (dev, ino) pairs of the directory at path and each of its ancestors up to the root. */

@@ -69,8 +69,10 @@ async function restoreLocked(binding: Binding, ref: StoreRef, snap: Snapshot, ke
   const parentFd = binding.openDir(CWD, parent, 0).fd
   let lockFd = -1
   try {
-    lockFd = binding.lock(parentFd, temp + LOCK_SUFFIX, true)
+    // The journal first: a run killed from here on is finished or undone by the next one, its
+    // lock file included.
     writeJournal(ref.store, journal)
+    lockFd = binding.lock(parentFd, temp + LOCK_SUFFIX, true)
     await buildRestored(binding, parentFd, snap, join(parent, temp), temp, subvolume)
     const st = fs.lstatSync(join(parent, temp))
     journal.restored = [st.dev, st.ino]
@@ -145,6 +147,7 @@ function finish(binding: Binding, ref: StoreRef, j: Journal): Snapshot | undefin
     }
     const k = j.kept
     if (fs.existsSync(tempPath)) k.path = moveKept(binding, parentFd, ref, j, k.name)
+    else if (!fs.existsSync(k.path) && fs.existsSync(besideDir(join(j.parent, j.base), k.name))) k.path = besideDir(join(j.parent, j.base), k.name)
     const kept: Snapshot = { name: k.name, path: k.path, source: k.source, method: k.method, created: new Date(k.created), readOnly: false }
     writeRecord(ref.store, kept)
     return kept

@@ -38,6 +38,9 @@ interface SnapshotRecord {
   readOnly: boolean
   /** where the tree is when it is not `<store>/<name>` (a state kept beside dir by restore) */
   path?: string
+  /** when a clone snapshot's tree was complete (its files' ctimes are before it): the record is
+   * written again with it once the tree is in place */
+  completed?: string
 }
 
 /** The directory, which must exist and be a directory (never a symlink followed), and its store. */
@@ -83,7 +86,10 @@ function readRecord(store: string, name: string): SnapshotRecord | undefined {
   try {
     const r = JSON.parse(text) as Partial<SnapshotRecord>
     if (typeof r.source !== 'string' || typeof r.created !== 'string' || (r.method !== 'clone' && r.method !== 'subvolume')) return undefined
-    return { source: r.source, created: r.created, method: r.method, readOnly: r.readOnly === true, ...(typeof r.path === 'string' ? { path: r.path } : {}) }
+    return {
+      source: r.source, created: r.created, method: r.method, readOnly: r.readOnly === true,
+      ...(typeof r.path === 'string' ? { path: r.path } : {}), ...(typeof r.completed === 'string' ? { completed: r.completed } : {}),
+    }
   } catch {
     return undefined
   }
@@ -99,8 +105,9 @@ function toSnapshot(store: string, name: string, r: SnapshotRecord): Snapshot {
 }
 
 /** The record of `name`, written whole under a temporary name and renamed into place. */
-export function writeRecord(store: string, s: Snapshot): void {
+export function writeRecord(store: string, s: Snapshot, completed?: Date): void {
   const record: SnapshotRecord = { source: s.source, created: s.created.toISOString(), method: s.method, readOnly: s.readOnly }
+  if (completed !== undefined) record.completed = completed.toISOString()
   if (s.path !== join(store, s.name)) record.path = s.path
   const temp = join(store, `${TEMP_PREFIX}record-${process.pid}-${Math.random().toString(36).slice(2)}`)
   fs.writeFileSync(temp, `${JSON.stringify(record, null, 2)}\n`, { flag: 'wx', mode: 0o644 })
@@ -110,6 +117,16 @@ export function writeRecord(store: string, s: Snapshot): void {
     fs.rmSync(temp, { force: true })
     throw e
   }
+}
+
+/** When the snapshot was started and (a clone snapshot) complete, in ms, from its record. */
+export function recordTimes(store: string, name: string): { created: number; completed?: number } | undefined {
+  const r = readRecord(store, name)
+  if (r === undefined) return undefined
+  const created = Date.parse(r.created)
+  const completed = r.completed === undefined ? NaN : Date.parse(r.completed)
+  if (Number.isNaN(created)) return undefined
+  return Number.isNaN(completed) ? { created } : { created, completed }
 }
 
 export function removeRecord(store: string, name: string): void {

@@ -5,7 +5,8 @@
 // constant time); any other directory a cloneTree into the store (built aside and renamed into
 // place, so a snapshot is whole or absent), which costs no data wherever files clone.
 import * as fs from 'node:fs'
-import { join } from 'node:path'
+import { constants } from 'node:os'
+import { dirname, join } from 'node:path'
 import { CWD, requireNative, type Binding } from './binding.js'
 import { abortError, fromNative, fsError, invalidArgValue } from './errors.js'
 import { abortSignal, boolean, callback, number, resolveOptions, toPath, type OptionTable, type Spec } from './args.js'
@@ -61,22 +62,42 @@ export async function snapshot(dir: PathLike, options?: SnapshotOptions): Promis
   const created = new Date()
   const name = o.name ?? timeName(created)
   const method = isSubvolumeRoot(ref.source) ? 'subvolume' : 'clone'
-  const clones = method === 'subvolume' || checkCanClone(ref, o.allowCopy)
-  return withStore(binding, ref, true, async (locked) => {
-    checkSameFilesystem(ref, clones)
-    if (fs.existsSync(join(ref.store, name)) || fs.existsSync(join(ref.store, `.${name}.json`))) {
-      throw fsError('EEXIST', 'snapshot', { path: join(ref.store, name), detail: `a snapshot named '${name}' exists already` })
+  // Checked before the store is made: a refused store is not left behind. A subvolume's store
+  // needs no probe (a clone of a test file): the ioctl itself says EXDEV, answered as below.
+  if (method === 'clone') checkSameFilesystem(ref, checkCanClone(ref, o.allowCopy))
+  else if (statfsType(fs.existsSync(ref.store) ? ref.store : dirname(ref.store)) !== BTRFS_MAGIC) throw notSameFilesystem(ref)
+  const existed = fs.existsSync(ref.store)
+  try {
+    return await withStore(binding, ref, true, (locked) => create(binding, locked, ref, name, method, created, o))
+  } catch (e) {
+    // A store made for this snapshot and left empty goes with it.
+    if (!existed) {
+      try {
+        fs.rmSync(join(ref.store, '.lock'), { force: true })
+        fs.rmdirSync(ref.store)
+      } catch {
+        // not empty: someone else's now
+      }
     }
-    const snap: Snapshot = { name, path: join(ref.store, name), source: ref.source, method, created, readOnly: method === 'subvolume' }
-    writeRecord(ref.store, snap)
-    try {
-      await makeTree(binding, locked, ref, snap, o)
-    } catch (e) {
-      removeRecord(ref.store, name)
-      throw e
-    }
-    return snap
-  })
+    throw e
+  }
+}
+
+async function create(binding: Binding, locked: LockedStore, ref: StoreRef, name: string, method: Snapshot['method'], created: Date, o: CreateOptions): Promise<Snapshot> {
+  if (fs.existsSync(join(ref.store, name)) || fs.existsSync(join(ref.store, `.${name}.json`))) {
+    throw fsError('EEXIST', 'snapshot', { path: join(ref.store, name), detail: `a snapshot named '${name}' exists already` })
+  }
+  const snap: Snapshot = { name, path: join(ref.store, name), source: ref.source, method, created, readOnly: method === 'subvolume' }
+  writeRecord(ref.store, snap)
+  try {
+    await makeTree(binding, locked, ref, snap, o)
+  } catch (e) {
+    removeRecord(ref.store, name)
+    throw e
+  }
+  // A clone snapshot's files all changed (were made) before now: diff's first look uses it.
+  if (method === 'clone') writeRecord(ref.store, snap, new Date())
+  return snap
 }
 
 /** EOPNOTSUPP where dir's filesystem cannot clone, unless a copy is allowed: whether it clones. */
@@ -91,9 +112,13 @@ function checkCanClone(ref: StoreRef, allowCopy: boolean): boolean {
 
 /** The store must be where dir's files clone to (a copy: on the same filesystem). */
 function checkSameFilesystem(ref: StoreRef, clones: boolean): void {
-  const same = clones ? probeSync(ref.source, ref.store).clone : fs.statSync(ref.source).dev === fs.statSync(ref.store).dev
-  if (same) return
-  throw fsError('EXDEV', 'snapshot', {
+  const at = fs.existsSync(ref.store) ? ref.store : dirname(ref.store)
+  const same = clones ? probeSync(ref.source, at).clone : fs.statSync(ref.source).dev === fs.statSync(at).dev
+  if (!same) throw notSameFilesystem(ref)
+}
+
+function notSameFilesystem(ref: StoreRef): Error {
+  return fsError('EXDEV', 'snapshot', {
     path: ref.source,
     dest: ref.store,
     detail: `${storeHint(ref)} is not on the filesystem of ${ref.source}, so a snapshot there cannot share its blocks; put the store on that filesystem with --store`,
@@ -105,7 +130,7 @@ async function makeTree(binding: Binding, locked: LockedStore, ref: StoreRef, sn
     try {
       binding.subvolSnapshot(CWD, ref.source, locked.fd, snap.name, true)
     } catch (e) {
-      throw fromNative(e, ref.source, snap.path)
+      throw (e as { errno?: number }).errno === constants.errno.EXDEV ? notSameFilesystem(ref) : fromNative(e, ref.source, snap.path)
     }
     o.onProgress?.({ files: 0, bytes: 0 })
     return

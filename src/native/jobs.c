@@ -1023,6 +1023,51 @@ static void compare_free(job_t *job) {
   job_ats_free(&j->b);
 }
 
+/* ---- metaMany(dirs, names, flags, async): Scan.Meta's hashes of entries named one by one ---- */
+
+typedef struct {
+  job_t job;
+  job_ats at;
+  uint32_t *meta; /* 5 an entry, as scanDirs' meta */
+} meta_job;
+
+static bool meta_parse(napi_env env, napi_value *argv, job_t *job) {
+  meta_job *j = (meta_job *)job;
+  job_flags(job, (uint32_t)arg_number(env, argv[2]));
+  return arg_ats(env, argv[0], argv[1], job, &j->at) && (j->meta = job_calloc(env, (size_t)j->at.n * 5, sizeof(uint32_t))) != NULL;
+}
+
+static void meta_run(job_t *job) {
+  meta_job *j = (meta_job *)job;
+  for (uint32_t i = 0; i < j->at.n; i++) {
+    cf_error err = {0};
+    uint64_t x, t;
+    uint32_t *m = j->meta + (size_t)i * 5;
+    if (cf_entry_meta(j->at.at[i], &x, &t, &err) < 0) {
+      m[4] = (uint32_t)err.errnum;
+      continue;
+    }
+    m[0] = (uint32_t)x;
+    m[1] = (uint32_t)(x >> 32);
+    m[2] = (uint32_t)t;
+    m[3] = (uint32_t)(t >> 32);
+  }
+}
+
+static napi_value meta_result(napi_env env, job_t *job) {
+  meta_job *j = (meta_job *)job;
+  uint32_t *out;
+  napi_value arr = new_typed(env, napi_uint32_array, (size_t)j->at.n * 5, sizeof(uint32_t), (void **)&out);
+  if (j->at.n > 0) memcpy(out, j->meta, (size_t)j->at.n * 5 * sizeof(uint32_t));
+  return arr;
+}
+
+static void meta_free(job_t *job) {
+  meta_job *j = (meta_job *)job;
+  free(j->meta);
+  job_ats_free(&j->at);
+}
+
 /* ---- the exports: name, args struct, `async` argument (-1: synchronous only), functions ---- */
 
 const job_kind job_kinds[] = {
@@ -1045,6 +1090,7 @@ const job_kind job_kinds[] = {
     {"subvolSnapshot", sizeof(rename_job), -1, subvol_snapshot_parse, subvol_snapshot_run, job_undefined_result, rename_free},
     {"subvolDelete", sizeof(entry_job), -1, entry_parse, subvol_delete_run, job_undefined_result, entry_free},
     {"compareFiles", sizeof(compare_job), 5, compare_parse, compare_run, compare_result, compare_free},
+    {"metaMany", sizeof(meta_job), 3, meta_parse, meta_run, meta_result, meta_free},
     {"ancestors", sizeof(ancestors_job), -1, ancestors_parse, ancestors_run, ancestors_result, ancestors_free},
     {"lock", sizeof(entry_job), -1, entry_flag_parse, lock_run, job_number_result, entry_free},
     {"unlock", sizeof(fds_job), -1, unlock_parse, unlock_run, job_undefined_result, fds_free},

@@ -250,6 +250,10 @@ int cf_subvol_delete(cf_at at, cf_error *err);
  * negative errno. ENOTSUP on Windows. */
 int cf_compare_files(cf_at a, cf_at b, cf_error *err);
 
+/* The hashes Scan.Meta gives a listed entry (cf_dirent's xattrs and target), for one entry at
+ * `at` (never following a final symlink): for the few entries a diff must look at closer. */
+int cf_entry_meta(cf_at at, uint64_t *xattrs, uint64_t *target, cf_error *err);
+
 /* Removes the entry at `at`: unlinkat, with AT_REMOVEDIR when dir is set. */
 int cf_remove(cf_at at, int dir, cf_error *err);
 

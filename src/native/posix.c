@@ -438,6 +438,23 @@ static void measure_entry(int dir, const char *name, unsigned char type, int how
   close(fd);
 }
 
+int cf_entry_meta(cf_at at, uint64_t *xattrs, uint64_t *target, cf_error *err) {
+  px_at r;
+  *xattrs = *target = 0;
+  int rc = px_resolve(at, 0, 0, &r, err);
+  if (rc < 0) return rc;
+  struct stat st;
+  if (fstatat(r.dir, r.name, &st, AT_SYMLINK_NOFOLLOW) != 0) rc = fail(err, "fstatat", errno, 0);
+  else if ((rc = px_xattr_hash_at(&r, xattrs, err)) == 0 && S_ISLNK(st.st_mode)) {
+    char buf[4096];
+    ssize_t n = readlinkat(r.dir, r.name, buf, sizeof buf);
+    if (n < 0) rc = fail(err, "readlink", errno, 0);
+    else *target = px_hash(PX_HASH0, buf, (size_t)n);
+  }
+  px_release(&r);
+  return rc;
+}
+
 /* CF_SCAN_META of an entry not opened: its xattrs' hash and, for a symlink, its target's. */
 static void meta_into(int dir, const char *name, mode_t mode, cf_dirent *ent) {
   cf_error e;

@@ -1300,6 +1300,11 @@ int cf_subvol_delete(cf_at at, cf_error *err) {
   return fail(err, "ioctl_snap_destroy", ENOTSUP, 0);
 }
 
+int cf_entry_meta(cf_at at, uint64_t *xattrs, uint64_t *target, cf_error *err) {
+  (void)at, (void)xattrs, (void)target;
+  return fail(err, "listxattr", ENOTSUP, 0);
+}
+
 int cf_compare_files(cf_at a, cf_at b, cf_error *err) {
   (void)a, (void)b;
   return fail(err, "read", ENOTSUP, 0);
