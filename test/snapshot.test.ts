@@ -166,11 +166,13 @@ function changeEverything(dir: string): void {
   fs.chmodSync(at('dirmode'), 0o700)
   run('touch', ['-m', '-d', '@1600000000.5', '--', at('dirtouch')])
   put(at('sub/new.txt'), 'new in sub')
+  // The root's own metadata: an xattr (its mtime alone is explained by what was added).
+  setXattr(dir, 'user.root', 'changed')
 }
 
 /** What changeEverything does, by the rules, written out. */
 const EXPECTED_CHANGES = [
-  'A added.txt', 'M big.bin', 'T dir2file', 'D dir2file/a', 'D dir2file/sub', 'D dir2file/sub/b',
+  'm .', 'A added.txt', 'M big.bin', 'T dir2file', 'D dir2file/a', 'D dir2file/sub', 'D dir2file/sub/b',
   'm dirmode', 'm dirtouch', 'T file2dir', 'A file2dir/inner', 'T file2link', 'D gone.txt', 'm link',
   'M log.txt', 'm mode.txt', 'A newdir', 'A newdir/deeper', 'A newdir/deeper/n2', 'A newdir/n1',
   'D olddir', 'D olddir/x', 'D olddir/y', 'D olddir/y/z', 'm owner.txt', 'D renamed-from',
@@ -348,6 +350,9 @@ for (const where of PLACES) {
       const p = await place(t, where)
       if (p === undefined) return
       buildChangeTree(p.dir)
+      // Past the margin diff allows the kernel's coarse ctime clock: the unchanged entries are
+      // then settled by their ctimes alone (the first look), the changed ones must not be.
+      await sleep(3000)
       const a = await snapshot(p.dir, { name: 'a' })
       changeEverything(p.dir)
       const b = await snapshot(p.dir, { name: 'b' })
@@ -355,6 +360,8 @@ for (const where of PLACES) {
       const tb = readTree(b.path)
       const live = readTree(p.dir)
       assert.deepEqual(lines(referenceDiff(ta, tb)), EXPECTED_CHANGES, 'the snapshots hold the two states')
+      // Fails as of main 282d5de: 'm .' (an xattr set on the root) is missing; snapshot-diff.ts
+      // listTree() gives the root no xattrs ("it is no entry of a listing").
       assert.deepEqual(await diffSnapshots(p.dir, 'a', 'b'), referenceDiff(ta, tb))
       assert.deepEqual(await diffSnapshots(p.dir, 'a'), referenceDiff(ta, live))
       assert.deepEqual(await diffSnapshots(p.dir, 'b'), [])
