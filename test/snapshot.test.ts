@@ -378,6 +378,33 @@ for (const where of PLACES) {
       assert.deepEqual(await diffSnapshots(p.dir, 'a'), referenceDiff(ta, readTree(p.dir)))
     })
 
+    if (where !== 'btrfs subvolume') {
+      test('a clone snapshot is writable: bytes written into it afterwards show in its diff against dir', async (t) => {
+        const p = await place(t, where)
+        if (p === undefined) return
+        put(path.join(p.dir, 'f.bin'), randomBytes(64 * KiB))
+        put(path.join(p.dir, 'g.bin'), randomBytes(64 * KiB))
+        await sleep(3000) // dir's ctimes past diff's margin: its first look settles dir's side
+        const s = await snapshot(p.dir, { name: 'a' })
+        // Same size, same mtime: only the bytes differ, right after the snapshot was taken.
+        for (const f of ['f.bin', 'g.bin']) {
+          const file = path.join(s.path, f)
+          const mtime = fs.lstatSync(file, { bigint: true }).mtimeNs
+          const fd = fs.openSync(file, 'r+')
+          fs.writeSync(fd, Buffer.from('changed'), 0, 7, 1000)
+          fs.closeSync(fd)
+          setMtimeNs(file, mtime)
+          if (f === 'f.bin') await sleep(3000) // g.bin: written past the margin after completion
+        }
+        const want = referenceDiff(readTree(s.path), readTree(p.dir))
+        assert.deepEqual(lines(want), ['M f.bin', 'M g.bin'])
+        // Fails as of main 282d5de: f.bin is missed. snapshot-diff.ts hintFor() settles a pair by
+        // ctimes when the snapshot's entry changed before `completed` + 2 s (MARGIN_MS), which a
+        // write into the snapshot in those 2 s also is.
+        assert.deepEqual(await diffSnapshots(p.dir, 'a'), want)
+      })
+    }
+
     test('restore brings back exactly the snapshot; the kept snapshot is the state before; keepCurrent false keeps nothing', async (t) => {
       const p = await place(t, where)
       if (p === undefined) return
