@@ -573,6 +573,57 @@ describe('snapshot: list, names, errors', () => {
   })
 })
 
+describe('snapshot: abort, and a store on another subvolume', () => {
+  test('an abort during create: AbortError; dir, the store and the other snapshots as they were', async (t) => {
+    const p = await place(t, 'xfs')
+    if (p === undefined) return
+    buildWideTree(p.dir, 20, 100, 500)
+    await snapshot(p.dir, { name: 'first' })
+    const h = hashTree(path.join(p.store, 'first'))
+    const entries = readTree(p.dir)
+    const controller = new AbortController()
+    let calls = 0
+    await assert.rejects(snapshot(p.dir, { name: 'aborted', signal: controller.signal, onProgress: () => void (++calls === 1 && controller.abort()) }), { name: 'AbortError' })
+    assert.ok(calls >= 1, 'progress was reported')
+    assert.deepEqual(names(await listSnapshots(p.dir)), ['first'])
+    assertStoreHolds(p.store, await listSnapshots(p.dir), 'nothing of the aborted snapshot is left')
+    assert.deepEqual(sorted(fs.readdirSync(p.base)), ['.work.snapshots', 'work'])
+    assert.equal(hashTree(path.join(p.store, 'first')), h)
+    assert.deepEqual(compareSnapshots(entries, readTree(p.dir), { ignore: ['atimeNs'] }), [])
+    const pre = new AbortController()
+    pre.abort()
+    await assert.rejects(snapshot(p.dir, { signal: pre.signal }), { name: 'AbortError' })
+  })
+
+  test('btrfs: a store on another subvolume than dir\'s parent: restore keeps the replaced state beside dir, and says where', async (t) => {
+    const m = await needMount(t, 'btrfs')
+    if (m === undefined) return
+    const base = freshDir(m, 'snap')
+    const dir = path.join(base, 'work')
+    buildChangeTree(dir)
+    run('btrfs', ['subvolume', 'create', path.join(base, 'vol')])
+    const store = path.join(base, 'vol', 'store')
+    const a = await snapshot(dir, { name: 'a', store })
+    assert.deepEqual([a.method, a.path], ['clone', path.join(store, 'a')])
+    changeEverything(dir)
+    const before = readTree(dir)
+    const r = await restoreSnapshot(dir, 'a', { store })
+    assert.deepEqual(compareSnapshots(readTree(a.path), readTree(dir), { ignore: ['atimeNs'] }), [])
+    assert.ok(r.kept !== undefined)
+    assert.equal(path.dirname(r.kept.path), base, `kept beside dir: ${r.kept.path}`)
+    assert.deepEqual(compareSnapshots(before, readTree(r.kept.path), { ignore: ['atimeNs'] }), [], 'the kept state is the state before')
+    const listed = await listSnapshots(dir, { store })
+    assert.deepEqual(listed.find((s) => s.name === r.kept?.name)?.path, r.kept.path, 'listed, with where it is')
+    const diff = await diffSnapshots(dir, r.kept.name, 'a', { store })
+    const want = referenceDiff(readTree(r.kept.path), readTree(a.path))
+    await deleteSnapshot(dir, r.kept.name, { store })
+    assert.equal(exists(r.kept.path), false, 'delete removes it where it is')
+    assert.deepEqual(sorted(fs.readdirSync(base)), ['vol', 'work'])
+    // Fails as of main 282d5de: 'm .' missing (the root's xattrs, see the diff test).
+    assert.deepEqual(lines(diff), lines(want))
+  })
+})
+
 describe('snapshot: prune retention (restic/borg rules, UTC periods)', () => {
   // Created times chosen across hours, days, weeks and months; none on a Sunday, so weeks
   // starting on Monday (ISO) or on Sunday give the same periods.
@@ -829,7 +880,10 @@ describe('clonefile snapshot (CLI)', () => {
     assert.match(r.stdout, /removed a\n/)
     assert.deepEqual(names(await listSnapshots(p.dir)).includes('a'), false)
 
-    for (const n of ['c', 'd', 'e']) assert.equal(cliRun(['snapshot', 'create', p.dir, `--name=${n}`]).status, 0)
+    r = cliRun(['snapshot', 'create', p.dir, '--name=c', '--progress'])
+    assert.equal(r.status, 0, r.stderr)
+    assert.match(r.stderr, /\d+ files, /, 'a progress bar on stderr')
+    for (const n of ['d', 'e']) assert.equal(cliRun(['snapshot', 'create', p.dir, `--name=${n}`]).status, 0)
     r = cliRun(['snapshot', 'delete', p.dir, 'c', 'd'])
     assert.equal(r.status, 0, r.stderr)
     assert.deepEqual(names(await listSnapshots(p.dir)).filter((n) => n.length === 1), ['b', 'e'])
