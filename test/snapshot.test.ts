@@ -897,6 +897,19 @@ describe('clonefile snapshot (CLI)', () => {
     assert.ok(exists(p.dir) && exists(p.store))
   })
 
+  test('diff prints a name with a control character as a JSON string, on one line; --json as it is', async (t) => {
+    const p = await place(t, 'xfs')
+    if (p === undefined) return
+    fs.writeFileSync(path.join(p.dir, 'plain'), 'x')
+    assert.equal(cliRun(['snapshot', 'create', p.dir, '--name', 'a']).status, 0)
+    for (const name of ['new\nline', 'tab\there', '-rf', 'ünï code']) fs.writeFileSync(path.join(p.dir, name), 'x')
+    const r = cliRun(['snapshot', 'diff', p.dir, 'a'])
+    assert.equal(r.status, 0, r.stderr)
+    assert.deepEqual(r.stdout.split('\n'), ['A -rf', 'A "new\\nline"', 'A "tab\\there"', 'A ünï code', ''])
+    const json = JSON.parse(cliRun(['snapshot', 'diff', p.dir, 'a', '--json']).stdout) as Change[]
+    assert.deepEqual(json.map((c) => c.path), ['-rf', 'new\nline', 'tab\there', 'ünï code'])
+  })
+
   test('bad usage is exit 2 and changes nothing; --help is exit 0', async (t) => {
     const p = await place(t, 'xfs')
     if (p === undefined) return
