@@ -910,6 +910,29 @@ describe('clonefile snapshot (CLI)', () => {
     assert.deepEqual(json.map((c) => c.path), ['-rf', 'new\nline', 'tab\there', 'ünï code'])
   })
 
+  test('create interrupted by SIGINT: the CLI cleans up and dies by the signal; no half snapshot', async (t) => {
+    const p = await place(t, 'xfs')
+    if (p === undefined) return
+    buildWideTree(p.dir, 30, 100, 700)
+    const entries = readTree(p.dir)
+    const c = spawn(process.execPath, [cli, 'snapshot', 'create', p.dir, '--name', 'x'], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let stderr = ''
+    c.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
+    const exited = new Promise<[number | null, NodeJS.Signals | null]>((resolve) => c.on('exit', (code, sig) => resolve([code, sig])))
+    // Interrupted while the tree is being cloned: once its temporary tree is in the store.
+    const building = () => (exists(p.store) ? fs.readdirSync(p.store) : []).some((n) => n.startsWith('.clonefile-tmp-') && !n.endsWith('.lock'))
+    for (let i = 0; i < 4000 && !building(); i++) await sleep(1)
+    c.kill('SIGINT')
+    const [code, sig] = await exited
+    assert.deepEqual([code, sig], [null, 'SIGINT'], `dies by the signal: ${stderr}`)
+    const listed = await listSnapshots(p.dir)
+    t.diagnostic(`interrupted ${listed.length === 0 ? 'before' : 'after'} the snapshot was made`)
+    for (const s of listed) assert.deepEqual(compareSnapshots(entries, readTree(s.path), { ignore: ['atimeNs'] }), [], 'a listed snapshot is whole')
+    // The store itself may go too (made by this run for nothing).
+    if (exists(p.store) || listed.length > 0) assertStoreHolds(p.store, listed, 'the interrupted run removed what it built')
+    assert.deepEqual(sorted(fs.readdirSync(p.base)).filter((n) => n !== '.work.snapshots'), ['work'])
+  })
+
   test('bad usage is exit 2 and changes nothing; --help is exit 0', async (t) => {
     const p = await place(t, 'xfs')
     if (p === undefined) return
