@@ -127,11 +127,13 @@ async function listTree(binding: Binding, root: string, full: boolean): Promise<
   const st = fs.lstatSync(bytes(root), { bigint: true })
   const sec = (ns: bigint): number => Number(ns / 1_000_000_000n)
   const nsec = (ns: bigint): number => Number(ns % 1_000_000_000n)
-  // The root's own xattrs are not listed (it is no entry of a listing).
+  // The root is no entry of a listing: its xattrs are asked for by its path.
+  const m = await binding.metaMany(Int32Array.of(CWD), root, RAW, true)
+  if (m[4] !== 0) throw fromNative({ errno: m[4] as number, syscall: 'listxattr' }, shown(root))
   tree.set('', {
     type: 'directory', perm: Number(st.mode) & 0o7777, uid: Number(st.uid), gid: Number(st.gid),
     mtimeSec: sec(st.mtimeNs), mtimeNsec: nsec(st.mtimeNs), ctimeSec: sec(st.ctimeNs), ctimeNsec: nsec(st.ctimeNs), ino: Number(st.ino),
-    x0: 0, x1: 0, t0: 0, t1: 0, size: 0, extents: undefined, first: 0, count: 0, full: true,
+    x0: m[0] as number, x1: m[1] as number, t0: 0, t1: 0, size: 0, extents: undefined, first: 0, count: 0, full: true,
   })
   // The whole look: stat, extents, xattrs, target in one trip; the first look: a stat each.
   const how = RAW | Scan.Names | (full ? Scan.Extents | Scan.Meta : 0)
