@@ -327,7 +327,7 @@ for (const where of PLACES) {
       // cloneTree leaves sockets out (they cannot be cloned); a btrfs snapshot keeps everything.
       const exclude = p.method === 'clone' ? (e: Entry) => sockets.includes(e.path) : undefined
       const snap = readTree(s.path)
-      // Fails as of main 55f801b: snapshot() probes dir itself (probe.ts confirm() writes and
+      // Fails as of main c460f65: snapshot() probes dir itself (probe.ts confirm() writes and
       // removes .clonefile-tmp-probe-* in dir), so dir's mtime, and the snapshot's, is now.
       assert.deepEqual(compareSnapshots(before, snap, exclude === undefined ? {} : { exclude }), [])
       assert.deepEqual(compareSnapshots(before, readTree(p.dir)), [], 'dir unchanged, atimes included')
@@ -360,8 +360,6 @@ for (const where of PLACES) {
       const tb = readTree(b.path)
       const live = readTree(p.dir)
       assert.deepEqual(lines(referenceDiff(ta, tb)), EXPECTED_CHANGES, 'the snapshots hold the two states')
-      // Fails as of main 282d5de: 'm .' (an xattr set on the root) is missing; snapshot-diff.ts
-      // listTree() gives the root no xattrs ("it is no entry of a listing").
       assert.deepEqual(await diffSnapshots(p.dir, 'a', 'b'), referenceDiff(ta, tb))
       assert.deepEqual(await diffSnapshots(p.dir, 'a'), referenceDiff(ta, live))
       assert.deepEqual(await diffSnapshots(p.dir, 'b'), [])
@@ -398,7 +396,7 @@ for (const where of PLACES) {
         }
         const want = referenceDiff(readTree(s.path), readTree(p.dir))
         assert.deepEqual(lines(want), ['M f.bin', 'M g.bin'])
-        // Fails as of main 282d5de: f.bin is missed. snapshot-diff.ts hintFor() settles a pair by
+        // Fails as of main c460f65: f.bin is missed. snapshot-diff.ts hintFor() settles a pair by
         // ctimes when the snapshot's entry changed before `completed` + 2 s (MARGIN_MS), which a
         // write into the snapshot in those 2 s also is.
         assert.deepEqual(await diffSnapshots(p.dir, 'a'), want)
@@ -557,7 +555,7 @@ describe('snapshot: list, names, errors', () => {
     fs.writeFileSync(path.join(p.dir, 'f'), 'x')
     for (const store of [path.join(freshDir(tmpfs), 'store'), path.join(freshDir(other), 'store')]) {
       await assert.rejects(snapshot(p.dir, { store }), (e: NodeJS.ErrnoException) => e.code === 'EXDEV' && /--store/.test(e.message))
-      // Fails as of main 55f801b: the store (with its .lock) is made before the check.
+      // Fails as of main c460f65: the store (with its .lock) is made before the check.
       assert.equal(exists(store), false, 'a refused snapshot leaves no store behind on the other filesystem')
     }
     const s = await snapshot(p.dir, { name: 'before-mount' })
@@ -619,7 +617,6 @@ describe('snapshot: abort, and a store on another subvolume', () => {
     await deleteSnapshot(dir, r.kept.name, { store })
     assert.equal(exists(r.kept.path), false, 'delete removes it where it is')
     assert.deepEqual(sorted(fs.readdirSync(base)), ['vol', 'work'])
-    // Fails as of main 282d5de: 'm .' missing (the root's xattrs, see the diff test).
     assert.deepEqual(lines(diff), lines(want))
   })
 })
@@ -794,7 +791,7 @@ describe('snapshot: kill -9', () => {
       const whole = new Set<string>()
       for (let i = 0; i < 10; i++) {
         await killMidway(code, [p.dir, `k${i}`], full)
-        // Fails as of main 55f801b: the probe of dir (see above) changes its mtime, and a kill
+        // Fails as of main c460f65: the probe of dir (see above) changes its mtime, and a kill
         // during it leaves .clonefile-tmp-probe-<pid>-b in dir for good.
         assert.deepEqual(compareSnapshots(entries, readTree(p.dir), { ignore: ['atimeNs'] }), [], 'dir as it was')
         for (const s of await listSnapshots(p.dir)) {

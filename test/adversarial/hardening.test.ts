@@ -709,7 +709,7 @@ for (const op of snapshotOperations) {
         child.kill('SIGKILL')
         await exited
         assert.ok(fs.existsSync(dir), 'dir is never missing')
-        // Fails for snapshot as of main 55f801b: snapshot() probes dir itself (probe.ts confirm()
+        // Fails for snapshot as of main c460f65: snapshot() probes dir itself (probe.ts confirm()
         // writes and removes .clonefile-tmp-probe-* in dir), which changes dir's mtime.
         const got = hashOf(dir)
         assert.ok(expect.has(got), `dir is wholly one state; it differs from the nearest by:\n${nearest(got, [...expect])}`)
