@@ -620,6 +620,29 @@ describe('snapshot: abort, and a store on another subvolume', () => {
   })
 })
 
+describe('snapshot: runs at the same time', () => {
+  test('two creates and a restore at once on one store: each succeeds or is refused with EBUSY, never half done', async (t) => {
+    const p = await place(t, 'xfs')
+    if (p === undefined) return
+    buildWideTree(p.dir, 10, 50, 500)
+    await snapshot(p.dir, { name: 'base' })
+    fs.writeFileSync(path.join(p.dir, 'dir-0', 'file-0'), 'changed')
+    const live = hashTree(p.dir)
+    const base = hashTree(path.join(p.store, 'base'))
+    const runs = await Promise.allSettled([
+      snapshot(p.dir, { name: 'x' }), snapshot(p.dir, { name: 'y' }), restoreSnapshot(p.dir, 'base'),
+    ])
+    for (const r of runs) if (r.status === 'rejected') assert.equal((r.reason as NodeJS.ErrnoException).code, 'EBUSY', String(r.reason))
+    assert.ok(runs.some((r) => r.status === 'fulfilled'), 'one of them ran')
+    t.diagnostic(runs.map((r) => (r.status === 'fulfilled' ? 'ran' : (r.reason as NodeJS.ErrnoException).code)).join(', '))
+    const listed = await listSnapshots(p.dir)
+    assertStoreHolds(p.store, listed, 'only whole snapshots')
+    assert.deepEqual(sorted(fs.readdirSync(p.base)), ['.work.snapshots', 'work'])
+    for (const s of listed) assert.ok([live, base].includes(hashTree(s.path)), `${s.name} is one whole state`)
+    assert.equal(hashTree(p.dir), runs[2]?.status === 'fulfilled' ? base : live)
+  })
+})
+
 describe('snapshot: prune retention (restic/borg rules, UTC periods)', () => {
   // Created times chosen across hours, days, weeks and months; none on a Sunday, so weeks
   // starting on Monday (ISO) or on Sunday give the same periods.
