@@ -14,6 +14,8 @@ command -v losetup >/dev/null || need+=(mount)
 # python3: the deep-tree and race helpers of the walker and adversarial tests.
 command -v bindfs >/dev/null || need+=(bindfs)
 command -v python3 >/dev/null || need+=(python3)
+# rsync: a contender of the snapshot benchmark (bench/snapshot.ts; diff -rq is in diffutils).
+command -v rsync >/dev/null || need+=(rsync)
 [ "${#need[@]}" -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then
   echo "test-deps: missing ${need[*]}; install them (Debian: apt-get install ${need[*]}) or the filesystem tests skip" >&2
