@@ -19,7 +19,7 @@ import { cli, libUrl } from './helpers/files.js'
 import { freshDir, needMount } from './helpers/mounts.js'
 import type { TestMount } from './helpers/mounts.js'
 import {
-  buildNastyTree, buildWideTree, compareSnapshots, hashTree, run, setDistinctTimes, setXattr,
+  buildNastyTree, buildWideTree, compareSnapshots, hashTree, mkfifo, run, setDistinctTimes, setXattr,
   snapshot as readTree,
 } from './helpers/trees.js'
 import type { Entry } from './helpers/trees.js'
@@ -121,6 +121,9 @@ function buildChangeTree(dir: string): void {
   put(at('hard1'), 'linked')
   fs.linkSync(at('hard1'), at('hard2'))
   put(at('empty'), '')
+  mkfifo(at('fifo2file'))
+  fs.symlinkSync('sub', at('link2dir'))
+  put(at('dirmode2/old'), 'old')
   setXattr(at('unchanged/u3'), 'user.kept', 'same')
   setDistinctTimes(dir)
 }
@@ -166,6 +169,18 @@ function changeEverything(dir: string): void {
   fs.chmodSync(at('dirmode'), 0o700)
   run('touch', ['-m', '-d', '@1600000000.5', '--', at('dirtouch')])
   put(at('sub/new.txt'), 'new in sub')
+  // A FIFO becomes a file, a symlink a directory: 'other' and symlink are types of their own.
+  fs.rmSync(at('fifo2file'))
+  put(at('fifo2file'), 'a file now')
+  fs.rmSync(at('link2dir'))
+  put(at('link2dir/x'), 'x')
+  // Hard links: both names of the inode show its new bytes.
+  const hfd = fs.openSync(at('hard1'), 'r+')
+  fs.writeSync(hfd, 'LINKED', 0)
+  fs.closeSync(hfd)
+  // A directory's mode counts even when a child explains its mtime.
+  fs.chmodSync(at('dirmode2'), 0o750)
+  put(at('dirmode2/new'), 'new')
   // The root's own metadata: an xattr (its mtime alone is explained by what was added).
   setXattr(dir, 'user.root', 'changed')
 }
@@ -173,7 +188,7 @@ function changeEverything(dir: string): void {
 /** What changeEverything does, by the rules, written out. */
 const EXPECTED_CHANGES = [
   'm .', 'A added.txt', 'M big.bin', 'T dir2file', 'D dir2file/a', 'D dir2file/sub', 'D dir2file/sub/b',
-  'm dirmode', 'm dirtouch', 'T file2dir', 'A file2dir/inner', 'T file2link', 'D gone.txt', 'm link',
+  'm dirmode', 'm dirmode2', 'A dirmode2/new', 'm dirtouch', 'T fifo2file', 'M hard1', 'M hard2', 'T link2dir', 'A link2dir/x', 'T file2dir', 'A file2dir/inner', 'T file2link', 'D gone.txt', 'm link',
   'M log.txt', 'm mode.txt', 'A newdir', 'A newdir/deeper', 'A newdir/deeper/n2', 'A newdir/n1',
   'D olddir', 'D olddir/x', 'D olddir/y', 'D olddir/y/z', 'm owner.txt', 'D renamed-from',
   'A renamed-to', 'M sneaky.bin', 'A sub/new.txt', 'm touched.txt', 'm xattr.txt',
