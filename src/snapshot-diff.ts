@@ -94,14 +94,18 @@ export async function diffSnapshots(dir: PathLike, from: string, to?: string, op
   return diffTrees(binding, a.path, b.path, both ? { before: Infinity, after: Infinity, sameInode: true } : undefined)
 }
 
-/** Seconds of margin around the recorded times: the kernel's clock for ctime is coarse. */
-const MARGIN_MS = 2000
+/**
+ * The kernel stamps ctime from a coarse clock, up to a tick (1-10 ms) behind the real time
+ * Date.now() reads, never ahead. A change made after a recorded time T has a ctime after
+ * T - MARGIN; an entry is settled only with a ctime before that, so one changed after T never is.
+ */
+const MARGIN_MS = 50
 
 function hintFor(ref: StoreRef, a: Snapshot): Hint | undefined {
   const times = recordTimes(ref.store, a.name)
   if (a.method === 'subvolume' && a.readOnly) return { before: Infinity, after: Infinity, sameInode: true }
   if (times?.completed === undefined || a.path !== join(ref.store, a.name)) return undefined
-  return { before: times.created - MARGIN_MS, after: times.completed + MARGIN_MS, sameInode: false }
+  return { before: times.created - MARGIN_MS, after: times.completed - MARGIN_MS, sameInode: false }
 }
 
 /** The changes from the tree at path `a` to the tree at path `b`. */

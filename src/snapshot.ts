@@ -7,10 +7,12 @@
 import * as fs from 'node:fs'
 import { constants } from 'node:os'
 import { dirname, join } from 'node:path'
-import { CWD, requireNative, type Binding } from './binding.js'
+import { CWD, Flag, METHOD_CLONE, RAW, Scan, requireNative, type Binding } from './binding.js'
+import { isDir, isFile, modeAt, sizeAt } from './entries.js'
+import { bytes, joinRaw, shown, toRaw } from './raw.js'
+import { Walker, listSync, newDir, type WalkDir } from './walk.js'
 import { abortError, fromNative, fsError, invalidArgValue } from './errors.js'
 import { abortSignal, boolean, callback, number, resolveOptions, toPath, type OptionTable, type Spec } from './args.js'
-import { probeSync } from './probe.js'
 import {
   BTRFS_MAGIC, SUBVOLUME_INO, checkName, findSnapshot, readStore, removeRecord, removeTree, statfsType, storeHint, storeOf,
   timeName, withStore, writeRecord, type LockedStore, type StoreRef,
@@ -64,7 +66,7 @@ export async function snapshot(dir: PathLike, options?: SnapshotOptions): Promis
   const method = isSubvolumeRoot(ref.source) ? 'subvolume' : 'clone'
   // Checked before the store is made: a refused store is not left behind. A subvolume's store
   // needs no probe (a clone of a test file): the ioctl itself says EXDEV, answered as below.
-  if (method === 'clone') checkSameFilesystem(ref, checkCanClone(ref, o.allowCopy))
+  if (method === 'clone') checkStore(binding, ref, o.allowCopy)
   else if (statfsType(fs.existsSync(ref.store) ? ref.store : dirname(ref.store)) !== BTRFS_MAGIC) throw notSameFilesystem(ref)
   const existed = fs.existsSync(ref.store)
   try {
@@ -95,26 +97,62 @@ async function create(binding: Binding, locked: LockedStore, ref: StoreRef, name
     removeRecord(ref.store, name)
     throw e
   }
-  // A clone snapshot's files all changed (were made) before now: diff's first look uses it.
+  // A clone snapshot's files were all made (their ctimes set) before now: diff's first look.
   if (method === 'clone') writeRecord(ref.store, snap, new Date())
   return snap
 }
 
-/** EOPNOTSUPP where dir's filesystem cannot clone, unless a copy is allowed: whether it clones. */
-function checkCanClone(ref: StoreRef, allowCopy: boolean): boolean {
-  const p = probeSync(ref.source)
-  if (p.clone || allowCopy) return p.clone
-  throw fsError('EOPNOTSUPP', 'snapshot', {
-    path: ref.source,
-    detail: `${p.filesystem} cannot clone files (${p.reason ?? 'no reflink support'}): a snapshot here would be a full copy; pass allowCopy (--allow-copy) to take one anyway`,
-  })
+/**
+ * Whether a snapshot can share dir's blocks in the store: proven by cloning one of dir's own
+ * files into the store's place and removing the clone at once. Nothing is written inside dir
+ * (probe() would make a file there, and move dir's mtime). EXDEV where the store is on another
+ * filesystem; EOPNOTSUPP where the filesystem cannot clone, unless `allowCopy` (then the store
+ * must be on dir's device).
+ */
+function checkStore(binding: Binding, ref: StoreRef, allowCopy: boolean): void {
+  const at = fs.existsSync(ref.store) ? ref.store : dirname(ref.store)
+  const file = firstFile(binding, ref.source)
+  if (file === undefined) {
+    // No data to share: the same kind of filesystem is all that can be asked.
+    if (binding.fsInfo(ref.source).type !== binding.fsInfo(at).type) throw notSameFilesystem(ref)
+    return
+  }
+  const temp = join(at, shown(tempNameRaw('snapshot-check')))
+  try {
+    binding.cloneFile(bytes(file), temp, undefined, METHOD_CLONE, Flag.Direct | Flag.NoFollow, false)
+    fs.rmSync(temp, { force: true })
+    return
+  } catch (e) {
+    fs.rmSync(temp, { force: true })
+    const errno = (e as { errno?: number }).errno
+    if (errno === constants.errno.EXDEV) throw notSameFilesystem(ref)
+    if (!allowCopy) {
+      const reason = (fromNative(e, shown(file), temp) as Error).message
+      throw fsError('EOPNOTSUPP', 'snapshot', {
+        path: ref.source,
+        detail: `the filesystem cannot clone files (${reason}): a snapshot here would be a full copy; pass allowCopy (--allow-copy) to take one anyway`,
+      })
+    }
+  }
+  if (fs.statSync(ref.source).dev !== fs.statSync(at).dev) throw notSameFilesystem(ref)
 }
 
-/** The store must be where dir's files clone to (a copy: on the same filesystem). */
-function checkSameFilesystem(ref: StoreRef, clones: boolean): void {
-  const at = fs.existsSync(ref.store) ? ref.store : dirname(ref.store)
-  const same = clones ? probeSync(ref.source, at).clone : fs.statSync(ref.source).dev === fs.statSync(at).dev
-  if (!same) throw notSameFilesystem(ref)
+/** A regular file of the tree with data (a byte-string path), found by the walker; or none. */
+function firstFile(binding: Binding, source: string): string | undefined {
+  const root = toRaw(source)
+  let found: string | undefined
+  const walker = new Walker<WalkDir>(binding, { how: RAW | Scan.Names }, (parent, name, rel) => newDir(parent, name, rel, {}))
+  walker.start({ dir: CWD, name: root })
+  listSync(walker, ({ dir, errno, listing: { out, first, count } }) => {
+    if (errno !== 0) return
+    for (let i = first; i < first + count && found === undefined; i++) {
+      const mode = modeAt(out.stats, i)
+      if (isFile(mode) && sizeAt(out.stats, i) > 0) found = joinRaw(joinRaw(root, dir.rel), out.names[i] as string)
+      else if (isDir(mode)) walker.child(dir, out.names[i] as string)
+    }
+    return found === undefined
+  })
+  return found
 }
 
 function notSameFilesystem(ref: StoreRef): Error {
