@@ -340,12 +340,11 @@ for (const where of PLACES) {
       assert.ok(exists(path.join(p.store, '.one.json')), 'the record is beside the tree')
       assert.deepEqual(sorted(fs.readdirSync(p.base)), ['.work.snapshots', 'work'], 'dir is not polluted; nothing else beside it')
       // cloneTree leaves sockets out (they cannot be cloned); a btrfs snapshot keeps everything.
-      const exclude = p.method === 'clone' ? (e: Entry) => sockets.includes(e.path) : undefined
+      // The root is compared last, on its own (see there).
+      const exclude = (e: Entry) => e.path === '' || (p.method === 'clone' && sockets.includes(e.path))
       const snap = readTree(s.path)
-      // Fails as of main c460f65: snapshot() probes dir itself (probe.ts confirm() writes and
-      // removes .clonefile-tmp-probe-* in dir), so dir's mtime, and the snapshot's, is now.
-      assert.deepEqual(compareSnapshots(before, snap, exclude === undefined ? {} : { exclude }), [])
-      assert.deepEqual(compareSnapshots(before, readTree(p.dir)), [], 'dir unchanged, atimes included')
+      assert.deepEqual(compareSnapshots(before, snap, { exclude }), [])
+      assert.deepEqual(compareSnapshots(before, readTree(p.dir), { exclude: (e) => e.path === '' }), [], 'dir unchanged, atimes included')
       assert.deepEqual(unsharedFiles(p.dir, s.path, before), [], 'every file shares its blocks with the source')
       if (p.method === 'subvolume') {
         assert.throws(() => fs.writeFileSync(path.join(s.path, 'plain.txt'), 'x'), { code: 'EROFS' })
@@ -359,6 +358,11 @@ for (const where of PLACES) {
       fs.writeFileSync(path.join(p.dir, 'new-after'), 'x')
       fs.rmSync(path.join(p.dir, 'hard', 'z'))
       assert.deepEqual(compareSnapshots(snap, readTree(s.path)), [], 'the snapshot did not move')
+      // Fails as of main c460f65 for clone snapshots: snapshot() probes dir itself (probe.ts
+      // confirm() writes and removes .clonefile-tmp-probe-* in dir), so dir's mtime is now, and
+      // the snapshot's too.
+      const root = (es: Entry[]) => es.filter((e) => e.path === '')
+      assert.deepEqual(compareSnapshots(root(before), root(snap)), [], 'the root as it was')
     })
 
     test('diff of two snapshots, and of a snapshot against the live tree, equal the reference', async (t) => {
@@ -863,7 +867,6 @@ describe('clonefile snapshot (CLI)', () => {
     assert.deepEqual(Object.keys(b).sort(), ['created', 'method', 'name', 'path', 'readOnly', 'source'])
     assert.deepEqual([b.name, b.path, b.source, b.method, b.readOnly], ['b', path.join(p.store, 'b'), p.dir, 'clone', false])
     assert.equal(new Date(b.created as string).toISOString(), b.created, 'created as an ISO string')
-    assert.equal(cliRun(['snapshot', 'create', p.dir, '--name', 'b']).status, 1, 'EEXIST')
 
     r = cliRun(['snapshot', 'list', p.dir, '--json'])
     assert.equal(r.status, 0, r.stderr)
@@ -887,6 +890,11 @@ describe('clonefile snapshot (CLI)', () => {
     assert.deepEqual(JSON.parse(r.stdout), await diffSnapshots(p.dir, 'a'))
     r = cliRun(['snapshot', 'diff', p.dir, 'b'])
     assert.deepEqual([r.status, r.stdout], [0, ''], 'no change: no output, exit 0')
+    r = cliRun(['snapshot', 'create', p.dir, '--name', 'b'])
+    assert.equal(r.status, 1)
+    assert.match(r.stderr, /EEXIST/)
+    // Asserted at the end: a refused create changes nothing, dir included.
+    const afterRefusal = cliRun(['snapshot', 'diff', p.dir, 'b']).stdout
 
     r = cliRun(['snapshot', 'restore', p.dir, 'a'])
     assert.equal(r.status, 0, r.stderr)
@@ -929,6 +937,9 @@ describe('clonefile snapshot (CLI)', () => {
     assert.equal(r.status, 1)
     assert.match(r.stderr, /ERR_INVALID_ARG_VALUE/)
     assert.ok(exists(p.dir) && exists(p.store))
+    // Fails as of main c460f65: 'm .': the refused create probed dir (probe.ts confirm() writes
+    // and removes a file in it), so dir's mtime is no longer b's.
+    assert.equal(afterRefusal, '', 'the refused create left dir as it was')
   })
 
   test('diff prints a name with a control character as a JSON string, on one line; --json as it is', async (t) => {
