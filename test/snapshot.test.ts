@@ -669,13 +669,14 @@ describe('snapshot: runs at the same time', () => {
 })
 
 describe('snapshot: prune retention (restic/borg rules, UTC periods)', () => {
-  // Created times chosen across hours, days, weeks and months; none on a Sunday, so weeks
-  // starting on Monday (ISO) or on Sunday give the same periods.
+  // Created times chosen across hours, days, weeks and months; s13 is a Sunday and s14 the
+  // Monday after: weeks are ISO weeks (from Monday), as the README says.
   const CREATED: Array<[string, string]> = [
     ['s01', '2025-01-06T10:00:00.000Z'], ['s02', '2025-01-06T10:30:00.000Z'], ['s03', '2025-01-06T11:15:00.000Z'],
     ['s04', '2025-01-07T09:00:00.000Z'], ['s05', '2025-01-07T18:00:00.000Z'], ['s06', '2025-01-14T12:00:00.000Z'],
     ['s07', '2025-02-03T08:00:00.000Z'], ['s08', '2025-02-04T08:00:00.000Z'], ['s09', '2025-03-05T08:00:00.000Z'],
     ['s10', '2025-03-05T08:20:00.000Z'], ['s11', '2025-03-05T09:10:00.000Z'], ['s12', '2025-03-06T07:00:00.000Z'],
+    ['s13', '2025-03-09T23:59:00.000Z'], ['s14', '2025-03-10T00:01:00.000Z'],
   ]
 
   /** Monday 00:00 UTC of the date's week, as a key. */
