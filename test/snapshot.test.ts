@@ -568,8 +568,11 @@ describe('snapshot: list, names, errors', () => {
     assert.deepEqual(await listSnapshots(dir).catch(() => []), [])
     const s = await snapshot(dir, { allowCopy: true, name: 'copy' })
     assert.deepEqual([s.method, s.readOnly], ['clone', false])
-    assert.deepEqual(compareSnapshots(before, readTree(s.path)), [])
-    assert.deepEqual(await diffSnapshots(dir, 'copy'), [])
+    const root = (e: Entry) => e.path === ''
+    assert.deepEqual(compareSnapshots(before, readTree(s.path), { exclude: root }), [])
+    assert.deepEqual((await diffSnapshots(dir, 'copy')).filter((c) => c.path !== '.'), [])
+    // Fails as of main c460f65: the probe of dir (probe.ts confirm()) changed its mtime first.
+    assert.deepEqual(compareSnapshots(before.filter(root), readTree(s.path).filter(root)), [], 'the root as it was')
   })
 
   test('a store on another filesystem: EXDEV naming --store; a restore of a mount point: EBUSY', async (t) => {
