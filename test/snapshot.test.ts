@@ -112,6 +112,7 @@ function buildChangeTree(dir: string): void {
   put(at('olddir/x'), 'x')
   put(at('olddir/y/z'), 'z')
   put(at('sneaky.bin'), randomBytes(64 * KiB))
+  put(at('tiny.bin'), randomBytes(100))
   fs.symlinkSync('big.bin', at('link'))
   put(at('dirmode/f'), 'f')
   put(at('dirtouch/f'), 'f')
@@ -164,6 +165,13 @@ function changeEverything(dir: string): void {
   fs.writeSync(sfd, randomBytes(100), 0, 100, 30 * KiB)
   fs.closeSync(sfd)
   setMtimeNs(at('sneaky.bin'), mtime)
+  // The same in a file small enough for btrfs to keep inline in its metadata, where FIEMAP's
+  // physical address (FIEMAP_EXTENT_DATA_INLINE) says nothing about the bytes.
+  const tmtime = fs.lstatSync(at('tiny.bin'), { bigint: true }).mtimeNs
+  const tfd = fs.openSync(at('tiny.bin'), 'r+')
+  fs.writeSync(tfd, randomBytes(10), 0, 10, 50)
+  fs.closeSync(tfd)
+  setMtimeNs(at('tiny.bin'), tmtime)
   fs.rmSync(at('link'))
   fs.symlinkSync('log.txt', at('link'))
   fs.chmodSync(at('dirmode'), 0o700)
@@ -191,7 +199,7 @@ const EXPECTED_CHANGES = [
   'm dirmode', 'm dirmode2', 'A dirmode2/new', 'm dirtouch', 'T fifo2file', 'M hard1', 'M hard2', 'T link2dir', 'A link2dir/x', 'T file2dir', 'A file2dir/inner', 'T file2link', 'D gone.txt', 'm link',
   'M log.txt', 'm mode.txt', 'A newdir', 'A newdir/deeper', 'A newdir/deeper/n2', 'A newdir/n1',
   'D olddir', 'D olddir/x', 'D olddir/y', 'D olddir/y/z', 'm owner.txt', 'D renamed-from',
-  'A renamed-to', 'M sneaky.bin', 'A sub/new.txt', 'm touched.txt', 'm xattr.txt',
+  'A renamed-to', 'M sneaky.bin', 'A sub/new.txt', 'M tiny.bin', 'm touched.txt', 'm xattr.txt',
 ].sort((x, y) => (x.slice(2) < y.slice(2) ? -1 : 1))
 
 // ---------------------------------------------------------------------------------------------
