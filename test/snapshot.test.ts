@@ -112,6 +112,7 @@ function buildChangeTree(dir: string): void {
   put(at('olddir/x'), 'x')
   put(at('olddir/y/z'), 'z')
   put(at('sneaky.bin'), randomBytes(64 * KiB))
+  put(at('tiny.bin'), randomBytes(100))
   fs.symlinkSync('big.bin', at('link'))
   put(at('dirmode/f'), 'f')
   put(at('dirtouch/f'), 'f')
@@ -164,6 +165,13 @@ function changeEverything(dir: string): void {
   fs.writeSync(sfd, randomBytes(100), 0, 100, 30 * KiB)
   fs.closeSync(sfd)
   setMtimeNs(at('sneaky.bin'), mtime)
+  // The same in a file small enough for btrfs to keep inline in its metadata, where FIEMAP's
+  // physical address (FIEMAP_EXTENT_DATA_INLINE) says nothing about the bytes.
+  const tmtime = fs.lstatSync(at('tiny.bin'), { bigint: true }).mtimeNs
+  const tfd = fs.openSync(at('tiny.bin'), 'r+')
+  fs.writeSync(tfd, randomBytes(10), 0, 10, 50)
+  fs.closeSync(tfd)
+  setMtimeNs(at('tiny.bin'), tmtime)
   fs.rmSync(at('link'))
   fs.symlinkSync('log.txt', at('link'))
   fs.chmodSync(at('dirmode'), 0o700)
@@ -191,7 +199,7 @@ const EXPECTED_CHANGES = [
   'm dirmode', 'm dirmode2', 'A dirmode2/new', 'm dirtouch', 'T fifo2file', 'M hard1', 'M hard2', 'T link2dir', 'A link2dir/x', 'T file2dir', 'A file2dir/inner', 'T file2link', 'D gone.txt', 'm link',
   'M log.txt', 'm mode.txt', 'A newdir', 'A newdir/deeper', 'A newdir/deeper/n2', 'A newdir/n1',
   'D olddir', 'D olddir/x', 'D olddir/y', 'D olddir/y/z', 'm owner.txt', 'D renamed-from',
-  'A renamed-to', 'M sneaky.bin', 'A sub/new.txt', 'm touched.txt', 'm xattr.txt',
+  'A renamed-to', 'M sneaky.bin', 'A sub/new.txt', 'M tiny.bin', 'm touched.txt', 'm xattr.txt',
 ].sort((x, y) => (x.slice(2) < y.slice(2) ? -1 : 1))
 
 // ---------------------------------------------------------------------------------------------
@@ -266,29 +274,35 @@ const INDEX_JS = libUrl
 
 /**
  * A child node process running one snapshot call, for kill -9. `started` resolves when the
- * package is loaded and the call is about to be made, so that kills land in the call, not in
- * Node's start.
+ * package is loaded and the call is about to be made, `done` when the call returned, so that
+ * kills land in the call, not in Node's start or exit.
  */
-function child(code: string, args: string[]): { started: Promise<void>; exited: Promise<number | null>; kill: () => void } {
-  const script = `import * as lib from ${JSON.stringify(INDEX_JS)}\nprocess.stdout.write('go\\n')\n${code}`
+function child(code: string, args: string[]): { started: Promise<void>; done: Promise<void>; exited: Promise<number | null>; kill: () => void } {
+  const script = `import * as lib from ${JSON.stringify(INDEX_JS)}\nprocess.stdout.write('go\\n')\n${code}\nprocess.stdout.write('done\\n')`
   const c = spawn(process.execPath, ['--input-type=module', '-e', script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
   let stderr = ''
+  let stdout = ''
   c.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
-  const started = new Promise<void>((resolve) => c.stdout.once('data', () => resolve()))
   const exited = new Promise<number | null>((resolve) => c.on('exit', (status) => {
     if (status !== 0 && status !== null) process.stderr.write(`child failed: ${stderr}\n`)
     resolve(status)
   }))
-  return { started: Promise.race([started, exited.then(() => undefined)]), exited, kill: () => c.kill('SIGKILL') }
+  const when = (word: string) => Promise.race([
+    new Promise<void>((resolve) => c.stdout.on('data', (d: Buffer) => ((stdout += d.toString()).includes(word) ? resolve() : undefined))),
+    exited.then(() => undefined),
+  ])
+  return { started: when('go\n'), done: when('done\n'), exited, kill: () => c.kill('SIGKILL') }
 }
 
-/** Milliseconds the call itself takes in a child (from `started` to its exit). */
+/** Milliseconds the call itself takes in a child (from `started` to `done`). */
 async function timedChild(code: string, args: string[]): Promise<number> {
   const c = child(code, args)
   await c.started
   const start = Date.now()
+  await c.done
+  const ms = Date.now() - start
   assert.equal(await c.exited, 0, 'the calibration run succeeds')
-  return Date.now() - start
+  return ms
 }
 
 /** Runs the call in a child and kills it (SIGKILL) at a random moment of it. */
@@ -340,12 +354,11 @@ for (const where of PLACES) {
       assert.ok(exists(path.join(p.store, '.one.json')), 'the record is beside the tree')
       assert.deepEqual(sorted(fs.readdirSync(p.base)), ['.work.snapshots', 'work'], 'dir is not polluted; nothing else beside it')
       // cloneTree leaves sockets out (they cannot be cloned); a btrfs snapshot keeps everything.
-      const exclude = p.method === 'clone' ? (e: Entry) => sockets.includes(e.path) : undefined
+      // The root is compared last, on its own (see there).
+      const exclude = (e: Entry) => e.path === '' || (p.method === 'clone' && sockets.includes(e.path))
       const snap = readTree(s.path)
-      // Fails as of main c460f65: snapshot() probes dir itself (probe.ts confirm() writes and
-      // removes .clonefile-tmp-probe-* in dir), so dir's mtime, and the snapshot's, is now.
-      assert.deepEqual(compareSnapshots(before, snap, exclude === undefined ? {} : { exclude }), [])
-      assert.deepEqual(compareSnapshots(before, readTree(p.dir)), [], 'dir unchanged, atimes included')
+      assert.deepEqual(compareSnapshots(before, snap, { exclude }), [])
+      assert.deepEqual(compareSnapshots(before, readTree(p.dir), { exclude: (e) => e.path === '' }), [], 'dir unchanged, atimes included')
       assert.deepEqual(unsharedFiles(p.dir, s.path, before), [], 'every file shares its blocks with the source')
       if (p.method === 'subvolume') {
         assert.throws(() => fs.writeFileSync(path.join(s.path, 'plain.txt'), 'x'), { code: 'EROFS' })
@@ -359,6 +372,11 @@ for (const where of PLACES) {
       fs.writeFileSync(path.join(p.dir, 'new-after'), 'x')
       fs.rmSync(path.join(p.dir, 'hard', 'z'))
       assert.deepEqual(compareSnapshots(snap, readTree(s.path)), [], 'the snapshot did not move')
+      // Fails as of main c460f65 for clone snapshots: snapshot() probes dir itself (probe.ts
+      // confirm() writes and removes .clonefile-tmp-probe-* in dir), so dir's mtime is now, and
+      // the snapshot's too.
+      const root = (es: Entry[]) => es.filter((e) => e.path === '')
+      assert.deepEqual(compareSnapshots(root(before), root(snap)), [], 'the root as it was')
     })
 
     test('diff of two snapshots, and of a snapshot against the live tree, equal the reference', async (t) => {
@@ -558,8 +576,11 @@ describe('snapshot: list, names, errors', () => {
     assert.deepEqual(await listSnapshots(dir).catch(() => []), [])
     const s = await snapshot(dir, { allowCopy: true, name: 'copy' })
     assert.deepEqual([s.method, s.readOnly], ['clone', false])
-    assert.deepEqual(compareSnapshots(before, readTree(s.path)), [])
-    assert.deepEqual(await diffSnapshots(dir, 'copy'), [])
+    const root = (e: Entry) => e.path === ''
+    assert.deepEqual(compareSnapshots(before, readTree(s.path), { exclude: root }), [])
+    assert.deepEqual((await diffSnapshots(dir, 'copy')).filter((c) => c.path !== '.'), [])
+    // Fails as of main c460f65: the probe of dir (probe.ts confirm()) changed its mtime first.
+    assert.deepEqual(compareSnapshots(before.filter(root), readTree(s.path).filter(root)), [], 'the root as it was')
   })
 
   test('a store on another filesystem: EXDEV naming --store; a restore of a mount point: EBUSY', async (t) => {
@@ -659,13 +680,14 @@ describe('snapshot: runs at the same time', () => {
 })
 
 describe('snapshot: prune retention (restic/borg rules, UTC periods)', () => {
-  // Created times chosen across hours, days, weeks and months; none on a Sunday, so weeks
-  // starting on Monday (ISO) or on Sunday give the same periods.
+  // Created times chosen across hours, days, weeks and months; s13 is a Sunday and s14 the
+  // Monday after: weeks are ISO weeks (from Monday), as the README says.
   const CREATED: Array<[string, string]> = [
     ['s01', '2025-01-06T10:00:00.000Z'], ['s02', '2025-01-06T10:30:00.000Z'], ['s03', '2025-01-06T11:15:00.000Z'],
     ['s04', '2025-01-07T09:00:00.000Z'], ['s05', '2025-01-07T18:00:00.000Z'], ['s06', '2025-01-14T12:00:00.000Z'],
     ['s07', '2025-02-03T08:00:00.000Z'], ['s08', '2025-02-04T08:00:00.000Z'], ['s09', '2025-03-05T08:00:00.000Z'],
     ['s10', '2025-03-05T08:20:00.000Z'], ['s11', '2025-03-05T09:10:00.000Z'], ['s12', '2025-03-06T07:00:00.000Z'],
+    ['s13', '2025-03-09T23:59:00.000Z'], ['s14', '2025-03-10T00:01:00.000Z'],
   ]
 
   /** Monday 00:00 UTC of the date's week, as a key. */
@@ -821,19 +843,20 @@ describe('snapshot: kill -9', () => {
       if (p === undefined) return
       buildWideTree(p.dir, 30, 100, 700)
       await snapshot(p.dir, { name: 'first' })
-      const h = hashTree(p.dir)
       const entries = readTree(p.dir)
+      // The root is compared at the end, on its own: what else a kill leaves shows first.
+      const notRoot = { ignore: ['atimeNs'] as Array<keyof Entry>, exclude: (e: Entry) => e.path === '' }
       const code = `await lib.snapshot(process.argv[1], { name: process.argv[2] })`
       const full = await timedChild(code, [p.dir, 'calibrate'])
       const whole = new Set<string>()
       for (let i = 0; i < 10; i++) {
         await killMidway(code, [p.dir, `k${i}`], full)
-        // Fails as of main c460f65: the probe of dir (see above) changes its mtime, and a kill
-        // during it leaves .clonefile-tmp-probe-<pid>-b in dir for good.
-        assert.deepEqual(compareSnapshots(entries, readTree(p.dir), { ignore: ['atimeNs'] }), [], 'dir as it was')
+        // Fails as of main c460f65 for clone snapshots: a kill during the probe of dir (probe.ts
+        // confirm()) leaves .clonefile-tmp-probe-<pid>-a/-b in dir for good.
+        assert.deepEqual(compareSnapshots(entries, readTree(p.dir), notRoot), [], 'dir as it was')
         for (const s of await listSnapshots(p.dir)) {
           if (whole.has(s.name)) continue
-          assert.equal(hashTree(s.path), h, `${s.name} is listed, so whole`)
+          assert.deepEqual(compareSnapshots(entries, readTree(s.path), notRoot), [], `${s.name} is listed, so whole`)
           whole.add(s.name)
         }
       }
@@ -843,7 +866,10 @@ describe('snapshot: kill -9', () => {
       assert.ok(names(listed).includes('first') && names(listed).includes('after'))
       assertStoreHolds(p.store, listed, 'no temporary or half-made snapshot left in the store')
       assert.deepEqual(sorted(fs.readdirSync(p.base)), ['.work.snapshots', 'work'], 'nor beside dir')
-      assert.equal(hashTree(path.join(p.store, 'after')), h)
+      assert.deepEqual(compareSnapshots(entries, readTree(path.join(p.store, 'after')), notRoot), [])
+      // Fails as of main c460f65 for clone snapshots: each run's probe of dir changes its mtime.
+      const root = (es: Entry[]) => es.filter((e) => e.path === '')
+      assert.deepEqual(compareSnapshots(root(entries), root(readTree(p.dir)), { ignore: ['atimeNs'] }), [], "dir's root as it was")
     })
   }
 })
@@ -863,7 +889,6 @@ describe('clonefile snapshot (CLI)', () => {
     assert.deepEqual(Object.keys(b).sort(), ['created', 'method', 'name', 'path', 'readOnly', 'source'])
     assert.deepEqual([b.name, b.path, b.source, b.method, b.readOnly], ['b', path.join(p.store, 'b'), p.dir, 'clone', false])
     assert.equal(new Date(b.created as string).toISOString(), b.created, 'created as an ISO string')
-    assert.equal(cliRun(['snapshot', 'create', p.dir, '--name', 'b']).status, 1, 'EEXIST')
 
     r = cliRun(['snapshot', 'list', p.dir, '--json'])
     assert.equal(r.status, 0, r.stderr)
@@ -887,6 +912,11 @@ describe('clonefile snapshot (CLI)', () => {
     assert.deepEqual(JSON.parse(r.stdout), await diffSnapshots(p.dir, 'a'))
     r = cliRun(['snapshot', 'diff', p.dir, 'b'])
     assert.deepEqual([r.status, r.stdout], [0, ''], 'no change: no output, exit 0')
+    r = cliRun(['snapshot', 'create', p.dir, '--name', 'b'])
+    assert.equal(r.status, 1)
+    assert.match(r.stderr, /EEXIST/)
+    // Asserted at the end: a refused create changes nothing, dir included.
+    const afterRefusal = cliRun(['snapshot', 'diff', p.dir, 'b']).stdout
 
     r = cliRun(['snapshot', 'restore', p.dir, 'a'])
     assert.equal(r.status, 0, r.stderr)
@@ -929,6 +959,9 @@ describe('clonefile snapshot (CLI)', () => {
     assert.equal(r.status, 1)
     assert.match(r.stderr, /ERR_INVALID_ARG_VALUE/)
     assert.ok(exists(p.dir) && exists(p.store))
+    // Fails as of main c460f65: 'm .': the refused create probed dir (probe.ts confirm() writes
+    // and removes a file in it), so dir's mtime is no longer b's.
+    assert.equal(afterRefusal, '', 'the refused create left dir as it was')
   })
 
   test('diff prints a name with a control character as a JSON string, on one line; --json as it is', async (t) => {
