@@ -372,9 +372,7 @@ for (const where of PLACES) {
       fs.writeFileSync(path.join(p.dir, 'new-after'), 'x')
       fs.rmSync(path.join(p.dir, 'hard', 'z'))
       assert.deepEqual(compareSnapshots(snap, readTree(s.path)), [], 'the snapshot did not move')
-      // Fails as of main c460f65 for clone snapshots: snapshot() probes dir itself (probe.ts
-      // confirm() writes and removes .clonefile-tmp-probe-* in dir), so dir's mtime is now, and
-      // the snapshot's too.
+      // A snapshot must not write inside dir (an earlier build probed it, moving its mtime).
       const root = (es: Entry[]) => es.filter((e) => e.path === '')
       assert.deepEqual(compareSnapshots(root(before), root(snap)), [], 'the root as it was')
     })
@@ -429,9 +427,8 @@ for (const where of PLACES) {
         }
         const want = referenceDiff(readTree(s.path), readTree(p.dir))
         assert.deepEqual(lines(want), ['M f.bin', 'M g.bin'])
-        // Fails as of main c460f65: f.bin is missed. snapshot-diff.ts hintFor() settles a pair by
-        // ctimes when the snapshot's entry changed before `completed` + 2 s (MARGIN_MS), which a
-        // write into the snapshot in those 2 s also is.
+        // A write into the snapshot right after it was taken must not be settled by ctimes
+        // (an earlier build's margin of `completed` + 2 s missed f.bin).
         assert.deepEqual(await diffSnapshots(p.dir, 'a'), want)
       })
     }
@@ -579,7 +576,6 @@ describe('snapshot: list, names, errors', () => {
     const root = (e: Entry) => e.path === ''
     assert.deepEqual(compareSnapshots(before, readTree(s.path), { exclude: root }), [])
     assert.deepEqual((await diffSnapshots(dir, 'copy')).filter((c) => c.path !== '.'), [])
-    // Fails as of main c460f65: the probe of dir (probe.ts confirm()) changed its mtime first.
     assert.deepEqual(compareSnapshots(before.filter(root), readTree(s.path).filter(root)), [], 'the root as it was')
   })
 
@@ -851,8 +847,7 @@ describe('snapshot: kill -9', () => {
       const whole = new Set<string>()
       for (let i = 0; i < 10; i++) {
         await killMidway(code, [p.dir, `k${i}`], full)
-        // Fails as of main c460f65 for clone snapshots: a kill during the probe of dir (probe.ts
-        // confirm()) leaves .clonefile-tmp-probe-<pid>-a/-b in dir for good.
+        // Nothing is ever made inside dir, so a kill leaves nothing there.
         assert.deepEqual(compareSnapshots(entries, readTree(p.dir), notRoot), [], 'dir as it was')
         for (const s of await listSnapshots(p.dir)) {
           if (whole.has(s.name)) continue
@@ -867,7 +862,6 @@ describe('snapshot: kill -9', () => {
       assertStoreHolds(p.store, listed, 'no temporary or half-made snapshot left in the store')
       assert.deepEqual(sorted(fs.readdirSync(p.base)), ['.work.snapshots', 'work'], 'nor beside dir')
       assert.deepEqual(compareSnapshots(entries, readTree(path.join(p.store, 'after')), notRoot), [])
-      // Fails as of main c460f65 for clone snapshots: each run's probe of dir changes its mtime.
       const root = (es: Entry[]) => es.filter((e) => e.path === '')
       assert.deepEqual(compareSnapshots(root(entries), root(readTree(p.dir)), { ignore: ['atimeNs'] }), [], "dir's root as it was")
     })
@@ -959,8 +953,6 @@ describe('clonefile snapshot (CLI)', () => {
     assert.equal(r.status, 1)
     assert.match(r.stderr, /ERR_INVALID_ARG_VALUE/)
     assert.ok(exists(p.dir) && exists(p.store))
-    // Fails as of main c460f65: 'm .': the refused create probed dir (probe.ts confirm() writes
-    // and removes a file in it), so dir's mtime is no longer b's.
     assert.equal(afterRefusal, '', 'the refused create left dir as it was')
   })
 
