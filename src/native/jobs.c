@@ -678,31 +678,25 @@ typedef struct {
   bool noreplace;
 } rename_job;
 
-static bool rename_parse(napi_env env, napi_value *argv, job_t *job) {
+/* (fromDir, fromName, toDir, toName): exchange; rename and subvolSnapshot add a flag. */
+static bool two_at_parse(napi_env env, napi_value *argv, job_t *job) {
   rename_job *j = (rename_job *)job;
-  j->noreplace = arg_bool(env, argv[4]);
   if ((j->from_name = arg_path(env, argv[1], job)) == NULL ||
       (j->to_name = arg_path(env, argv[3], job)) == NULL)
     return false;
   j->from = (cf_at){(int)arg_number(env, argv[0]), j->from_name};
   j->to = (cf_at){(int)arg_number(env, argv[2]), j->to_name};
   return true;
+}
+
+static bool rename_parse(napi_env env, napi_value *argv, job_t *job) {
+  ((rename_job *)job)->noreplace = arg_bool(env, argv[4]);
+  return two_at_parse(env, argv, job);
 }
 
 static void rename_run(job_t *job) {
   rename_job *j = (rename_job *)job;
   job->result = cf_rename(j->from, j->to, j->noreplace, &job->err);
-}
-
-/* exchange(aDir, aName, bDir, bName) */
-static bool exchange_parse(napi_env env, napi_value *argv, job_t *job) {
-  rename_job *j = (rename_job *)job;
-  if ((j->from_name = arg_path(env, argv[1], job)) == NULL ||
-      (j->to_name = arg_path(env, argv[3], job)) == NULL)
-    return false;
-  j->from = (cf_at){(int)arg_number(env, argv[0]), j->from_name};
-  j->to = (cf_at){(int)arg_number(env, argv[2]), j->to_name};
-  return true;
 }
 
 static void exchange_run(job_t *job) {
@@ -713,7 +707,7 @@ static void exchange_run(job_t *job) {
 /* subvolSnapshot(srcDir, srcName, dstDir, dstName, readOnly) */
 static bool subvol_snapshot_parse(napi_env env, napi_value *argv, job_t *job) {
   ((rename_job *)job)->noreplace = arg_bool(env, argv[4]);
-  return exchange_parse(env, argv, job);
+  return two_at_parse(env, argv, job);
 }
 
 static void subvol_snapshot_run(job_t *job) {
@@ -1086,7 +1080,7 @@ const job_kind job_kinds[] = {
     {"makeDir", sizeof(entry_job), -1, make_dir_parse, make_dir_run, job_number_result, entry_free},
     {"rename", sizeof(rename_job), -1, rename_parse, rename_run, job_undefined_result, rename_free},
     {"remove", sizeof(entry_job), -1, entry_flag_parse, remove_run, job_undefined_result, entry_free},
-    {"exchange", sizeof(rename_job), -1, exchange_parse, exchange_run, job_undefined_result, rename_free},
+    {"exchange", sizeof(rename_job), -1, two_at_parse, exchange_run, job_undefined_result, rename_free},
     {"subvolSnapshot", sizeof(rename_job), -1, subvol_snapshot_parse, subvol_snapshot_run, job_undefined_result, rename_free},
     {"subvolDelete", sizeof(entry_job), -1, entry_parse, subvol_delete_run, job_undefined_result, entry_free},
     {"compareFiles", sizeof(compare_job), 5, compare_parse, compare_run, compare_result, compare_free},
