@@ -362,9 +362,80 @@ static napi_value job_queue(napi_env env, job_t *job) {
   return promise;
 }
 
+/* ---- jobs on a thread of their own, for a synchronous caller ----
+ * A synchronous driver (cloneTreeSync, clonefile/fs cpSync) that blocks anyway may have its
+ * jobs run side by side: with the async argument "thread" a job starts on a new thread and the
+ * call returns a handle at once; finish(handle) waits for that thread and returns the job's
+ * result or throws, as the synchronous call would have. No event loop is involved, so the
+ * caller needs no turn of it; it must finish every job it started (a handle collected without
+ * finish() waits for its thread in the finalizer, then frees the job). */
+typedef struct {
+  job_t *job; /* NULL once finished */
+  uv_thread_t thread;
+} started_t;
+
+static void started_run(void *arg) {
+  job_t *job = arg;
+  job->kind->run(job);
+}
+
+static void started_free(napi_env env, void *data, void *hint) {
+  (void)hint;
+  started_t *s = data;
+  if (s->job != NULL) {
+    uv_thread_join(&s->thread);
+    job_free(env, s->job);
+  }
+  free(s);
+}
+
+static bool is_thread_arg(napi_env env, napi_value value) {
+  char mode[8];
+  size_t n = 0;
+  napi_valuetype type = napi_undefined;
+  napi_typeof(env, value, &type);
+  return type == napi_string && napi_get_value_string_utf8(env, value, mode, sizeof mode, &n) == napi_ok &&
+         strcmp(mode, "thread") == 0;
+}
+
+static napi_value job_start(napi_env env, job_t *job) {
+  started_t *s = job_calloc(env, 1, sizeof *s);
+  napi_value handle;
+  if (s == NULL) return NULL;
+  s->job = job;
+  if (uv_thread_create(&s->thread, started_run, job) != 0) {
+    free(s);
+    return throw_internal(env);
+  }
+  if (napi_create_external(env, s, started_free, NULL, &handle) != napi_ok) {
+    uv_thread_join(&s->thread);
+    free(s);
+    return throw_internal(env);
+  }
+  return handle;
+}
+
+static napi_value job_finish(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], result = NULL;
+  started_t *s = NULL;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1 || napi_get_value_external(env, argv[0], (void **)&s) != napi_ok || s == NULL || s->job == NULL) {
+    throw_type(env, "finish", "expects a handle of a started job, not finished yet");
+    return NULL;
+  }
+  job_t *job = s->job;
+  s->job = NULL;
+  uv_thread_join(&s->thread);
+  if (job->result < 0) napi_throw(env, make_error(env, &job->err));
+  else result = job->kind->result(env, job);
+  job_free(env, job);
+  return result;
+}
+
 /* Every export: parse the arguments into a job of the kind the export was made for; then run
- * it here and now (a lane says nothing to a synchronous call) and return or throw, or queue it
- * and return a promise. */
+ * it here and now (a lane says nothing to a synchronous call) and return or throw, queue it
+ * and return a promise, or start it on a thread of its own ("thread") and return a handle. */
 static napi_value job_call(napi_env env, napi_callback_info info) {
   size_t argc = JOB_MAX_ARGS;
   napi_value argv[JOB_MAX_ARGS], result = NULL;
@@ -376,6 +447,10 @@ static napi_value job_call(napi_env env, napi_callback_info info) {
   if (!kind->parse(env, argv, job)) {
     job_free(env, job);
     return NULL;
+  }
+  if (kind->async_arg >= 0 && is_thread_arg(env, argv[kind->async_arg])) {
+    if ((result = job_start(env, job)) == NULL) job_free(env, job);
+    return result;
   }
   if (kind->async_arg >= 0 && arg_bool(env, argv[kind->async_arg])) {
     if ((result = job_queue(env, job)) == NULL) job_free(env, job);
@@ -405,6 +480,10 @@ static napi_value init(napi_env env, napi_value exports) {
     free(inst);
     return NULL;
   }
+  napi_value finish;
+  if (napi_create_function(env, "finish", NAPI_AUTO_LENGTH, job_finish, NULL, &finish) != napi_ok ||
+      napi_set_named_property(env, exports, "finish", finish) != napi_ok)
+    return NULL;
   for (const job_kind *kind = job_kinds; kind->name != NULL; kind++) {
     napi_value fn;
     if (napi_create_function(env, kind->name, NAPI_AUTO_LENGTH, job_call, (void *)kind, &fn) != napi_ok ||
