@@ -36,6 +36,8 @@ export interface RunHooks {
    * before, keeps its own mode and times instead of getting its source's (fs.cp leaves them).
    */
   keepsMetadata?: (rel: string) => boolean
+  /** With modes kept, setuid/setgid kept too, owners or not (fs.cp's chmod keeps them). */
+  keepsSetId?: boolean
 }
 
 /** One cloneTree run. The sync and async drivers in tree.ts only differ in how they run batches. */
@@ -76,7 +78,7 @@ export class TreeRun {
   ) {
     const p = (this.preserve = options.preserve)
     this.metaFlags = (p.mode ? Flag.Mode : 0) | (p.timestamps ? Flag.Times : 0) | (p.ownership ? Flag.Owner : 0) |
-      (p.xattr ? Flag.Xattr | Flag.Acl : 0) | (p.mode && p.ownership && this.root ? Flag.SetId : 0)
+      (p.xattr ? Flag.Xattr | Flag.Acl : 0) | (p.mode && ((p.ownership && this.root) || hooks.keepsSetId === true) ? Flag.SetId : 0)
     const follow = options.dereference ? Flag.FollowDirs : Flag.NoFollow
     this.fileFlags = this.metaFlags | follow | (!merge ? Flag.Direct : options.overwrite === 'replace' ? Flag.Overwrite : 0)
     this.streams = [this.queue()]

@@ -256,6 +256,9 @@ const singleOptions = (o: ResolvedOptions): CloneOptions => ({
 const notKept = ({ preserve: p }: ResolvedOptions): number =>
   (p.mode ? 0 : Flag.Mode) | (p.timestamps ? 0 : Flag.Times) | (p.xattr ? 0 : Flag.Xattr | Flag.Acl)
 
+/** What the hooks say to keep beyond `preserve`, as Flag bits. */
+const keptToo = (hooks: RunHooks): number => (hooks.keepsSetId === true ? Flag.SetId : 0)
+
 function singleResult(r: CloneResult | undefined, path: string): TreeResult {
   const result = emptyResult()
   if (r === undefined) {
@@ -338,7 +341,7 @@ export function cloneTree(src: PathLike, dst: PathLike, options?: CloneTreeOptio
 export async function cloneTreeWith(src: PathLike, dst: PathLike, options: CloneTreeOptions | undefined, hooks: RunHooks): Promise<TreeResult> {
   const p = prepare(src, dst, options)
   if (p.single) {
-    return cloneDropping(bytes(p.src), bytes(p.dst), singleOptions(p.options), notKept(p.options))
+    return cloneDropping(bytes(p.src), bytes(p.dst), singleOptions(p.options), notKept(p.options), keptToo(hooks))
       .then((r) => singleResult(r, shown(p.src)), (e: unknown) => notCloned(p, e))
   }
   const [run, place] = startRun(requireNative('cloneTree'), p, hooks)
@@ -476,7 +479,7 @@ export function cloneTreeWithSync(src: PathLike, dst: PathLike, options: CloneTr
   const p = prepare(src, dst, options)
   if (p.single) {
     try {
-      return singleResult(cloneDroppingSync(bytes(p.src), bytes(p.dst), singleOptions(p.options), notKept(p.options)), shown(p.src))
+      return singleResult(cloneDroppingSync(bytes(p.src), bytes(p.dst), singleOptions(p.options), notKept(p.options), keptToo(hooks)), shown(p.src))
     } catch (e) {
       return notCloned(p, e)
     }
