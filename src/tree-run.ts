@@ -32,8 +32,9 @@ const join = (rel: string, name: string): string => (rel === '' ? name : `${rel}
 /** What a layer over cloneTree (clonefile/fs) decides beyond its options. */
 export interface RunHooks {
   /**
-   * Merging: whether the directory at `rel` (relative to dst, decoded as UTF-8), which was there
-   * before, keeps its own mode and times instead of getting its source's (fs.cp leaves them).
+   * Whether the directory at `rel` (relative to dst, decoded as UTF-8) is left with the mode and
+   * times it has instead of getting its source's: merging, one that was there before (fs.cp
+   * leaves them); or one its caller makes more entries in after the run, and sets itself.
    */
   keepsMetadata?: (rel: string) => boolean
   /** With modes kept, setuid/setgid kept too, owners or not (fs.cp's chmod keeps them). */
@@ -298,9 +299,9 @@ export class TreeRun {
     yield BARRIER
   }
 
-  /** A directory that was there before and, by the hooks, keeps its own metadata. */
+  /** A directory whose metadata, by the hooks, is not set here. */
   private keeps(dir: TreeDir): boolean {
-    return this.merge && this.hooks.keepsMetadata !== undefined && this.hooks.keepsMetadata(named(dir.rel).path)
+    return this.hooks.keepsMetadata !== undefined && this.hooks.keepsMetadata(named(dir.rel).path)
   }
 
   private get followFlag(): number {

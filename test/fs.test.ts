@@ -1,9 +1,10 @@
 // clonefile/fs against node:fs: random trees copied by both under random options must give the
 // same tree (or the same error code), and each option and error code behaves as Node documents.
 import assert from 'node:assert/strict'
-import { execFileSync } from 'node:child_process'
+import { execFileSync, spawnSync } from 'node:child_process'
 import * as nodeFs from 'node:fs'
 import * as path from 'node:path'
+import { tmpdir } from 'node:os'
 import { test } from 'node:test'
 import fc from 'fast-check'
 import * as cfs from '../src/fs.js'
@@ -431,6 +432,102 @@ test('mode: COPYFILE_FICLONE_FORCE clones or fails; file data is cloned on XFS w
   nodeFs.rmSync(edir, { recursive: true })
 })
 
+/**
+ * Every code fs.cp's own checks throw, each produced as Node's documentation describes it; both
+ * implementations must throw it, with the same message (ERR_FS_CP_UNKNOWN has its own test).
+ */
+const codeCases: Record<string, (fs: Impl, dir: string) => unknown> = {
+  ERR_FS_EISDIR: (fs, dir) => fs.cpSync(tree1(dir), out(dir)),
+  ERR_FS_CP_EINVAL: (fs, dir) => fs.promises.cp(tree1(dir), path.join(dir, 'src', 'sub', 'in'), { recursive: true }),
+  ERR_FS_CP_DIR_TO_NON_DIR: (fs, dir) => fs.cpSync(tree1(dir), path.join(dir, 'src', 'f'), { recursive: true }),
+  ERR_FS_CP_NON_DIR_TO_DIR: (fs, dir) => fs.promises.cp(path.join(tree1(dir), 'f'), path.join(dir, 'src', 'sub')),
+  ERR_FS_CP_EEXIST: (fs, dir) => {
+    const src = tree1(dir)
+    nodeFs.mkdirSync(out(dir, 'sub'), { recursive: true })
+    nodeFs.writeFileSync(out(dir, 'sub', 'g'), 'old')
+    return fs.promises.cp(src, out(dir), { recursive: true, force: false, errorOnExist: true })
+  },
+  ERR_FS_CP_FIFO_PIPE: (fs, dir) => {
+    mkfifo(path.join(tree1(dir), 'sub', 'p'))
+    return fs.cpSync(path.join(dir, 'src'), out(dir), { recursive: true })
+  },
+  ERR_FS_CP_SOCKET: async (fs, dir) => {
+    await makeSocket(path.join(tree1(dir), 's'))
+    return fs.cpSync(path.join(dir, 'src', 's'), out(dir))
+  },
+  ERR_FS_CP_SYMLINK_TO_SUBDIRECTORY: (fs, dir) => {
+    const src = tree1(dir)
+    // A link to a directory over a link to that directory's parent: replacing it would leave
+    // a link into what the old one named, whose contents fs.cp is copying.
+    nodeFs.symlinkSync(path.join(src, 'sub'), path.join(dir, 'link'))
+    nodeFs.symlinkSync(src, path.join(dir, 'to-parent'))
+    return fs.cpSync(path.join(dir, 'link'), path.join(dir, 'to-parent'))
+  },
+  ERR_INVALID_RETURN_VALUE: (fs, dir) => fs.cpSync(tree1(dir), out(dir), { recursive: true, filter: (async () => true) as unknown as () => boolean }),
+}
+
+for (const [code, body] of Object.entries(codeCases)) {
+  test(`${code}: thrown by both, with the same message`, async (t) => {
+    const o = await both(t, body)
+    if (o !== undefined) assert.equal(o.code, code)
+  })
+}
+
+test('ERR_FS_CP_UNKNOWN: a file type none of the seven (no Linux filesystem has one: lstat made to say so, in a child)', async (t) => {
+  const m = await needMount(t, 'xfs')
+  if (!m) return
+  const dir = freshDir(m, 'fs-unknown')
+  const file = path.join(dir, 'f')
+  nodeFs.writeFileSync(file, 'x')
+  // The seam: node:fs's stat calls (which Node's cp takes on first use, and clonefile/fs reads
+  // through the ES module namespace) say S_IFWHT for this one path.
+  const child = `
+    import { createRequire, syncBuiltinESMExports } from 'node:module'
+    const require = createRequire(import.meta.url)
+    const fs = require('fs')
+    const [target, dest, lib] = process.argv.slice(1)
+    const odd = (st) => Object.assign(Object.create(Object.getPrototypeOf(st)), st, { mode: typeof st.mode === 'bigint' ? (st.mode & 0o7777n) | 0o160000n : (st.mode & 0o7777) | 0o160000 })
+    for (const k of ['lstatSync', 'statSync']) { const f = fs[k]; fs[k] = (p, ...o) => { const st = f(p, ...o); return String(p) === target && st ? odd(st) : st } }
+    for (const k of ['lstat', 'stat']) { const f = fs.promises[k]; fs.promises[k] = async (p, ...o) => { const st = await f(p, ...o); return String(p) === target ? odd(st) : st } }
+    syncBuiltinESMExports()
+    const cfs = await import(lib)
+    const out = []
+    for (const [who, impl] of [['node', fs], ['ours', cfs]]) {
+      for (const api of ['cpSync', 'promises.cp', 'cp']) {
+        try {
+          if (api === 'cpSync') impl.cpSync(target, dest)
+          else if (api === 'promises.cp') await impl.promises.cp(target, dest)
+          else await new Promise((res, rej) => impl.cp(target, dest, (e) => (e ? rej(e) : res())))
+          out.push([who, api, 'no error'])
+        } catch (e) { out.push([who, api, e.code, e.message, e.path]) }
+      }
+    }
+    console.log(JSON.stringify(out))`
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', child, file, path.join(dir, 'g'), new URL('../src/fs.js', import.meta.url).href], { encoding: 'utf8' })
+  assert.equal(r.status, 0, r.stderr)
+  const results = JSON.parse(r.stdout) as string[][]
+  const node = results.filter((x) => x[0] === 'node').map((x) => x.slice(1))
+  const ours = results.filter((x) => x[0] === 'ours').map((x) => x.slice(1))
+  assert.equal(node[0]?.[1], 'ERR_FS_CP_UNKNOWN', 'the seam works: node:fs sees an unknown type')
+  assert.deepEqual(ours, node)
+})
+
+test("every error code of node:fs's cp has its case here", () => {
+  // Node's own sources where this Node still gives them (process.binding('natives')), and the
+  // codes its documentation lists for fs.cp.
+  let sources = ''
+  try {
+    const natives = (process as unknown as { binding: (name: string) => Record<string, string> }).binding('natives')
+    sources = `${natives['internal/fs/cp/cp'] ?? ''}\n${natives['internal/fs/cp/cp-sync'] ?? ''}`
+  } catch {
+    // not in this Node: the documented list alone
+  }
+  const documented = ['ERR_FS_CP_DIR_TO_NON_DIR', 'ERR_FS_CP_EEXIST', 'ERR_FS_CP_EINVAL', 'ERR_FS_CP_FIFO_PIPE', 'ERR_FS_CP_NON_DIR_TO_DIR',
+    'ERR_FS_CP_SOCKET', 'ERR_FS_CP_SYMLINK_TO_SUBDIRECTORY', 'ERR_FS_CP_UNKNOWN', 'ERR_FS_EISDIR', 'ERR_INVALID_RETURN_VALUE']
+  const codes = new Set([...documented, ...(sources.match(/\bERR_(FS_[A-Z_]+|INVALID_RETURN_VALUE)\b/g) ?? [])])
+  for (const code of codes) assert.ok(code in codeCases || code === 'ERR_FS_CP_UNKNOWN', `${code} has no case`)
+})
+
 test('ERR_FS_CP_EINVAL: the same path, and a directory into itself (by path and through a symlink)', async (t) => {
   await both(t, (fs, dir) => fs.cpSync(tree1(dir), path.join(dir, 'src'), { recursive: true }))
   await both(t, (fs, dir) => fs.cpSync(tree1(dir), path.join(dir, 'src', 'sub', 'in'), { recursive: true }))
@@ -486,6 +583,7 @@ test('a symlink over an existing symlink is replaced whatever force says; ERR_FS
   })
   await both(t, (fs, dir) => {
     const src = tree1(dir)
+    // A link to src over a link into it: ERR_FS_CP_EINVAL (its own case has the other way round).
     nodeFs.symlinkSync(src, path.join(dir, 'link'))
     nodeFs.symlinkSync(path.join(src, 'sub'), path.join(dir, 'to-sub'))
     fs.cpSync(path.join(dir, 'link'), path.join(dir, 'to-sub'))
@@ -544,6 +642,48 @@ test('relative src and dest: the filter gets them joined as given, links resolve
   }
 })
 
+
+test('as a user other than root: read-only directories get what fs.cp makes in them (links, devices come last) before their mode', async (t) => {
+  const m = await needMount(t, 'xfs')
+  if (!m) return
+  const dir = freshDir(m, 'fs-user')
+  // The other user needs a way in: search permission on the test's own directories above.
+  for (let d = path.dirname(dir); d.startsWith(path.join(tmpdir(), 'clonefile-test-')); d = path.dirname(d)) {
+    nodeFs.chmodSync(d, (nodeFs.statSync(d).mode & 0o7777) | 0o011)
+  }
+  const src = path.join(dir, 'src')
+  nodeFs.mkdirSync(path.join(src, 'ro', 'deeper'), { recursive: true })
+  nodeFs.writeFileSync(path.join(src, 'ro', 'f'), 'x')
+  nodeFs.symlinkSync('f', path.join(src, 'ro', 'rel'))
+  nodeFs.symlinkSync('../f', path.join(src, 'ro', 'deeper', 'up'))
+  execFileSync('chown', ['-R', '65534:65534', dir])
+  for (const d of [path.join(src, 'ro', 'deeper'), path.join(src, 'ro'), src]) nodeFs.chmodSync(d, 0o555)
+  const lib = new URL('../src/fs.js', import.meta.url).href
+  const { runNode } = await import('./helpers/files.js')
+  const r = runNode(`
+    import * as nodeFs from 'node:fs'
+    import * as cfs from ${JSON.stringify(lib)}
+    const [src, dir] = ${JSON.stringify([src, dir])}
+    const out = []
+    for (const [who, impl] of [['node', nodeFs], ['ours', cfs]]) {
+      for (const api of ['cpSync', 'promises.cp']) {
+        try {
+          if (api === 'cpSync') impl.cpSync(src, dir + '/' + who + '-' + api, { recursive: true })
+          else await impl.promises.cp(src, dir + '/' + who + '-' + api, { recursive: true })
+          out.push('ok')
+        } catch (e) { out.push(e.code + ' ' + e.message) }
+      }
+    }
+    console.log(JSON.stringify(out))`, { asUser: 65534 })
+  assert.equal(r.status, 0, r.stderr)
+  assert.deepEqual(JSON.parse(r.stdout), ['ok', 'ok', 'ok', 'ok'])
+  const strip = (es: Entry[]) => es.map((e) => ({ ...e, atimeNs: 0n, mtimeNs: 0n }))
+  for (const api of ['cpSync', 'promises.cp']) {
+    assert.deepEqual(differences(strip(snapshot(path.join(dir, `ours-${api}`))), strip(snapshot(path.join(dir, `node-${api}`))), false), [], api)
+  }
+  assert.equal(nodeFs.statSync(path.join(dir, 'ours-cpSync', 'ro')).mode & 0o777, 0o555)
+  nodeFs.rmSync(dir, { recursive: true, force: true })
+})
 
 const fingerprint = (dir: string): string => execFileSync('find', [dir, '-printf', '%p %m %s %T@ %U\\n']).toString()
 
