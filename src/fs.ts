@@ -285,6 +285,11 @@ function planRoot(o: Resolved, given: string | Buffer, givenDest: string | Buffe
   return plan
 }
 
+// PATH_MAX, its NUL included (limits.h): Node names each entry by its path, whose stat fails
+// (ENAMETOOLONG) past that; cloneTree, relative to its parent's descriptor, would not.
+const PATH_MAX = process.platform === 'darwin' ? 1024 : 4096
+const tooLong = (path: string): boolean => path.length * 3 >= PATH_MAX && Buffer.byteLength(path) >= PATH_MAX
+
 /**
  * cloneTree's filter for fs.cp: the user's filter with (src, dest), then Node's checks of each
  * entry against what is at its destination (only when merging into an existing tree). What
@@ -296,11 +301,13 @@ function entryFilter(o: Resolved, srcRoot: string, destRoot: string, merging: bo
   const decide = (rel: string, src: string, dest: string, entry: TreeEntry): boolean => {
     // A name that is not UTF-8: Node reads it as a string (U+FFFD for the bytes that are not)
     // and stats that path, which is not there: its error. Where it happens to be there, Node
-    // copies that entry, which it copies under its own name anyway.
-    if (entry.rawPath !== undefined) {
+    // copies that entry, which it copies under its own name anyway. A path past PATH_MAX: the
+    // stat's ENAMETOOLONG, Node's too.
+    if (entry.rawPath !== undefined || tooLong(src)) {
       stat(o, src, true)
       return false
     }
+    if (tooLong(dest)) stat(o, dest)
     // Following links, a symlink the walk still lists as one dangles (or loops): stat(2)'s error, as Node's.
     if (o.dereference && entry.type === 'symlink') fs.statSync(src)
     const d = merging ? stat(o, dest) : undefined
