@@ -100,6 +100,9 @@ export interface Binding {
    * synchronous call would. Every started call must be finished, once.
    */
   finish<T>(started: Started<T>): T
+  /** The index of a call in `started` whose run is over (its finish() returns at once),
+   * waiting until one is. */
+  waitAny(started: Array<Started<unknown>>): number
   /**
    * Opens directories (dirs[i], names[i]) and lists them, many in one trip; where `make` gives
    * one (make.dirs[i] !== NONE), directory (make.dirs[i], make.names[i]) is first made with mode

@@ -57,9 +57,10 @@ export function makeAfter(after: After, src: string, dest: string, mode: number,
 const compare = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0)
 const depth = (rel: string): number => (rel === '' ? 0 : rel.split('/').length)
 
-/** An entry as the calls below take it; `shown*` as people see it, for errors. */
+/** An entry as the calls below take it (the source side opened only when asked for); `shown*`
+ * as people see it, for errors. */
 interface Places {
-  src: string
+  src: () => string
   dest: string
   shownSrc: string
   shownDest: string
@@ -67,14 +68,15 @@ interface Places {
 
 interface OpenDir {
   name: string
+  /** -1 until an entry needs it */
   src: number
   dest: number
 }
 
 /**
  * The directories that lead to the entries, taken in the order of their paths: each is opened
- * once, O_PATH|O_DIRECTORY relative to its parent's descriptor, and closed once no later
- * entry is below it.
+ * once (a source directory only where an entry needs it), O_PATH|O_DIRECTORY relative to its
+ * parent's descriptor, and closed once no later entry is below it.
  */
 class Chains {
   /** [0] the roots' parents' children: the roots themselves; [i] the i-th component down */
@@ -87,39 +89,45 @@ class Chains {
     const parts = rel === '' ? [] : rel.split('/')
     const shownSrc = rel === '' ? this.src : `${this.src}/${rel}`
     const shownDest = rel === '' ? this.dest : `${this.dest}/${rel}`
-    let places: Places = { src: shownSrc, dest: shownDest, shownSrc, shownDest }
+    let places: Places = { src: () => shownSrc, dest: shownDest, shownSrc, shownDest }
+    let srcUsed = shownSrc
     try {
-      if (linux && self) {
-        const dir = this.reach(parts)
-        places = { ...places, src: `/proc/self/fd/${dir.src}`, dest: `/proc/self/fd/${dir.dest}` }
-      } else if (linux && parts.length > 0) {
-        const name = parts.pop() as string
-        const dir = this.reach(parts)
-        places = { ...places, src: `/proc/self/fd/${dir.src}/${name}`, dest: `/proc/self/fd/${dir.dest}/${name}` }
+      if (linux && (self || parts.length > 0)) {
+        const name = self ? '' : `/${parts.pop() as string}`
+        const level = this.reach(parts)
+        places = { ...places, src: () => (srcUsed = `/proc/self/fd/${this.srcFd(level)}${name}`), dest: `/proc/self/fd/${this.open[level]!.dest}${name}` }
       }
       act(places)
     } catch (e) {
-      throw renamed(e, places)
+      throw renamed(e, { ...places, src: () => srcUsed })
     }
   }
 
-  /** The open directory at `parts` below the roots, its ancestors opened on the way. */
-  private reach(parts: string[]): OpenDir {
-    if (this.open.length === 0) this.open.push({ name: '', src: openDir(this.src, true), dest: openDir(this.dest, true) })
+  /** The level of the open destination directory at `parts` below the roots, its ancestors
+   * opened on the way. */
+  private reach(parts: string[]): number {
+    if (this.open.length === 0) this.open.push({ name: '', src: -1, dest: openDir(this.dest, true) })
     let keep = 1
     while (keep < this.open.length && keep - 1 < parts.length && this.open[keep]!.name === parts[keep - 1]) keep++
     while (this.open.length > keep) this.pop()
     for (let i = keep - 1; i < parts.length; i++) {
       const up = this.open[this.open.length - 1]!
       const name = parts[i]!
-      this.open.push({ name, src: openDir(`/proc/self/fd/${up.src}/${name}`, this.follow), dest: openDir(`/proc/self/fd/${up.dest}/${name}`, false) })
+      this.open.push({ name, src: -1, dest: openDir(`/proc/self/fd/${up.dest}/${name}`, false) })
     }
-    return this.open[this.open.length - 1]!
+    return this.open.length - 1
+  }
+
+  /** The source directory at `level`, opened (with its ancestors) where it is not yet. */
+  private srcFd(level: number): number {
+    const d = this.open[level]!
+    if (d.src < 0) d.src = level === 0 ? openDir(this.src, true) : openDir(`/proc/self/fd/${this.srcFd(level - 1)}/${d.name}`, this.follow)
+    return d.src
   }
 
   private pop(): void {
     const d = this.open.pop() as OpenDir
-    fs.closeSync(d.src)
+    if (d.src >= 0) fs.closeSync(d.src)
     fs.closeSync(d.dest)
   }
 
@@ -134,7 +142,7 @@ const openDir = (path: string, follow: boolean): number => fs.openSync(path, O_P
 function renamed(e: unknown, at: Places): unknown {
   const err = e as NodeJS.ErrnoException & { dest?: string }
   if (typeof err?.message !== 'string') return e
-  const known: Array<[string, string]> = [[at.src, at.shownSrc], [at.dest, at.shownDest]]
+  const known: Array<[string, string]> = [[at.src(), at.shownSrc], [at.dest, at.shownDest]]
   const fix = (s: string): string => {
     for (const [from, to] of known) if (s === from) return to
     // A directory on the way, reached through its parent's descriptor.
@@ -163,12 +171,12 @@ function makeLink(target: string, dest: string, replace: boolean): void {
  */
 function copyDevice(at: Places, replace: boolean, mode: number): void {
   if (replace) fs.unlinkSync(at.dest)
-  const held = fs.openSync(at.src, O_PATH | O_NOFOLLOW)
-  const src = linux ? `/proc/self/fd/${held}` : at.src
+  const held = fs.openSync(at.src(), O_PATH | O_NOFOLLOW)
+  const src = linux ? `/proc/self/fd/${held}` : at.src()
   try {
     fs.copyFileSync(src, at.dest, mode | COPYFILE_EXCL)
   } catch (e) {
-    throw renamed(e, { ...at, src })
+    throw renamed(e, { ...at, src: () => src })
   } finally {
     fs.closeSync(held)
   }
@@ -180,6 +188,6 @@ function copyDevice(at: Places, replace: boolean, mode: number): void {
  * down to the microsecond: set by the same calls, they are Node's to the nanosecond.
  */
 function copyTimes(at: Places, follow: boolean): void {
-  const st = follow ? fs.statSync(at.src) : fs.lstatSync(at.src)
+  const st = follow ? fs.statSync(at.src()) : fs.lstatSync(at.src())
   fs.lutimesSync(at.dest, st.atime, st.mtime)
 }

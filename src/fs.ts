@@ -338,12 +338,14 @@ function entryFilter(o: Resolved, srcRoot: string, destRoot: string, merging: bo
     madeAfterIn(plan, rel)
     return false
   }
-  // cloneTree names entries below src made absolute; Node joins each name to src as given.
+  // cloneTree names entries below src made absolute; Node joins each name to src as given,
+  // which for names (no '.', '..' or empty ones) is the root joined once, then the rest.
   const base = resolve(srcRoot)
   const skip = base === sep ? 1 : base.length + 1
+  const [srcBase, destBase] = [join(srcRoot, 'x').slice(0, -1), join(destRoot, 'x').slice(0, -1)]
   return (path, entry) => {
     const rel = path.slice(skip)
-    const [src, dest] = [join(srcRoot, rel), join(destRoot, rel)]
+    const [src, dest] = [srcBase + rel, destBase + rel]
     const keep = o.filter === undefined ? true : o.filter(src, dest)
     if (keep instanceof Promise) {
       if (sync) throw invalidReturn(keep)

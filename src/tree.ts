@@ -494,7 +494,7 @@ export function cloneTreeWithSync(src: PathLike, dst: PathLike, options: CloneTr
 
 /**
  * The sync driver: the async driver's lanes, each job on a thread of its own (runOps and
- * scanDirs with async 'thread') while this thread waits for the oldest, so that a caller that
+ * scanDirs with async 'thread') while this thread takes each one's results as it ends, so that a caller that
  * blocks anyway still has the addon's threads. At most one job per lane at a time: a lane's
  * jobs run in order, as in the async driver (a directory's metadata after its entries). One
  * lane runs its jobs here, on this thread.
@@ -520,11 +520,13 @@ function driveSync(run: TreeRun, p: Prepared): void {
 interface SyncJob {
   lane: number
   scan: boolean
+  /** the call on its thread; undefined where it ran here already */
+  started?: Started<unknown>
   /** waits for the job, takes its results; a retry batch where some must be made again */
   take: () => Batch | undefined
 }
 
-/** {@link Lanes} for a synchronous caller: jobs finished oldest first. */
+/** {@link Lanes} for a synchronous caller: each job's results taken as soon as it ends. */
 class SyncLanes {
   private readonly busy: boolean[]
   private readonly started: SyncJob[] = []
@@ -547,22 +549,22 @@ class SyncLanes {
       }
       if (l >= 0 && this.launchStreams()) continue
       if (this.started.length === 0) return
-      this.finishOldest()
+      this.finishNext()
     }
   }
 
-  /** A lane with no job, after waiting for the oldest job where every lane has one. */
+  /** A lane with no job, after waiting for a job to end where every lane has one. */
   free(): number {
     let l = this.freeLane()
     while (l < 0) {
-      this.finishOldest()
+      this.finishNext()
       l = this.freeLane()
     }
     return l
   }
 
   drain(): void {
-    while (this.started.length > 0) this.finishOldest()
+    while (this.started.length > 0) this.finishNext()
   }
 
   /** A free lane, taken in turn; -1 where all have a job. */
@@ -615,7 +617,7 @@ class SyncLanes {
     const binding = this.run.binding
     if (this.lanes > 1) {
       const started = call('thread') as Started<T>
-      this.started.push({ lane: l, scan, take: () => absorb(binding.finish(started)) })
+      this.started.push({ lane: l, scan, started, take: () => absorb(binding.finish(started)) })
       return
     }
     let out: T
@@ -628,10 +630,13 @@ class SyncLanes {
     this.started.push({ lane: l, scan, take: () => absorb(out) })
   }
 
-  /** Waits for the oldest job and takes its results; a failure (or a throw from the callbacks
-   * its results run: filter, onProgress) becomes the run's error. */
-  private finishOldest(): void {
-    const job = this.started.shift() as SyncJob
+  /** Waits for a job to end (the first to) and takes its results; a failure (or a throw from
+   * the callbacks its results run: filter, onProgress) becomes the run's error. */
+  private finishNext(): void {
+    const running = this.started.filter((j) => j.started !== undefined)
+    const next = running.length === 0 ? this.started[0] : running[this.run.binding.waitAny(running.map((j) => j.started as Started<unknown>))]
+    const job = next as SyncJob
+    this.started.splice(this.started.indexOf(job), 1)
     let retry: Batch | undefined
     try {
       retry = job.take()

@@ -67,12 +67,14 @@ describe('jobs on threads of their own (async "thread", for the sync drivers)', 
     const b = start('b')
     // Neither is finished by this thread: whatever is made meanwhile is the threads' work.
     const failing = binding.runOps(Uint8Array.of(Op.Copy), cwd(1), `${dir}/missing`, cwd(1), `${dir}/never`, undefined, Flag.Direct | RAW, 'thread')
-    const ra = binding.finish(a)
-    const rb = binding.finish(b)
+    const first = binding.waitAny([a, b])
+    assert.ok(first === 0 || first === 1)
+    const [ra, rb] = [binding.finish(a), binding.finish(b)]
     assert.equal(ra.results.filter((n) => n === 5).length, N)
     assert.equal(rb.results.filter((n) => n === 5).length, N)
     assert.equal(binding.finish(failing).results[0], -2, 'a failed operation is its -errno, as in a sync call')
     assert.throws(() => binding.finish(a), { code: 'ERR_INVALID_ARG_TYPE' }, 'finished once only')
+    assert.throws(() => binding.waitAny([a]), { code: 'ERR_INVALID_ARG_TYPE' }, 'a finished job is not waited for')
     const scan = binding.scanDirs(Int32Array.of(CWD), `${dir}/nonexistent`, RAW, 'thread')
     const listed = binding.finish(scan)
     assert.equal(listed.dirErrnos[0], 2, 'scanDirs through a thread reports as the sync call does')
