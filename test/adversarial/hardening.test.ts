@@ -219,7 +219,7 @@ for (const op of operations) {
           import * as cfs from ${JSON.stringify(FS_JS)}
           const sleep = new Int32Array(new SharedArrayBuffer(4))
           const fsCp = (api, s, d, o) => api === 'cpSync' ? cfs.cpSync(s, d, o) : api === 'cp' ? new Promise((res) => cfs.cp(s, d, o, res)) : cfs.promises.cp(s, d, o)
-          ${fn}process.argv[1], process.argv[2], { recursive: true, filter: () => (Atomics.wait(sleep, 0, 0, 1), true) })`
+          ${fn}process.argv[1], process.argv[2], { ${op.fsApi !== undefined ? 'recursive: true, ' : ''}filter: () => (Atomics.wait(sleep, 0, 0, 1), true) })`
         const child = spawn(process.execPath, ['--input-type=module', '-e', script, src, dst], { stdio: 'ignore' })
         const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()))
         const trees = () => tempSiblings(base).filter((n) => !n.endsWith('.lock'))
