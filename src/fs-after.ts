@@ -23,8 +23,6 @@ export interface After {
 
 export const nothingAfter = (): After => ({ links: [], devices: [], times: [], modes: new Map() })
 
-export const anythingAfter = (a: After): boolean => a.links.length + a.devices.length + a.times.length + a.modes.size > 0
-
 // open(2): O_PATH holds the inode itself (no permission needed, no device opened); 010000000
 // on every Linux architecture Node runs on, and not in fs.constants.
 const O_PATH = 0o10000000
@@ -40,7 +38,7 @@ type Act = (at: Places) => void
 export function makeAfter(after: After, src: string, dest: string, mode: number, follow: boolean): void {
   const entries: Array<[string, Act]> = [
     ...after.links.map(([target, rel, replace]): [string, Act] => [rel, (at) => makeLink(target, at.dest, replace)]),
-    ...after.devices.map(([rel, replace]): [string, Act] => [rel, (at) => copyDevice(at, replace, mode)]),
+    ...after.devices.map(([rel, replace]): [string, Act] => [rel, (at) => copyDevice(at, replace, mode, follow)]),
     ...after.times.map((rel): [string, Act] => [rel, (at) => copyTimes(at, follow)]),
   ].sort((a, b) => compare(a[0], b[0]))
   const chains = new Chains(src, dest, follow)
@@ -165,20 +163,21 @@ function makeLink(target: string, dest: string, replace: boolean): void {
  * fs.cp's copyFile of a character or block device: the device opened and read as a file, what
  * it gives up to its st_size (0 for devices: an empty file) written to a new regular file with
  * the device's mode, or copyFile's error (ENXIO for a device without a driver, EINVAL from
- * FICLONE_FORCE). The source is held by O_PATH|O_NOFOLLOW (a symlink swapped in is ELOOP, and
- * holding a device does not open it) and opened by copyFile through that descriptor; the new
- * file is created O_EXCL, so a symlink planted at its name is never written through.
+ * FICLONE_FORCE). On Linux the source is held by O_PATH, with O_NOFOLLOW unless links are
+ * followed (a symlink swapped in is ELOOP, and holding a device does not open it), and opened by
+ * copyFile through that descriptor; the new file is created O_EXCL, so a symlink planted at its
+ * name is never written through.
  */
-function copyDevice(at: Places, replace: boolean, mode: number): void {
+function copyDevice(at: Places, replace: boolean, mode: number, follow: boolean): void {
   if (replace) fs.unlinkSync(at.dest)
-  const held = fs.openSync(at.src(), O_PATH | O_NOFOLLOW)
-  const src = linux ? `/proc/self/fd/${held}` : at.src()
+  const held = linux ? fs.openSync(at.src(), O_PATH | (follow ? 0 : O_NOFOLLOW)) : -1
+  const src = held >= 0 ? `/proc/self/fd/${held}` : at.src()
   try {
     fs.copyFileSync(src, at.dest, mode | COPYFILE_EXCL)
   } catch (e) {
     throw renamed(e, { ...at, src: () => src })
   } finally {
-    fs.closeSync(held)
+    if (held >= 0) fs.closeSync(held)
   }
 }
 

@@ -362,6 +362,10 @@ test('character and block devices: copied as fs.cp copies them (copyFile: an emp
       // Over an existing file: replaced (force), kept, or ERR_FS_CP_EEXIST, as a file is.
       await run(fs, api, path.join(src, 'null'), out(dir, 'f'), { force: false })
       await run(fs, api, path.join(src, 'sub', 'zero'), out(dir, 'sub', 'g'))
+      // Following links: a link to a device is that device, inside and at the root.
+      nodeFs.symlinkSync('null', path.join(src, 'to-null'))
+      await run(fs, api, src, path.join(dir, 'followed'), { recursive: true, dereference: true, preserveTimestamps: true })
+      await run(fs, api, path.join(src, 'to-null'), path.join(dir, 'followed-root'), { dereference: true })
     })
     if (o?.tree !== undefined) {
       assert.deepEqual(o.tree.filter((e) => /^(out\/(null|root-device|sub\/g|sub\/zero)|src\/(null|sub\/zero))$/.test(e.path)).map((e) => [e.path, e.type, e.mode, e.size]), [
