@@ -610,7 +610,7 @@ class SyncLanes {
 
   /**
    * A job in lane `l`: on a thread of its own where there are several lanes; with one, here
-   * and now. Either way its results are taken in turn, by finishOldest().
+   * and now. Either way its results are taken by finishNext().
    */
   private start<T>(l: number, scan: boolean, call: (how: false | 'thread') => T | Started<T>, absorb: (out: T) => Batch | undefined): void {
     this.busy[l] = true
