@@ -12,7 +12,7 @@ import { reflinkFile } from '@reflink/reflink'
 import { cloneTree } from '../src/index.js'
 import * as cfs from '../src/fs.js'
 import type { TreeResult } from '../src/index.js'
-import type { TestMount } from '../test/helpers/mounts.js'
+import { mount, type TestMount } from '../test/helpers/mounts.js'
 import { genTree } from './gen-tree.js'
 import type { GenStats } from './gen-tree.js'
 import type { BenchContext } from './stats.js'
@@ -254,6 +254,7 @@ export async function benchTree(ctx: BenchContext): Promise<string> {
   }
   for (const s of sources.values()) rmTree(s.work)
   sync()
+  out.push(...(await fsOnExt4(ctx, nRounds)))
 
   // 200k files, in a child process for its peak RSS
   if (ctx.quick) {
@@ -296,6 +297,50 @@ export async function benchTree(ctx: BenchContext): Promise<string> {
   if (bigGen) out.push(`Tree (seed ${SEED}): ${describe(bigGen)}. Peak RSS is \`process.resourceUsage().maxRSS\` in the child; a child that only loads the library peaks at ${fmtBytes(idle.maxRssKiB * 1024)}. cloneTree's time is measured inside the child (no node start-up).`, '')
   out.push(table(['fs', 'cloneTree', 'cp -a --reflink=always', 'vs cp -a', 'peak RSS', 'notes'], bigRows), '')
   return out.join('\n')
+}
+
+/**
+ * Issue 15 where nothing can be cloned (ext4): clonefile/fs copies, as node:fs does, and must
+ * be no slower (≤ 1.0×). Both with Node's default options (mode 0: a copy, no clone attempted
+ * by node:fs; clonefile/fs tries once per filesystem and then copies).
+ */
+async function fsOnExt4(ctx: BenchContext, nRounds: number): Promise<string[]> {
+  const m = await mount('ext4')
+  const work = fs.mkdtempSync(join(m.dir, 'tree-'))
+  const src = join(work, 'src')
+  ctx.log('tree: generating 20k files on ext4')
+  const gen = genTree(src, { files: 20_000, seed: SEED })
+  sync()
+  const o = { recursive: true }
+  const contenders: Contender[] = [
+    { label: 'fs.cpSync', run: (s, d) => fs.cpSync(s, d, o) },
+    { label: 'clonefile/fs cpSync', run: (s, d) => cfs.cpSync(s, d, o) },
+    { label: 'fs.promises.cp', run: (s, d) => fsp.cp(s, d, o) },
+    { label: 'clonefile/fs promises.cp', run: (s, d) => cfs.promises.cp(s, d, o) },
+  ]
+  for (const c of contenders) {
+    await c.run(src, join(work, 'dst'))
+    rmTree(join(work, 'dst'))
+  }
+  const load = loadavg()
+  const res = await rounds(ctx, work, src, contenders, nRounds, 'clonefile/fs on ext4')
+  const loads = `${load} → ${loadavg()}`
+  rmTree(work)
+  sync()
+  const get = (label: string) => median(res.find((x) => x.label === label)?.ms ?? [])
+  const rows = res.map((x) => {
+    const reference = x.label.startsWith('clonefile/fs') ? get(x.label.replace('clonefile/fs ', 'fs.')) : NaN
+    const ratio = median(x.ms) / reference
+    return [x.label, fmtMs(median(x.ms)), `${fmtMs(min(x.ms))}–${fmtMs(max(x.ms))}`, Number.isNaN(ratio) ? '' : `${fmtRatio(ratio)} of node:fs (≤ 1.0×: ${verdict(ratio, 1.0, '<=')})`, x.note]
+  })
+  return [
+    `### clonefile/fs on ext4 (no cloning): the 20k-file tree copied (median of ${nRounds} interleaved rounds)`,
+    '',
+    `Tree (seed ${SEED}): ${describe(gen)}. Node's default options (\`{ recursive: true }\`, mode 0) for both. Load average before → after: ${loads}.`,
+    '',
+    table(['contender', 'median', 'range', 'target', 'notes'], rows),
+    '',
+  ]
 }
 
 // Child mode: node dist/bench/tree.js --child SRC DST [CONCURRENCY] | --child --idle

@@ -92,6 +92,17 @@ export interface Binding {
     temps: string | undefined, flags: number, async: false, cancel?: Int32Array): OpResults
   runOps(kinds: Uint8Array, srcDirs: Int32Array, srcNames: string, dstDirs: Int32Array, dstNames: string,
     temps: string | undefined, flags: number, async: true, cancel?: Int32Array): Promise<OpResults>
+  runOps(kinds: Uint8Array, srcDirs: Int32Array, srcNames: string, dstDirs: Int32Array, dstNames: string,
+    temps: string | undefined, flags: number, async: 'thread', cancel?: Int32Array): Started<OpResults>
+  /**
+   * The result of a call started with async 'thread' (on a thread of its own, for a synchronous
+   * caller that runs several side by side): waits for its thread, then returns or throws as the
+   * synchronous call would. Every started call must be finished, once.
+   */
+  finish<T>(started: Started<T>): T
+  /** The index of a call in `started` whose run is over (its finish() returns at once),
+   * waiting until one is. */
+  waitAny(started: Array<Started<unknown>>): number
   /**
    * Opens directories (dirs[i], names[i]) and lists them, many in one trip; where `make` gives
    * one (make.dirs[i] !== NONE), directory (make.dirs[i], make.names[i]) is first made with mode
@@ -101,6 +112,7 @@ export interface Binding {
    */
   scanDirs(dirs: Int32Array, names: string, how: number, async: false, make?: MakeDirs, cancel?: Int32Array): DirsScan
   scanDirs(dirs: Int32Array, names: string, how: number, async: true, make?: MakeDirs, cancel?: Int32Array): Promise<DirsScan>
+  scanDirs(dirs: Int32Array, names: string, how: number, async: 'thread', make?: MakeDirs, cancel?: Int32Array): Started<DirsScan>
   /** Opens one directory (a root of a walk), as scanDirs does: its descriptor and its stat
    * (STAT_STRIDE numbers). */
   openDir(dir: number, name: NativePath, how: number): { fd: number; stat: Float64Array }
@@ -142,6 +154,12 @@ export interface DedupeBatch {
   deduped: Float64Array
   before: Float64Array
   after: Float64Array
+}
+
+/** A native call running on a thread of its own (async 'thread'): its result comes from finish(). */
+declare const result: unique symbol
+export interface Started<T> {
+  readonly [result]: T
 }
 
 /** Directories for scanDirs() to make before listing, one slot per directory listed. */

@@ -20,15 +20,16 @@ const optionTable: OptionTable<Required<CloneOptions>> = {
   preserveAcl: boolean(false),
 }
 
-/** `drop`: Flag bits of metadata not to keep (cloneTree given a file, with its `preserve`). */
-function cloneJob(src: unknown, dst: unknown, options: unknown, drop = 0): CloneJob {
+/** `drop`: Flag bits of metadata not to keep (cloneTree given a file, with its `preserve`);
+ * `keep`: bits to add (Flag.SetId for clonefile/fs, whose copies keep setuid/setgid). */
+function cloneJob(src: unknown, dst: unknown, options: unknown, drop = 0, keep = 0): CloneJob {
   const o = resolveOptions('options', options, optionTable)
   const dstPath = toPath('dst', dst)
   const flags = ((Flag.Mode | Flag.Times | Flag.Xattr) & ~drop) |
     (o.overwrite ? Flag.Overwrite : 0) |
     (o.followSymlinks ? 0 : Flag.NoFollow) |
     (o.preserveOwner ? Flag.Owner : 0) |
-    (o.preserveAcl && (drop & Flag.Acl) === 0 ? Flag.Acl : 0)
+    (o.preserveAcl && (drop & Flag.Acl) === 0 ? Flag.Acl : 0) | keep
   return { src: toTarget('src', src), dst: { native: dstPath, label: dstPath.toString() }, options: o, flags }
 }
 
@@ -191,11 +192,12 @@ export function clone(src: FileLike, dst: PathLike, options?: CloneOptions): Pro
   return cloneDropping(src, dst, options, 0)
 }
 
-/** clone() without the metadata whose Flag bits are in `drop` (for cloneTree's `preserve`). */
-export function cloneDropping(src: FileLike, dst: PathLike, options: CloneOptions | undefined, drop: number): Promise<CloneResult> {
+/** clone() without the metadata whose Flag bits are in `drop` (for cloneTree's `preserve`),
+ * with those in `keep`. */
+export function cloneDropping(src: FileLike, dst: PathLike, options: CloneOptions | undefined, drop: number, keep = 0): Promise<CloneResult> {
   let job: CloneJob, binding: Binding | undefined
   try {
-    job = cloneJob(src, dst, options, drop)
+    job = cloneJob(src, dst, options, drop, keep)
     binding = nativeFor(job)
   } catch (e) {
     return Promise.reject(e)
@@ -210,8 +212,8 @@ export function cloneSync(src: FileLike, dst: PathLike, options?: CloneOptions):
 }
 
 /** The synchronous twin of {@link cloneDropping}. */
-export function cloneDroppingSync(src: FileLike, dst: PathLike, options: CloneOptions | undefined, drop: number): CloneResult {
-  const job = cloneJob(src, dst, options, drop)
+export function cloneDroppingSync(src: FileLike, dst: PathLike, options: CloneOptions | undefined, drop: number, keep = 0): CloneResult {
+  const job = cloneJob(src, dst, options, drop, keep)
   const binding = nativeFor(job)
   checkSameSync(job)
   if (binding === undefined) return cloneWithNodeSync(job)

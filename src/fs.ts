@@ -2,7 +2,8 @@
 // codes and results, cloning file data where the filesystem can. A thin layer of policy: Node's
 // checks before anything is written and per entry (through cloneTree's filter), then cloneTree
 // (or, for one file, cloneTree's single-file path) makes everything. Only what cloneTree cannot
-// express is done here: a symlink whose relative target fs.cp makes absolute.
+// express is made after it (fs-after.ts): a symlink whose relative target fs.cp makes absolute,
+// a device fs.cp copies as a file, files' times as fs.cp's utimes leaves them.
 import * as fs from 'node:fs'
 import { constants } from 'node:fs'
 import { constants as os } from 'node:os'
@@ -10,6 +11,7 @@ import { dirname, isAbsolute, join, resolve, sep, toNamespacedPath } from 'node:
 import { fileURLToPath } from 'node:url'
 import { inspect } from 'node:util'
 import { cloneTreeWith, cloneTreeWithSync } from './tree.js'
+import { makeAfter, nothingAfter, type After } from './fs-after.js'
 import { invalidArgType, outOfRange } from './errors.js'
 import type { CloneTreeOptions, TreeEntry } from './types.js'
 
@@ -74,17 +76,19 @@ function described(value: unknown): string {
   return `Received type ${typeof value} (${typeof value === 'string' ? `'${value}'` : String(value)})`
 }
 
-/** Node's getValidatedPath: a string, Buffer or file: URL without null bytes; a string here. */
-function validPath(name: string, value: unknown): string {
-  let path: string
+/**
+ * Node's getValidatedPath: a string, Buffer or file: URL without null bytes. A Buffer stays one:
+ * the filter gets it, and fs.cp's path checks then refuse it (see planRoot).
+ */
+function validPath(name: string, value: unknown): string | Buffer {
+  let path: string | Buffer
   if (value instanceof URL) path = fileURLToPath(value)
-  else if (typeof value === 'string') path = value
-  else if (Buffer.isBuffer(value)) path = value.toString()
+  else if (typeof value === 'string' || Buffer.isBuffer(value)) path = value
   else throw invalidArgType(name, 'of type string or an instance of Buffer or URL', value)
-  if (path.includes('\0')) {
+  if (typeof path === 'string' ? path.includes('\0') : path.includes(0)) {
     throw codedTypeError('ERR_INVALID_ARG_VALUE', `The argument '${name}' must be a string, Uint8Array, or URL without null bytes. Received ${inspect(path)}`)
   }
-  return toNamespacedPath(path)
+  return typeof path === 'string' ? toNamespacedPath(path) : path
 }
 
 // ---- Node's ERR_FS_CP_* errors: a SystemError with syscall 'cp' ----
@@ -115,8 +119,9 @@ function cpError(kind: Kind, message: string, path: string): Error {
 
 // ---- Node's rules ----
 
-const stat = (o: Resolved, path: string): fs.Stats | undefined =>
-  o.dereference ? fs.statSync(path, { throwIfNoEntry: false }) : fs.lstatSync(path, { throwIfNoEntry: false })
+/** stat or lstat as `dereference` says: undefined where nothing is there, unless `throwing`. */
+const stat = (o: Resolved, path: string | Buffer, throwing = false): fs.Stats | undefined =>
+  o.dereference ? fs.statSync(path, { throwIfNoEntry: throwing }) : fs.lstatSync(path, { throwIfNoEntry: throwing })
 
 const same = (a: fs.Stats, b: fs.Stats): boolean => a.ino === b.ino && a.dev === b.dev
 
@@ -175,24 +180,30 @@ function checkLinkOver(target: string, src: string, dest: string, sync: boolean)
   }
 }
 
-function makeLink(target: string, dest: string, replace: boolean): void {
-  if (replace) fs.unlinkSync(dest)
-  fs.symlinkSync(target, dest)
+const S_IFMT = 0o170000
+const fileTypes = new Set([0o100000, 0o020000, 0o060000]) // regular, character and block device
+
+/** An entry fs.cp refuses by its type (st_mode); those it copies pass. */
+function checkType(mode: number, dest: string): void {
+  const type = mode & S_IFMT
+  if (type === 0o140000) throw cpError('ERR_FS_CP_SOCKET', `cannot copy a socket file: ${dest}`, dest)
+  if (type === 0o010000) throw cpError('ERR_FS_CP_FIFO_PIPE', `cannot copy a FIFO pipe: ${dest}`, dest)
+  if (!fileTypes.has(type) && type !== 0o040000 && type !== 0o120000) {
+    throw cpError('ERR_FS_CP_UNKNOWN', `cannot copy an unknown file type: ${dest}`, dest)
+  }
 }
 
-/** An entry fs.cp refuses by its type; the file types it copies pass. */
-function checkType(s: fs.Stats | TreeEntry['type'], dest: string): void {
-  const type = typeof s === 'string' ? s : s.isSocket() ? 'socket' : s.isFIFO() ? 'fifo' : 'other'
-  if (type === 'socket') throw cpError('ERR_FS_CP_SOCKET', `cannot copy a socket file: ${dest}`, dest)
-  if (type === 'fifo') throw cpError('ERR_FS_CP_FIFO_PIPE', `cannot copy a FIFO pipe: ${dest}`, dest)
-}
+const isDevice = (mode: number): boolean => (mode & S_IFMT) === 0o020000 || (mode & S_IFMT) === 0o060000
 
-/** cloneTree's options that give fs.cp's results: mode kept, times where asked, nothing else. */
+/**
+ * cloneTree's options that give fs.cp's results: mode kept (setuid/setgid too, by the hooks),
+ * nothing else; fs.cp's times are set after (fs-after.ts), for files only.
+ */
 function treeOptions(o: Resolved, overwrite: 'error' | 'replace', filter: CloneTreeOptions['filter']): CloneTreeOptions {
   return {
     overwrite,
     mode: (o.mode & constants.COPYFILE_FICLONE_FORCE) === constants.COPYFILE_FICLONE_FORCE ? 'always' : 'auto',
-    preserve: { mode: true, timestamps: o.preserveTimestamps, ownership: false, xattr: false, links: false, specials: false },
+    preserve: { mode: true, timestamps: false, ownership: false, xattr: false, links: false, specials: false },
     dereference: o.dereference,
     filter,
   }
@@ -206,60 +217,51 @@ interface Plan {
   link?: { target: string; replace: boolean }
   /** the root is a file or directory: cloneTree's arguments */
   tree?: CloneTreeOptions
-  /** relative symlinks met in the tree, made here after it: [target, path relative to dest, replace] */
-  links: Array<[string, string, boolean]>
+  /** what is made after cloneTree */
+  after: After
   /** directories that were there before (relative to dest): fs.cp leaves their mode and times */
   kept: Set<string>
+  /** the source directories' st_mode, relative to src: for those that get entries after cloneTree */
+  dirModes: Map<string, number>
 }
 
-/** cloneTree's hooks: directories merged into keep their metadata. */
-const hooks = (plan: Plan) => ({ keepsMetadata: (rel: string) => plan.kept.has(rel) })
+const newPlan = (): Plan => ({ after: nothingAfter(), kept: new Set(), dirModes: new Map() })
 
-/** After cloneTree: the symlinks left to this module, each made in its directory without following a link. */
-function finish(plan: Plan, dest: string): void {
-  for (const [target, rel, replace] of plan.links) inDirectory(dest, rel, (at) => makeLink(target, at, replace))
+/** cloneTree's hooks: directories merged into keep their metadata, and so, until fs-after.ts
+ * sets it, do those that get entries after cloneTree; setuid/setgid kept, as fs.cp's chmod does. */
+const hooks = (plan: Plan) => ({ keepsMetadata: (rel: string) => plan.kept.has(rel) || plan.after.modes.has(rel), keepsSetId: true })
+
+/** An entry made after cloneTree in the directory of `rel`: that directory's mode waits for it. */
+function madeAfterIn(plan: Plan, rel: string): void {
+  const slash = rel.lastIndexOf('/')
+  const dir = slash < 0 ? '' : rel.slice(0, slash)
+  const mode = plan.dirModes.get(dir)
+  if (rel !== '' && !plan.kept.has(dir) && mode !== undefined) plan.after.modes.set(dir, mode)
 }
-
-const { O_RDONLY, O_DIRECTORY, O_NOFOLLOW } = constants
 
 /**
- * Runs `act` on the entry `rel` below `root` named through its parent directory, which is opened
- * one component at a time with O_NOFOLLOW: a directory of dest swapped for a symlink meanwhile
- * is ENOTDIR/ELOOP, never followed (cloneTree's rule). Linux names an open directory as
- * /proc/self/fd/N (proc(5)); elsewhere the path is used as it is.
+ * A path given as a Buffer: fs.cp takes it as far as its filter and stats, then its path
+ * checks (path.resolve, path.dirname) refuse it, for a directory and for the rest.
  */
-function inDirectory(root: string, rel: string, act: (path: string) => void): void {
-  if (process.platform !== 'linux') return act(`${root}/${rel}`)
-  const parts = rel.split('/')
-  const name = parts.pop() as string
-  let fd = fs.openSync(root, O_RDONLY | O_DIRECTORY)
-  try {
-    for (const part of parts) {
-      const next = fs.openSync(`/proc/self/fd/${fd}/${part}`, O_RDONLY | O_DIRECTORY | O_NOFOLLOW)
-      fs.closeSync(fd)
-      fd = next
-    }
-    act(`/proc/self/fd/${fd}/${name}`)
-  } catch (e) {
-    // Errors name the entry, not the descriptor it was reached through.
-    if (typeof (e as NodeJS.ErrnoException).path === 'string') (e as NodeJS.ErrnoException).path = `${root}/${rel}`
-    throw e
-  } finally {
-    fs.closeSync(fd)
-  }
+function refuseBuffer(s: fs.Stats): never {
+  const arg = s.isDirectory() ? 'paths[0]' : 'path'
+  throw codedTypeError('ERR_INVALID_ARG_TYPE', `The "${arg}" argument must be of type string. Received an instance of Buffer`)
 }
 
 /** Node's checks of the root, after its filter; dest's missing parents are made. */
-function planRoot(o: Resolved, src: string, dest: string, sync: boolean): Plan {
-  const s = o.dereference ? fs.statSync(src) : fs.lstatSync(src)
-  const d = stat(o, dest)
+function planRoot(o: Resolved, given: string | Buffer, givenDest: string | Buffer, sync: boolean): Plan {
+  const s = o.dereference ? fs.statSync(given) : fs.lstatSync(given)
+  const d = stat(o, givenDest)
+  const [src, dest] = [String(given), String(givenDest)]
   checkPair(src, dest, s, d)
+  if (Buffer.isBuffer(given) || Buffer.isBuffer(givenDest)) refuseBuffer(s)
   checkParents(src, s, dest)
   fs.mkdirSync(dirname(dest), { recursive: true })
-  const plan: Plan = { links: [], kept: new Set() }
+  const plan = newPlan()
   if (s.isDirectory()) {
     if (!o.recursive) throw cpError('ERR_FS_EISDIR', `${src} is a directory (not copied)`, src)
     if (d !== undefined) plan.kept.add('')
+    plan.dirModes.set('', s.mode)
     plan.tree = treeOptions(o, d === undefined ? 'error' : 'replace', entryFilter(o, src, dest, d !== undefined, plan, sync))
     return plan
   }
@@ -269,58 +271,81 @@ function planRoot(o: Resolved, src: string, dest: string, sync: boolean): Plan {
     plan.link = { target, replace: d !== undefined }
     return plan
   }
-  if (!s.isFile() && !s.isCharacterDevice() && !s.isBlockDevice()) {
-    checkType(s, dest)
-    throw cpError('ERR_FS_CP_UNKNOWN', `cannot copy an unknown file type: ${dest}`, dest)
-  }
+  checkType(s.mode, dest)
   if (d !== undefined) {
     if (!o.force) {
       if (o.errorOnExist) throw cpError('ERR_FS_CP_EEXIST', `${dest} already exists`, dest)
-      return { done: true, links: [], kept: new Set() }
+      return { ...plan, done: true }
     }
-    fs.unlinkSync(dest)
-  }
-  plan.tree = treeOptions(o, 'error', undefined)
+    if (isDevice(s.mode)) plan.after.devices.push(['', true])
+    else fs.unlinkSync(dest)
+  } else if (isDevice(s.mode)) plan.after.devices.push(['', false])
+  if (o.preserveTimestamps) plan.after.times.push('')
+  if (!isDevice(s.mode)) plan.tree = treeOptions(o, 'error', undefined)
   return plan
 }
 
+// PATH_MAX, its NUL included (limits.h): Node names each entry by its path, whose stat fails
+// (ENAMETOOLONG) past that; cloneTree, relative to its parent's descriptor, would not.
+const PATH_MAX = process.platform === 'darwin' ? 1024 : 4096
+const tooLong = (path: string): boolean => path.length * 3 >= PATH_MAX && Buffer.byteLength(path) >= PATH_MAX
+
 /**
  * cloneTree's filter for fs.cp: the user's filter with (src, dest), then Node's checks of each
- * entry against what is at its destination (only when merging into an existing tree); a
- * relative symlink is left to this module, which makes it with its absolute target.
+ * entry against what is at its destination (only when merging into an existing tree). What
+ * fs.cp makes otherwise than cloneTree (relative symlinks, devices) is left out and listed for
+ * fs-after.ts, with the files whose times it sets.
  */
 function entryFilter(o: Resolved, srcRoot: string, destRoot: string, merging: boolean, plan: Plan, sync: boolean): CloneTreeOptions['filter'] {
+  const after = plan.after
   const decide = (rel: string, src: string, dest: string, entry: TreeEntry): boolean => {
+    // A name that is not UTF-8: Node reads it as a string (U+FFFD for the bytes that are not)
+    // and stats that path, which is not there: its error. Where it happens to be there, Node
+    // copies that entry, which it copies under its own name anyway. A path past PATH_MAX: the
+    // stat's ENAMETOOLONG, Node's too.
+    if (entry.rawPath !== undefined || tooLong(src)) {
+      stat(o, src, true)
+      return false
+    }
+    if (tooLong(dest)) stat(o, dest)
     // Following links, a symlink the walk still lists as one dangles (or loops): stat(2)'s error, as Node's.
     if (o.dereference && entry.type === 'symlink') fs.statSync(src)
     const d = merging ? stat(o, dest) : undefined
     // Node checks the pair before the source's type.
     if (d !== undefined) checkPair(src, dest, o.dereference ? fs.statSync(src) : fs.lstatSync(src), d)
-    checkType(entry.type, dest)
-    const isLink = entry.type === 'symlink'
-    if (d !== undefined || isLink) {
-      if (isLink) {
-        const target = linkTarget(o, src)
-        if (d !== undefined) checkLinkOver(target, src, dest, sync)
-        // Made by cloneTree where it would be the same link (a target kept as it is, nothing to replace).
-        if (target === fs.readlinkSync(src) && d === undefined) return true
-        plan.links.push([target, rel, d !== undefined])
-        return false
-      }
-      if (d?.isDirectory() === true) plan.kept.add(rel)
-      else if (d !== undefined && !o.force) {
-        if (o.errorOnExist) throw cpError('ERR_FS_CP_EEXIST', `${dest} already exists`, dest)
-        return false
-      }
+    checkType(entry.mode, dest)
+    if (entry.type === 'directory') {
+      plan.dirModes.set(rel, entry.mode)
+      if (d !== undefined) plan.kept.add(rel)
+      return true
     }
-    return true
+    if (entry.type === 'symlink') {
+      const target = linkTarget(o, src)
+      if (d !== undefined) checkLinkOver(target, src, dest, sync)
+      // Made by cloneTree where it would be the same link (a target kept as it is, nothing to replace).
+      if (target === fs.readlinkSync(src) && d === undefined) return true
+      after.links.push([target, rel, d !== undefined])
+      madeAfterIn(plan, rel)
+      return false
+    }
+    if (d !== undefined && !o.force) {
+      if (o.errorOnExist) throw cpError('ERR_FS_CP_EEXIST', `${dest} already exists`, dest)
+      return false
+    }
+    if (o.preserveTimestamps) after.times.push(rel)
+    if (!isDevice(entry.mode)) return true
+    after.devices.push([rel, d !== undefined])
+    madeAfterIn(plan, rel)
+    return false
   }
-  // cloneTree names entries below src made absolute; Node joins each name to src as given.
+  // cloneTree names entries below src made absolute; Node joins each name to src as given,
+  // which for names (no '.', '..' or empty ones) is the root joined once, then the rest.
   const base = resolve(srcRoot)
   const skip = base === sep ? 1 : base.length + 1
+  const [srcBase, destBase] = [join(srcRoot, 'x').slice(0, -1), join(destRoot, 'x').slice(0, -1)]
   return (path, entry) => {
     const rel = path.slice(skip)
-    const [src, dest] = [join(srcRoot, rel), join(destRoot, rel)]
+    const [src, dest] = [srcBase + rel, destBase + rel]
     const keep = o.filter === undefined ? true : o.filter(src, dest)
     if (keep instanceof Promise) {
       if (sync) throw invalidReturn(keep)
@@ -347,6 +372,11 @@ function asNode(e: unknown): never {
   throw err
 }
 
+function makeLink(target: string, dest: string, replace: boolean): void {
+  if (replace) fs.unlinkSync(dest)
+  fs.symlinkSync(target, dest)
+}
+
 // ---- the API ----
 
 /** node:fs's cpSync, cloning file data where the filesystem can. */
@@ -354,30 +384,32 @@ export function cpSync(src: Path, dest: Path, options?: CpSyncOptions): void {
   const o = validated(options)
   const [s, d] = [validPath('src', src), validPath('dest', dest)]
   if (o.filter !== undefined) {
-    const keep = o.filter(s, d)
+    const keep = o.filter(s as string, d as string)
     if (keep instanceof Promise) throw invalidReturn(keep)
     if (!keep) return
   }
   const plan = planRoot(o, s, d, true)
+  const [from, to] = [String(s), String(d)]
   if (plan.done) return
-  if (plan.link !== undefined) return makeLink(plan.link.target, d, plan.link.replace)
+  if (plan.link !== undefined) return makeLink(plan.link.target, to, plan.link.replace)
   try {
-    cloneTreeWithSync(s, d, plan.tree, hooks(plan))
+    if (plan.tree !== undefined) cloneTreeWithSync(from, to, plan.tree, hooks(plan))
   } catch (e) {
     asNode(e)
   }
-  finish(plan, d)
+  makeAfter(plan.after, from, to, o.mode, o.dereference)
 }
 
 async function cpAsync(src: Path, dest: Path, options?: CpOptions): Promise<void> {
   const o = validated(options)
   const [s, d] = [validPath('src', src), validPath('dest', dest)]
-  if (o.filter !== undefined && !(await o.filter(s, d))) return
+  if (o.filter !== undefined && !(await o.filter(s as string, d as string))) return
   const plan = planRoot(o, s, d, false)
+  const [from, to] = [String(s), String(d)]
   if (plan.done) return
-  if (plan.link !== undefined) return makeLink(plan.link.target, d, plan.link.replace)
-  await cloneTreeWith(s, d, plan.tree, hooks(plan)).catch(asNode)
-  finish(plan, d)
+  if (plan.link !== undefined) return makeLink(plan.link.target, to, plan.link.replace)
+  if (plan.tree !== undefined) await cloneTreeWith(from, to, plan.tree, hooks(plan)).catch(asNode)
+  makeAfter(plan.after, from, to, o.mode, o.dereference)
 }
 
 type Callback = (err: Error | null) => void

@@ -32,10 +32,13 @@ const join = (rel: string, name: string): string => (rel === '' ? name : `${rel}
 /** What a layer over cloneTree (clonefile/fs) decides beyond its options. */
 export interface RunHooks {
   /**
-   * Merging: whether the directory at `rel` (relative to dst, decoded as UTF-8), which was there
-   * before, keeps its own mode and times instead of getting its source's (fs.cp leaves them).
+   * Whether the directory at `rel` (relative to dst, decoded as UTF-8) is left with the mode and
+   * times it has instead of getting its source's: merging, one that was there before (fs.cp
+   * leaves them); or one its caller makes more entries in after the run, and sets itself.
    */
   keepsMetadata?: (rel: string) => boolean
+  /** With modes kept, setuid/setgid kept too, owners or not (fs.cp's chmod keeps them). */
+  keepsSetId?: boolean
 }
 
 /** One cloneTree run. The sync and async drivers in tree.ts only differ in how they run batches. */
@@ -76,7 +79,7 @@ export class TreeRun {
   ) {
     const p = (this.preserve = options.preserve)
     this.metaFlags = (p.mode ? Flag.Mode : 0) | (p.timestamps ? Flag.Times : 0) | (p.ownership ? Flag.Owner : 0) |
-      (p.xattr ? Flag.Xattr | Flag.Acl : 0) | (p.mode && p.ownership && this.root ? Flag.SetId : 0)
+      (p.xattr ? Flag.Xattr | Flag.Acl : 0) | (p.mode && ((p.ownership && this.root) || hooks.keepsSetId === true) ? Flag.SetId : 0)
     const follow = options.dereference ? Flag.FollowDirs : Flag.NoFollow
     this.fileFlags = this.metaFlags | follow | (!merge ? Flag.Direct : options.overwrite === 'replace' ? Flag.Overwrite : 0)
     this.streams = [this.queue()]
@@ -296,9 +299,9 @@ export class TreeRun {
     yield BARRIER
   }
 
-  /** A directory that was there before and, by the hooks, keeps its own metadata. */
+  /** A directory whose metadata, by the hooks, is not set here. */
   private keeps(dir: TreeDir): boolean {
-    return this.merge && this.hooks.keepsMetadata !== undefined && this.hooks.keepsMetadata(named(dir.rel).path)
+    return this.hooks.keepsMetadata !== undefined && this.hooks.keepsMetadata(named(dir.rel).path)
   }
 
   private get followFlag(): number {

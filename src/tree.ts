@@ -3,7 +3,7 @@
 import * as fs from 'node:fs'
 import { availableParallelism, constants } from 'node:os'
 import { basename, dirname, resolve } from 'node:path'
-import { CWD, Flag, LANES, METHOD_CLONE, RAW, Scan, lane, requireNative, type Binding } from './binding.js'
+import { CWD, Flag, LANES, METHOD_CLONE, RAW, Scan, lane, requireNative, type Binding, type OpResults, type Started } from './binding.js'
 import { cloneDropping, cloneDroppingSync } from './clone.js'
 import { abortError, fromNative, fsError, invalidArgType, invalidArgValue } from './errors.js'
 import { fallbackFor, filesystemName, modes } from './fallback.js'
@@ -256,6 +256,9 @@ const singleOptions = (o: ResolvedOptions): CloneOptions => ({
 const notKept = ({ preserve: p }: ResolvedOptions): number =>
   (p.mode ? 0 : Flag.Mode) | (p.timestamps ? 0 : Flag.Times) | (p.xattr ? 0 : Flag.Xattr | Flag.Acl)
 
+/** What the hooks say to keep beyond `preserve`, as Flag bits. */
+const keptToo = (hooks: RunHooks): number => (hooks.keepsSetId === true ? Flag.SetId : 0)
+
 function singleResult(r: CloneResult | undefined, path: string): TreeResult {
   const result = emptyResult()
   if (r === undefined) {
@@ -322,7 +325,7 @@ function autoConcurrency(binding: Binding, dir: Buffer): number {
   }
 }
 
-const runOps = (binding: Binding, batch: Batch, flags: number, async: boolean, cancel: Int32Array) =>
+const runOps = (binding: Binding, batch: Batch, flags: number, async: boolean | 'thread', cancel: Int32Array) =>
   binding.runOps(batch.kinds, batch.srcDirs, batch.srcNames, batch.dstDirs, batch.dstNames, batch.temps, batch.flags | RAW | flags, async as true, cancel)
 
 /**
@@ -338,7 +341,7 @@ export function cloneTree(src: PathLike, dst: PathLike, options?: CloneTreeOptio
 export async function cloneTreeWith(src: PathLike, dst: PathLike, options: CloneTreeOptions | undefined, hooks: RunHooks): Promise<TreeResult> {
   const p = prepare(src, dst, options)
   if (p.single) {
-    return cloneDropping(bytes(p.src), bytes(p.dst), singleOptions(p.options), notKept(p.options))
+    return cloneDropping(bytes(p.src), bytes(p.dst), singleOptions(p.options), notKept(p.options), keptToo(hooks))
       .then((r) => singleResult(r, shown(p.src)), (e: unknown) => notCloned(p, e))
   }
   const [run, place] = startRun(requireNative('cloneTree'), p, hooks)
@@ -476,34 +479,172 @@ export function cloneTreeWithSync(src: PathLike, dst: PathLike, options: CloneTr
   const p = prepare(src, dst, options)
   if (p.single) {
     try {
-      return singleResult(cloneDroppingSync(bytes(p.src), bytes(p.dst), singleOptions(p.options), notKept(p.options)), shown(p.src))
+      return singleResult(cloneDroppingSync(bytes(p.src), bytes(p.dst), singleOptions(p.options), notKept(p.options), keptToo(hooks)), shown(p.src))
     } catch (e) {
       return notCloned(p, e)
     }
   }
   const [run, place] = startRun(requireNative('cloneTree'), p, hooks)
   try {
-    return (wholeTree(run, p, place, true) as TreeResult | undefined) ?? (driveSync(run), finishRun(run, p, place))
+    return (wholeTree(run, p, place, true) as TreeResult | undefined) ?? (driveSync(run, p), finishRun(run, p, place))
   } catch (e) {
     return abandon(run, p, place, e)
   }
 }
 
-function driveSync(run: TreeRun): void {
-  const { binding, walker } = run
-  const stream = run.streams[0]!
-  const execute = (batch: Batch | undefined): void => {
-    while (batch !== undefined && !run.stopped) batch = run.absorb(batch, runOps(binding, batch, 0, false, run.cancel) as never)
-  }
-  const asyncFilter = () => invalidArgValue('options.filter', 'a function returning a Promise', 'must return a boolean in cloneTreeSync (use cloneTree for an async filter)')
-  while (!run.stopped && (walker.pending.length > 0 || stream.length > 0)) {
-    const req = walker.nextScan(SCAN_GROUP)
-    if (req !== undefined) {
-      const out = binding.scanDirs(req.at, req.names, req.how, false, req.make, run.cancel)
-      if (run.absorbScan(walker.absorb(req, out)) instanceof Promise) throw asyncFilter()
+/**
+ * The sync driver: the async driver's lanes, each job on a thread of its own (runOps and
+ * scanDirs with async 'thread') while this thread takes each one's results as it ends, so that a caller that
+ * blocks anyway still has the addon's threads. At most one job per lane at a time: a lane's
+ * jobs run in order, as in the async driver (a directory's metadata after its entries). One
+ * lane runs its jobs here, on this thread.
+ */
+function driveSync(run: TreeRun, p: Prepared): void {
+  const concurrency = p.options.concurrency || autoConcurrency(run.binding, bytes(dirname(p.dst)))
+  const lanes = new SyncLanes(run, Math.min(concurrency, LANES))
+  try {
+    lanes.walk()
+    lanes.drain()
+    for (const step of run.finish()) {
+      if (step === BARRIER) lanes.drain()
+      else lanes.launch(step, lanes.free())
     }
-    while (stream.length >= BATCH || (stream.length > 0 && walker.pending.length === 0)) execute(stream.take(BATCH))
+    lanes.drain()
+  } catch (e) {
+    lanes.drain()
+    throw e
   }
-  for (const step of run.finish()) if (step !== BARRIER) execute(step)
   if (run.error !== undefined) throw run.error
+}
+
+interface SyncJob {
+  lane: number
+  scan: boolean
+  /** the call on its thread; undefined where it ran here already */
+  started?: Started<unknown>
+  /** waits for the job, takes its results; a retry batch where some must be made again */
+  take: () => Batch | undefined
+}
+
+/** {@link Lanes} for a synchronous caller: each job's results taken as soon as it ends. */
+class SyncLanes {
+  private readonly busy: boolean[]
+  private readonly started: SyncJob[] = []
+  private scanning = false
+  private next = 0
+
+  constructor(private readonly run: TreeRun, private readonly lanes: number) {
+    run.useStreams(lanes)
+    this.busy = new Array<boolean>(lanes).fill(false)
+  }
+
+  walk(): void {
+    const { run } = this
+    const backlog = BATCH * this.lanes * 4
+    while (!run.stopped) {
+      const l = this.freeLane()
+      if (l >= 0 && run.walker.pending.length > 0 && !this.scanning && run.waiting < backlog) {
+        this.scan(l)
+        continue
+      }
+      if (l >= 0 && this.launchStreams()) continue
+      if (this.started.length === 0) return
+      this.finishNext()
+    }
+  }
+
+  /** A lane with no job, after waiting for a job to end where every lane has one. */
+  free(): number {
+    let l = this.freeLane()
+    while (l < 0) {
+      this.finishNext()
+      l = this.freeLane()
+    }
+    return l
+  }
+
+  drain(): void {
+    while (this.started.length > 0) this.finishNext()
+  }
+
+  /** A free lane, taken in turn; -1 where all have a job. */
+  private freeLane(): number {
+    for (let k = 0; k < this.lanes; k++) {
+      const l = (this.next + k) % this.lanes
+      if (!this.busy[l]) {
+        this.next = (l + 1) % this.lanes
+        return l
+      }
+    }
+    return -1
+  }
+
+  /** Each free lane's next batch; whether any went. */
+  private launchStreams(): boolean {
+    let launched = false
+    for (let l = 0; l < this.lanes; l++) {
+      if (this.busy[l] || this.run.streams[l]!.length === 0) continue
+      this.launch(this.run.streams[l]!.take(BATCH), l)
+      launched = true
+    }
+    return launched
+  }
+
+  launch(batch: Batch, l: number): void {
+    const run = this.run
+    this.start(l, false, (how) => runOps(run.binding, batch, 0, how, run.cancel) as unknown as OpResults | Started<OpResults>, (out) => run.absorb(batch, out))
+  }
+
+  private scan(l: number): void {
+    const { run } = this
+    const req = run.walker.nextScan(SCAN_GROUP)
+    if (req === undefined) return
+    this.scanning = true
+    this.start(l, true, (how) => run.binding.scanDirs(req.at, req.names, req.how, how as 'thread', req.make, run.cancel), (out) => {
+      if (run.absorbScan(run.walker.absorb(req, out)) instanceof Promise) {
+        throw invalidArgValue('options.filter', 'a function returning a Promise', 'must return a boolean in cloneTreeSync (use cloneTree for an async filter)')
+      }
+      return undefined
+    })
+  }
+
+  /**
+   * A job in lane `l`: on a thread of its own where there are several lanes; with one, here
+   * and now. Either way its results are taken by finishNext().
+   */
+  private start<T>(l: number, scan: boolean, call: (how: false | 'thread') => T | Started<T>, absorb: (out: T) => Batch | undefined): void {
+    this.busy[l] = true
+    const binding = this.run.binding
+    if (this.lanes > 1) {
+      const started = call('thread') as Started<T>
+      this.started.push({ lane: l, scan, started, take: () => absorb(binding.finish(started)) })
+      return
+    }
+    let out: T
+    try {
+      out = call(false) as T
+    } catch (e) {
+      this.started.push({ lane: l, scan, take: () => { throw e } })
+      return
+    }
+    this.started.push({ lane: l, scan, take: () => absorb(out) })
+  }
+
+  /** Waits for a job to end (the first to) and takes its results; a failure (or a throw from
+   * the callbacks its results run: filter, onProgress) becomes the run's error. */
+  private finishNext(): void {
+    const running = this.started.filter((j) => j.started !== undefined)
+    const next = running.length === 0 ? this.started[0] : running[this.run.binding.waitAny(running.map((j) => j.started as Started<unknown>))]
+    const job = next as SyncJob
+    this.started.splice(this.started.indexOf(job), 1)
+    let retry: Batch | undefined
+    try {
+      retry = job.take()
+    } catch (e) {
+      this.run.stop(e)
+    }
+    if (job.scan) this.scanning = false
+    this.busy[job.lane] = false
+    if (retry !== undefined && !this.run.stopped) this.launch(retry, job.lane)
+  }
 }

@@ -1,15 +1,16 @@
 // clonefile/fs against node:fs: random trees copied by both under random options must give the
 // same tree (or the same error code), and each option and error code behaves as Node documents.
 import assert from 'node:assert/strict'
-import { execFileSync } from 'node:child_process'
+import { execFileSync, spawnSync } from 'node:child_process'
 import * as nodeFs from 'node:fs'
 import * as path from 'node:path'
+import { tmpdir } from 'node:os'
 import { test } from 'node:test'
 import fc from 'fast-check'
 import * as cfs from '../src/fs.js'
 import { freshDir, needMount, type FsKind } from './helpers/mounts.js'
 import { allShared } from './helpers/fiemap.js'
-import { compareSnapshots, mkfifo, setDistinctTimes, snapshot, type Entry } from './helpers/trees.js'
+import { compareSnapshots, makeSocket, mkfifo, setDistinctTimes, snapshot, type Entry } from './helpers/trees.js'
 import { swapper } from './helpers/races.js'
 
 const { COPYFILE_EXCL, COPYFILE_FICLONE, COPYFILE_FICLONE_FORCE } = nodeFs.constants
@@ -19,6 +20,7 @@ type Node =
   | { kind: 'dir'; name: string; mode: number; children: Node[] }
   | { kind: 'symlink'; name: string; target: string }
   | { kind: 'fifo'; name: string }
+  | { kind: 'device'; name: string }
 
 const name = fc.constantFrom('a', 'b', 'file', '-dash', ' space ', 'new\nline', 'ünïcødé', '名前', '.dot', 'x'.repeat(255))
 // Targets that stay inside the test's directory when followed (dereference), or dangle.
@@ -27,10 +29,11 @@ const { tree } = fc.letrec<{ tree: Node[]; node: Node }>((tie) => ({
   tree: fc.array(tie('node'), { maxLength: 5 }),
   node: fc.oneof(
     { depthSize: 'small', withCrossShrink: true },
-    { weight: 4, arbitrary: fc.record({ kind: fc.constant('file' as const), name, size: fc.constantFrom(0, 1, 4096, 70_000), mode: fc.constantFrom(0o644, 0o600, 0o755, 0o444) }) },
+    { weight: 4, arbitrary: fc.record({ kind: fc.constant('file' as const), name, size: fc.constantFrom(0, 1, 4096, 70_000), mode: fc.constantFrom(0o644, 0o600, 0o755, 0o444, 0o4755, 0o2750) }) },
     { weight: 2, arbitrary: fc.record({ kind: fc.constant('symlink' as const), name, target }) },
     { weight: 1, arbitrary: fc.record({ kind: fc.constant('fifo' as const), name }) },
-    { weight: 2, arbitrary: fc.record({ kind: fc.constant('dir' as const), name, mode: fc.constantFrom(0o755, 0o700, 0o775), children: tie('tree') }) },
+    { weight: 1, arbitrary: fc.record({ kind: fc.constant('device' as const), name }) },
+    { weight: 2, arbitrary: fc.record({ kind: fc.constant('dir' as const), name, mode: fc.constantFrom(0o755, 0o700, 0o775, 0o2775, 0o1777, 0o555), children: tie('tree') }) },
   ),
 }))
 
@@ -46,8 +49,15 @@ function build(dir: string, nodes: Node[], seed: number): void {
       build(p, node.children, seed + 1)
       nodeFs.chmodSync(p, node.mode)
     } else if (node.kind === 'symlink') nodeFs.symlinkSync(node.target, p)
+    else if (node.kind === 'device') mknod(p, 'c', 1, 3, 0o640)
     else mkfifo(p)
   }
+}
+
+/** A device node like /dev/null (1, 3), or one no driver has (60: local/experimental, never
+ * given out by the kernel), whose open(2) is ENXIO. */
+function mknod(file: string, type: 'c' | 'b', major: number, minor: number, mode: number): void {
+  execFileSync('mknod', ['-m', mode.toString(8), file, type, String(major), String(minor)])
 }
 
 function withoutLinks(nodes: Node[]): Node[] {
@@ -85,12 +95,13 @@ const options = fc.record({
 })
 
 /**
- * Entries compared: mtime only of files where times are kept, to the millisecond (node:fs rounds
- * them to one, clonefile/fs keeps the nanoseconds); never atimes, xattrs, hard links.
+ * Entries compared: mtime only of files where times are kept, to the nanosecond (both have
+ * what Node's utimes leaves: milliseconds, less a microsecond from the double it goes through);
+ * times of directories and symlinks are those of the copy (fresh) in both, never compared, nor
+ * atimes (reading the source moves them), xattrs, hard links.
  */
 function differences(a: Entry[], b: Entry[], times: boolean): string[] {
-  const ms = (ns: bigint) => (ns + 500_000n) / 1_000_000n
-  const strip = (es: Entry[]) => es.map((e) => ({ ...e, mtimeNs: times && e.type === 'file' ? ms(e.mtimeNs) : 0n }))
+  const strip = (es: Entry[]) => es.map((e) => ({ ...e, mtimeNs: times && e.type === 'file' ? e.mtimeNs : 0n }))
   return compareSnapshots(strip(a), strip(b), { ignore: ['atimeNs', 'xattrs', 'inodeGroup'] })
 }
 
@@ -105,15 +116,17 @@ function resolves(link: string): boolean {
 
 /**
  * Entries of a tree that could each fail a copy: FIFOs, broken links followed, files where
- * cloning is forced and impossible, and with an existing destination any entry.
+ * cloning is forced and impossible, devices where it is forced (FICLONE of a device is EINVAL),
+ * and with an existing destination any entry.
  */
-function faults(root: string, existing: boolean, dereference: boolean, cannotClone: boolean): number {
+function faults(root: string, existing: boolean, dereference: boolean, cannotClone: boolean, forced: boolean): number {
   if (!nodeFs.lstatSync(root, { throwIfNoEntry: false })?.isDirectory()) return 0
   let n = 0
   for (const name of nodeFs.readdirSync(root, { recursive: true }) as string[]) {
     const p = path.join(root, name)
     const st = nodeFs.lstatSync(p)
-    if (existing || st.isFIFO() || (cannotClone && !st.isDirectory()) || (dereference && st.isSymbolicLink() && !resolves(p))) n++
+    const device = st.isCharacterDevice() || st.isBlockDevice()
+    if (existing || st.isFIFO() || (forced && device) || (cannotClone && !st.isDirectory()) || (dereference && st.isSymbolicLink() && !resolves(p))) n++
   }
   return n
 }
@@ -154,7 +167,7 @@ async function differential(t: import('node:test').TestContext, kind: FsKind, nu
           const what = `${api} ${JSON.stringify({ ...o, mode })} from ${from}`
           // Node stops at the first failing entry in its depth-first readdir order, cloneTree
           // lists directories in another order: where several entries could fail, either may.
-          if (ours !== theirs && ours !== undefined && theirs !== undefined && faults(from, existing !== undefined, o.dereference, kind === 'ext4' && mode === COPYFILE_FICLONE_FORCE) > 1) return
+          if (ours !== theirs && ours !== undefined && theirs !== undefined && faults(from, existing !== undefined, o.dereference, kind === 'ext4' && mode === COPYFILE_FICLONE_FORCE, mode === COPYFILE_FICLONE_FORCE) > 1) return
           assert.equal(ours, theirs, `${what}: the same error`)
           if (theirs !== undefined || syncAsync) return
           const [ns, cs] = [nodeFs.existsSync(n) ? snapshot(n) : [], nodeFs.existsSync(c) ? snapshot(c) : []]
@@ -173,11 +186,21 @@ test('differential, btrfs: random trees and options give what node:fs gives', (t
 
 // ---- one test per option and per error code, from Node's documentation ----
 
-/** Runs `body` with clonefile/fs and node:fs in two fresh directories; both must agree. */
-async function both(t: import('node:test').TestContext, body: (impl: Impl, dir: string) => Promise<unknown> | unknown): Promise<void> {
+interface Outcome {
+  value?: unknown
+  tree?: Entry[]
+  code?: string
+  name?: string
+  path?: string
+  message?: string
+}
+
+/** Runs `body` with clonefile/fs and node:fs in two fresh directories; both must agree. What
+ * happened (the same for both), or undefined where the test is skipped. */
+async function both(t: import('node:test').TestContext, body: (impl: Impl, dir: string) => Promise<unknown> | unknown): Promise<Outcome | undefined> {
   const m = await needMount(t, 'xfs')
-  if (!m) return
-  const outcome = async (impl: Impl) => {
+  if (!m) return undefined
+  const outcome = async (impl: Impl): Promise<Outcome> => {
     // One path for both: link targets made absolute name it.
     const dir = path.join(m.dir, 'fs-case')
     nodeFs.rmSync(dir, { recursive: true, force: true })
@@ -196,7 +219,16 @@ async function both(t: import('node:test').TestContext, body: (impl: Impl, dir: 
   const ours = await outcome(cfs as unknown as Impl)
   const theirs = await outcome(nodeFs)
   assert.deepEqual(ours, theirs)
+  return ours
 }
+
+/** One of the three APIs of an implementation, as a promise. */
+function run(impl: Impl, api: Api, src: string | Buffer, dest: string | Buffer, o: nodeFs.CopyOptions = {}): Promise<void> {
+  if (api === 'cpSync') return Promise.resolve().then(() => impl.cpSync(src as string, dest as string, o as nodeFs.CopySyncOptions))
+  if (api === 'promises.cp') return impl.promises.cp(src as string, dest as string, o)
+  return new Promise<void>((res, rej) => impl.cp(src as string, dest as string, o, (e) => (e ? rej(e) : res())))
+}
+const apis: Api[] = ['cpSync', 'promises.cp', 'cp']
 
 function tree1(dir: string): string {
   const src = path.join(dir, 'src')
@@ -272,17 +304,117 @@ test('filter: sync in all three, async in cp and promises.cp, ERR_INVALID_RETURN
   await both(t, (fs, dir) => fs.cpSync(tree1(dir), out(dir), { recursive: true, filter: (async () => true) as unknown as () => boolean }))
 })
 
-test('preserveTimestamps: files keep their mtime (to the millisecond node:fs keeps)', async (t) => {
+test('preserveTimestamps: files get the times node:fs gives them (utimes of Dates: to the ms, less a µs); directories and symlinks fresh ones', async (t) => {
   const m = await needMount(t, 'xfs')
   if (!m) return
   const dir = freshDir(m, 'fs-times')
   const src = tree1(dir)
-  cfs.cpSync(src, out(dir), { recursive: true, preserveTimestamps: true })
-  const [a, b] = [nodeFs.statSync(path.join(src, 'sub', 'g'), { bigint: true }), nodeFs.statSync(out(dir, 'sub', 'g'), { bigint: true })]
-  assert.equal(b.mtimeNs, a.mtimeNs)
-  cfs.cpSync(src, out(dir, 'again'), { recursive: true })
-  assert.notEqual(nodeFs.statSync(out(dir, 'again', 'sub', 'g'), { bigint: true }).mtimeNs, a.mtimeNs)
+  const mtime = (p: string) => nodeFs.lstatSync(p, { bigint: true }).mtimeNs
+  const old = mtime(path.join(src, 'sub'))
+  for (const api of apis) {
+    for (const preserveTimestamps of [true, false]) {
+      const [ours, theirs] = [out(dir, `ours-${api}-${preserveTimestamps}`), out(dir, `node-${api}-${preserveTimestamps}`)]
+      await run(cfs as unknown as Impl, api, src, ours, { recursive: true, preserveTimestamps })
+      await run(nodeFs, api, src, theirs, { recursive: true, preserveTimestamps })
+      await run(cfs as unknown as Impl, api, path.join(src, 'f'), `${ours}-f`, { preserveTimestamps })
+      await run(nodeFs, api, path.join(src, 'f'), `${theirs}-f`, { preserveTimestamps })
+      for (const file of ['f', path.join('sub', 'g')]) {
+        const what = `${api} ${file} preserveTimestamps ${preserveTimestamps}`
+        if (preserveTimestamps) {
+          assert.equal(mtime(path.join(ours, file)), mtime(path.join(theirs, file)), what)
+          assert.notEqual(mtime(path.join(ours, file)), mtime(path.join(src, file)), `${what}: not the source's nanoseconds`)
+        } else assert.ok(mtime(path.join(ours, file)) > mtime(path.join(src, file)) + 10n ** 9n, `${what}: a fresh mtime`)
+      }
+      if (preserveTimestamps) assert.equal(mtime(`${ours}-f`), mtime(`${theirs}-f`), `${api}: a file root`)
+      for (const entry of ['sub', 'rel', '']) assert.ok(mtime(path.join(ours, entry)) > old + 10n ** 9n, `${api} ${entry || 'the root'}: a fresh mtime`)
+    }
+  }
   nodeFs.rmSync(dir, { recursive: true })
+})
+
+test('modes as fs.cp keeps them: setuid, setgid and sticky bits too, at the root and inside', async (t) => {
+  for (const api of apis) {
+    const o = await both(t, async (fs, dir) => {
+      const src = tree1(dir)
+      nodeFs.chmodSync(path.join(src, 'f'), 0o4755)
+      nodeFs.chmodSync(path.join(src, 'sub', 'g'), 0o2750)
+      nodeFs.mkdirSync(path.join(src, 'shared'), { mode: 0o777 })
+      nodeFs.chmodSync(path.join(src, 'shared'), 0o3775)
+      nodeFs.chmodSync(path.join(src, 'sub'), 0o1777)
+      await run(fs, api, src, out(dir), { recursive: true })
+      await run(fs, api, path.join(src, 'f'), out(dir, 'root-file'))
+    })
+    if (o === undefined) continue
+    assert.equal(o.code, undefined, `no error: ${o.message}`)
+    const modes = Object.fromEntries((o.tree ?? []).map((e) => [e.path, e.mode]))
+    assert.deepEqual([modes['out/f'], modes['out/sub/g'], modes['out/shared'], modes['out/sub'], modes['out/root-file']], [0o4755, 0o2750, 0o3775, 0o1777, 0o4755])
+  }
+})
+
+test('character and block devices: copied as fs.cp copies them (copyFile: an empty file with their mode), or with its error', async (t) => {
+  for (const api of apis) {
+    const o = await both(t, async (fs, dir) => {
+      const src = tree1(dir)
+      mknod(path.join(src, 'null'), 'c', 1, 3, 0o620)
+      mknod(path.join(src, 'sub', 'zero'), 'c', 1, 5, 0o604)
+      nodeFs.chmodSync(path.join(src, 'sub'), 0o555)
+      await run(fs, api, src, out(dir), { recursive: true })
+      await run(fs, api, path.join(src, 'null'), out(dir, 'root-device'))
+      // Over an existing file: replaced (force), kept, or ERR_FS_CP_EEXIST, as a file is.
+      await run(fs, api, path.join(src, 'null'), out(dir, 'f'), { force: false })
+      await run(fs, api, path.join(src, 'sub', 'zero'), out(dir, 'sub', 'g'))
+      // Following links: a link to a device is that device, inside and at the root.
+      nodeFs.symlinkSync('null', path.join(src, 'to-null'))
+      nodeFs.unlinkSync(path.join(src, 'dangling'))
+      await run(fs, api, src, path.join(dir, 'followed'), { recursive: true, dereference: true, preserveTimestamps: true })
+      await run(fs, api, path.join(src, 'to-null'), path.join(dir, 'followed-root'), { dereference: true })
+    })
+    if (o !== undefined) {
+      assert.equal(o.code, undefined, `no error: ${o.message}`)
+      assert.deepEqual(o.tree?.filter((e) => /^(out\/(null|root-device|sub\/g|sub\/zero)|src\/(null|sub\/zero))$/.test(e.path)).map((e) => [e.path, e.type, e.mode, e.size]), [
+      ['out/null', 'file', 0o620, 0], ['out/root-device', 'file', 0o620, 0], ['out/sub/g', 'file', 0o604, 0], ['out/sub/zero', 'file', 0o604, 0],
+        ['src/null', 'character-device', 0o620, 0], ['src/sub/zero', 'character-device', 0o604, 0],
+      ])
+      assert.equal(o.tree?.find((e) => e.path === 'followed/to-null')?.type, 'file')
+      assert.equal(o.tree?.find((e) => e.path === 'followed-root')?.type, 'file')
+    }
+    // A device no driver has: open(2) is ENXIO, copyFile's error; forced cloning: FICLONE's EINVAL.
+    const nxio = await both(t, async (fs, dir) => {
+      mknod(path.join(tree1(dir), 'sub', 'nodev'), 'c', 60, 0, 0o600)
+      await run(fs, api, path.join(dir, 'src'), out(dir), { recursive: true })
+    })
+    if (nxio !== undefined) assert.equal(nxio.code, 'ENXIO')
+    const forced = await both(t, async (fs, dir) => {
+      mknod(path.join(tree1(dir), 'null'), 'c', 1, 3, 0o600)
+      await run(fs, api, path.join(dir, 'src'), out(dir), { recursive: true, mode: COPYFILE_FICLONE_FORCE })
+    })
+    if (forced !== undefined) assert.equal(forced.code, 'EINVAL')
+    await both(t, async (fs, dir) => {
+      mknod(path.join(tree1(dir), 'disk'), 'b', 7, 0, 0o600)
+      await run(fs, api, path.join(dir, 'src', 'disk'), out(dir, 'disk'), { force: false, errorOnExist: true })
+    })
+  }
+})
+
+test('names that are not UTF-8: node:fs reads them as strings (U+FFFD) and cannot stat that path (ENOENT): the same error', async (t) => {
+  for (const api of apis) {
+    const o = await both(t, async (fs, dir) => {
+      const src = tree1(dir)
+      nodeFs.writeFileSync(Buffer.concat([Buffer.from(`${src}/sub/caf`), Buffer.of(0xe9)]), 'latin-1')
+      await run(fs, api, src, out(dir), { recursive: true })
+    })
+    if (o !== undefined) assert.deepEqual([o.code, o.path?.endsWith('/src/sub/caf\ufffd')], ['ENOENT', true])
+    // Paths given as Buffers: the filter gets them, then fs.cp's path checks refuse them.
+    for (const root of ['', 'f']) {
+      const seen: unknown[] = []
+      const b = await both(t, async (fs, dir) => {
+        const src = path.join(tree1(dir), root)
+        await run(fs, api, Buffer.from(src), Buffer.from(out(dir)), { recursive: true, filter: (s) => (seen.push(Buffer.isBuffer(s)), true) })
+      })
+      if (b !== undefined) assert.equal(b.code, 'ERR_INVALID_ARG_TYPE')
+      assert.deepEqual(seen, b === undefined ? [] : [true, true])
+    }
+  }
 })
 
 test('mode: COPYFILE_FICLONE_FORCE clones or fails; file data is cloned on XFS whatever the mode', async (t) => {
@@ -307,6 +439,102 @@ test('mode: COPYFILE_FICLONE_FORCE clones or fails; file data is cloned on XFS w
   cfs.cpSync(path.join(edir, 'f'), path.join(edir, 'h'), { mode: COPYFILE_FICLONE })
   assert.equal(nodeFs.readFileSync(path.join(edir, 'h'), 'utf8'), 'x')
   nodeFs.rmSync(edir, { recursive: true })
+})
+
+/**
+ * Every code fs.cp's own checks throw, each produced as Node's documentation describes it; both
+ * implementations must throw it, with the same message (ERR_FS_CP_UNKNOWN has its own test).
+ */
+const codeCases: Record<string, (fs: Impl, dir: string) => unknown> = {
+  ERR_FS_EISDIR: (fs, dir) => fs.cpSync(tree1(dir), out(dir)),
+  ERR_FS_CP_EINVAL: (fs, dir) => fs.promises.cp(tree1(dir), path.join(dir, 'src', 'sub', 'in'), { recursive: true }),
+  ERR_FS_CP_DIR_TO_NON_DIR: (fs, dir) => fs.cpSync(tree1(dir), path.join(dir, 'src', 'f'), { recursive: true }),
+  ERR_FS_CP_NON_DIR_TO_DIR: (fs, dir) => fs.promises.cp(path.join(tree1(dir), 'f'), path.join(dir, 'src', 'sub')),
+  ERR_FS_CP_EEXIST: (fs, dir) => {
+    const src = tree1(dir)
+    nodeFs.mkdirSync(out(dir, 'sub'), { recursive: true })
+    nodeFs.writeFileSync(out(dir, 'sub', 'g'), 'old')
+    return fs.promises.cp(src, out(dir), { recursive: true, force: false, errorOnExist: true })
+  },
+  ERR_FS_CP_FIFO_PIPE: (fs, dir) => {
+    mkfifo(path.join(tree1(dir), 'sub', 'p'))
+    return fs.cpSync(path.join(dir, 'src'), out(dir), { recursive: true })
+  },
+  ERR_FS_CP_SOCKET: async (fs, dir) => {
+    await makeSocket(path.join(tree1(dir), 's'))
+    return fs.cpSync(path.join(dir, 'src', 's'), out(dir))
+  },
+  ERR_FS_CP_SYMLINK_TO_SUBDIRECTORY: (fs, dir) => {
+    const src = tree1(dir)
+    // A link to a directory over a link to that directory's parent: replacing it would leave
+    // a link into what the old one named, whose contents fs.cp is copying.
+    nodeFs.symlinkSync(path.join(src, 'sub'), path.join(dir, 'link'))
+    nodeFs.symlinkSync(src, path.join(dir, 'to-parent'))
+    return fs.cpSync(path.join(dir, 'link'), path.join(dir, 'to-parent'))
+  },
+  ERR_INVALID_RETURN_VALUE: (fs, dir) => fs.cpSync(tree1(dir), out(dir), { recursive: true, filter: (async () => true) as unknown as () => boolean }),
+}
+
+for (const [code, body] of Object.entries(codeCases)) {
+  test(`${code}: thrown by both, with the same message`, async (t) => {
+    const o = await both(t, body)
+    if (o !== undefined) assert.equal(o.code, code)
+  })
+}
+
+test('ERR_FS_CP_UNKNOWN: a file type none of the seven (no Linux filesystem has one: lstat made to say so, in a child)', async (t) => {
+  const m = await needMount(t, 'xfs')
+  if (!m) return
+  const dir = freshDir(m, 'fs-unknown')
+  const file = path.join(dir, 'f')
+  nodeFs.writeFileSync(file, 'x')
+  // The seam: node:fs's stat calls (which Node's cp takes on first use, and clonefile/fs reads
+  // through the ES module namespace) say S_IFWHT for this one path.
+  const child = `
+    import { createRequire, syncBuiltinESMExports } from 'node:module'
+    const require = createRequire(import.meta.url)
+    const fs = require('fs')
+    const [target, dest, lib] = process.argv.slice(1)
+    const odd = (st) => Object.assign(Object.create(Object.getPrototypeOf(st)), st, { mode: typeof st.mode === 'bigint' ? (st.mode & 0o7777n) | 0o160000n : (st.mode & 0o7777) | 0o160000 })
+    for (const k of ['lstatSync', 'statSync']) { const f = fs[k]; fs[k] = (p, ...o) => { const st = f(p, ...o); return String(p) === target && st ? odd(st) : st } }
+    for (const k of ['lstat', 'stat']) { const f = fs.promises[k]; fs.promises[k] = async (p, ...o) => { const st = await f(p, ...o); return String(p) === target ? odd(st) : st } }
+    syncBuiltinESMExports()
+    const cfs = await import(lib)
+    const out = []
+    for (const [who, impl] of [['node', fs], ['ours', cfs]]) {
+      for (const api of ['cpSync', 'promises.cp', 'cp']) {
+        try {
+          if (api === 'cpSync') impl.cpSync(target, dest)
+          else if (api === 'promises.cp') await impl.promises.cp(target, dest)
+          else await new Promise((res, rej) => impl.cp(target, dest, (e) => (e ? rej(e) : res())))
+          out.push([who, api, 'no error'])
+        } catch (e) { out.push([who, api, e.code, e.message, e.path]) }
+      }
+    }
+    console.log(JSON.stringify(out))`
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', child, file, path.join(dir, 'g'), new URL('../src/fs.js', import.meta.url).href], { encoding: 'utf8' })
+  assert.equal(r.status, 0, r.stderr)
+  const results = JSON.parse(r.stdout) as string[][]
+  const node = results.filter((x) => x[0] === 'node').map((x) => x.slice(1))
+  const ours = results.filter((x) => x[0] === 'ours').map((x) => x.slice(1))
+  assert.equal(node[0]?.[1], 'ERR_FS_CP_UNKNOWN', 'the seam works: node:fs sees an unknown type')
+  assert.deepEqual(ours, node)
+})
+
+test("every error code of node:fs's cp has its case here", () => {
+  // Node's own sources where this Node still gives them (process.binding('natives')), and the
+  // codes its documentation lists for fs.cp.
+  let sources = ''
+  try {
+    const natives = (process as unknown as { binding: (name: string) => Record<string, string> }).binding('natives')
+    sources = `${natives['internal/fs/cp/cp'] ?? ''}\n${natives['internal/fs/cp/cp-sync'] ?? ''}`
+  } catch {
+    // not in this Node: the documented list alone
+  }
+  const documented = ['ERR_FS_CP_DIR_TO_NON_DIR', 'ERR_FS_CP_EEXIST', 'ERR_FS_CP_EINVAL', 'ERR_FS_CP_FIFO_PIPE', 'ERR_FS_CP_NON_DIR_TO_DIR',
+    'ERR_FS_CP_SOCKET', 'ERR_FS_CP_SYMLINK_TO_SUBDIRECTORY', 'ERR_FS_CP_UNKNOWN', 'ERR_FS_EISDIR', 'ERR_INVALID_RETURN_VALUE']
+  const codes = new Set([...documented, ...(sources.match(/\bERR_(FS_[A-Z_]+|INVALID_RETURN_VALUE)\b/g) ?? [])])
+  for (const code of codes) assert.ok(code in codeCases || code === 'ERR_FS_CP_UNKNOWN', `${code} has no case`)
 })
 
 test('ERR_FS_CP_EINVAL: the same path, and a directory into itself (by path and through a symlink)', async (t) => {
@@ -343,7 +571,6 @@ test('ERR_FS_CP_FIFO_PIPE and ERR_FS_CP_SOCKET, at the root and inside', async (
     mkfifo(path.join(tree1(dir), 'p'))
     fs.cpSync(path.join(dir, 'src', 'p'), out(dir))
   })
-  const { makeSocket } = await import('./helpers/trees.js')
   await both(t, async (fs, dir) => {
     await makeSocket(path.join(tree1(dir), 's'))
     await fs.promises.cp(path.join(dir, 'src'), out(dir), { recursive: true })
@@ -365,6 +592,7 @@ test('a symlink over an existing symlink is replaced whatever force says; ERR_FS
   })
   await both(t, (fs, dir) => {
     const src = tree1(dir)
+    // A link to src over a link into it: ERR_FS_CP_EINVAL (its own case has the other way round).
     nodeFs.symlinkSync(src, path.join(dir, 'link'))
     nodeFs.symlinkSync(path.join(src, 'sub'), path.join(dir, 'to-sub'))
     fs.cpSync(path.join(dir, 'link'), path.join(dir, 'to-sub'))
@@ -423,6 +651,48 @@ test('relative src and dest: the filter gets them joined as given, links resolve
   }
 })
 
+
+test('as a user other than root: read-only directories get what fs.cp makes in them (links, devices come last) before their mode', async (t) => {
+  const m = await needMount(t, 'xfs')
+  if (!m) return
+  const dir = freshDir(m, 'fs-user')
+  // The other user needs a way in: search permission on the test's own directories above.
+  for (let d = path.dirname(dir); d.startsWith(path.join(tmpdir(), 'clonefile-test-')); d = path.dirname(d)) {
+    nodeFs.chmodSync(d, (nodeFs.statSync(d).mode & 0o7777) | 0o011)
+  }
+  const src = path.join(dir, 'src')
+  nodeFs.mkdirSync(path.join(src, 'ro', 'deeper'), { recursive: true })
+  nodeFs.writeFileSync(path.join(src, 'ro', 'f'), 'x')
+  nodeFs.symlinkSync('f', path.join(src, 'ro', 'rel'))
+  nodeFs.symlinkSync('../f', path.join(src, 'ro', 'deeper', 'up'))
+  execFileSync('chown', ['-R', '65534:65534', dir])
+  for (const d of [path.join(src, 'ro', 'deeper'), path.join(src, 'ro'), src]) nodeFs.chmodSync(d, 0o555)
+  const lib = new URL('../src/fs.js', import.meta.url).href
+  const { runNode } = await import('./helpers/files.js')
+  const r = runNode(`
+    import * as nodeFs from 'node:fs'
+    import * as cfs from ${JSON.stringify(lib)}
+    const [src, dir] = ${JSON.stringify([src, dir])}
+    const out = []
+    for (const [who, impl] of [['node', nodeFs], ['ours', cfs]]) {
+      for (const api of ['cpSync', 'promises.cp']) {
+        try {
+          if (api === 'cpSync') impl.cpSync(src, dir + '/' + who + '-' + api, { recursive: true })
+          else await impl.promises.cp(src, dir + '/' + who + '-' + api, { recursive: true })
+          out.push('ok')
+        } catch (e) { out.push(e.code + ' ' + e.message) }
+      }
+    }
+    console.log(JSON.stringify(out))`, { asUser: 65534 })
+  assert.equal(r.status, 0, r.stderr)
+  assert.deepEqual(JSON.parse(r.stdout), ['ok', 'ok', 'ok', 'ok'])
+  const strip = (es: Entry[]) => es.map((e) => ({ ...e, atimeNs: 0n, mtimeNs: 0n }))
+  for (const api of ['cpSync', 'promises.cp']) {
+    assert.deepEqual(differences(strip(snapshot(path.join(dir, `ours-${api}`))), strip(snapshot(path.join(dir, `node-${api}`))), false), [], api)
+  }
+  assert.equal(nodeFs.statSync(path.join(dir, 'ours-cpSync', 'ro')).mode & 0o777, 0o555)
+  nodeFs.rmSync(dir, { recursive: true, force: true })
+})
 
 const fingerprint = (dir: string): string => execFileSync('find', [dir, '-printf', '%p %m %s %T@ %U\\n']).toString()
 

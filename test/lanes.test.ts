@@ -49,3 +49,35 @@ describe('lanes', () => {
     assert.deepEqual(order, ['read', 'clones:4000', 'copy:5'])
   })
 })
+
+describe('jobs on threads of their own (async "thread", for the sync drivers)', () => {
+  test('started jobs run side by side while this thread goes on; finish() gives each result or error once', async (t) => {
+    const m = await needMount(t, 'xfs')
+    if (!m) return
+    const { CWD, Op, Flag, RAW, requireNative } = await import('../src/binding.js')
+    const binding = requireNative('test')
+    const dir = freshDir(m)
+    fs.writeFileSync(path.join(dir, 'small'), 'small')
+    const N = 2000
+    const cwd = (n: number) => new Int32Array(n).fill(CWD)
+    const names = (prefix: string) => Array.from({ length: N }, (_, i) => `${dir}/${prefix}${i}`).join('\0')
+    const start = (prefix: string) =>
+      binding.runOps(new Uint8Array(N).fill(Op.Clone), cwd(N), Array(N).fill(`${dir}/small`).join('\0'), cwd(N), names(prefix), undefined, Flag.Direct | RAW, 'thread')
+    const a = start('a')
+    const b = start('b')
+    // Neither is finished by this thread: whatever is made meanwhile is the threads' work.
+    const failing = binding.runOps(Uint8Array.of(Op.Copy), cwd(1), `${dir}/missing`, cwd(1), `${dir}/never`, undefined, Flag.Direct | RAW, 'thread')
+    const first = binding.waitAny([a, b])
+    assert.ok(first === 0 || first === 1)
+    const [ra, rb] = [binding.finish(a), binding.finish(b)]
+    assert.equal(ra.results.filter((n) => n === 5).length, N)
+    assert.equal(rb.results.filter((n) => n === 5).length, N)
+    assert.equal(binding.finish(failing).results[0], -2, 'a failed operation is its -errno, as in a sync call')
+    assert.throws(() => binding.finish(a), { code: 'ERR_INVALID_ARG_TYPE' }, 'finished once only')
+    assert.throws(() => binding.waitAny([a]), { code: 'ERR_INVALID_ARG_TYPE' }, 'a finished job is not waited for')
+    const scan = binding.scanDirs(Int32Array.of(CWD), `${dir}/nonexistent`, RAW, 'thread')
+    const listed = binding.finish(scan)
+    assert.equal(listed.dirErrnos[0], 2, 'scanDirs through a thread reports as the sync call does')
+    assert.equal(fs.readdirSync(dir).length, 1 + 2 * N)
+  })
+})

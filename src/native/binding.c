@@ -362,9 +362,130 @@ static napi_value job_queue(napi_env env, job_t *job) {
   return promise;
 }
 
+/* ---- jobs on a thread of their own, for a synchronous caller ----
+ * A synchronous driver (cloneTreeSync, clonefile/fs cpSync) that blocks anyway may have its
+ * jobs run side by side: with the async argument "thread" a job starts on a new thread and the
+ * call returns a handle at once; finish(handle) waits for that thread and returns the job's
+ * result or throws, as the synchronous call would have. No event loop is involved, so the
+ * caller needs no turn of it; it must finish every job it started (a handle collected without
+ * finish() waits for its thread in the finalizer, then frees the job). */
+typedef struct {
+  job_t *job;
+  uv_thread_t thread;
+  int done;     /* its run is over (under started_lock) */
+  int finished; /* finish() took it: the job is freed */
+} started_t;
+
+/* Every started job's end is announced here, for waitAny(). */
+static uv_once_t started_once = UV_ONCE_INIT;
+static uv_mutex_t started_lock;
+static uv_cond_t started_ended;
+
+static void started_init(void) {
+  uv_mutex_init(&started_lock);
+  uv_cond_init(&started_ended);
+}
+
+static void started_run(void *arg) {
+  started_t *s = arg;
+  s->job->kind->run(s->job);
+  uv_mutex_lock(&started_lock);
+  s->done = 1;
+  uv_cond_broadcast(&started_ended);
+  uv_mutex_unlock(&started_lock);
+}
+
+static void started_free(napi_env env, void *data, void *hint) {
+  (void)hint;
+  started_t *s = data;
+  if (!s->finished) {
+    uv_thread_join(&s->thread);
+    job_free(env, s->job);
+  }
+  free(s);
+}
+
+static bool is_thread_arg(napi_env env, napi_value value) {
+  char mode[8];
+  size_t n = 0;
+  napi_valuetype type = napi_undefined;
+  napi_typeof(env, value, &type);
+  return type == napi_string && napi_get_value_string_utf8(env, value, mode, sizeof mode, &n) == napi_ok &&
+         strcmp(mode, "thread") == 0;
+}
+
+static napi_value job_start(napi_env env, job_t *job) {
+  started_t *s = job_calloc(env, 1, sizeof *s);
+  napi_value handle;
+  if (s == NULL) return NULL;
+  s->job = job;
+  if (uv_thread_create(&s->thread, started_run, s) != 0) {
+    free(s);
+    return throw_internal(env);
+  }
+  if (napi_create_external(env, s, started_free, NULL, &handle) != napi_ok) {
+    uv_thread_join(&s->thread);
+    free(s);
+    return throw_internal(env);
+  }
+  return handle;
+}
+
+static napi_value job_finish(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], result = NULL;
+  started_t *s = NULL;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1 || napi_get_value_external(env, argv[0], (void **)&s) != napi_ok || s == NULL || s->finished) {
+    throw_type(env, "finish", "expects a handle of a started job, not finished yet");
+    return NULL;
+  }
+  job_t *job = s->job;
+  uv_thread_join(&s->thread);
+  s->finished = 1;
+  if (job->result < 0) napi_throw(env, make_error(env, &job->err));
+  else result = job->kind->result(env, job);
+  job_free(env, job);
+  return result;
+}
+
+/* waitAny(handles): the index of one of the started jobs whose run is over, waiting until one
+ * is (its finish() then returns at once): a caller with several jobs takes each as it ends. */
+static napi_value job_wait_any(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], result;
+  uint32_t n = 0;
+  bool is_array = false;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1 || napi_is_array(env, argv[0], &is_array) != napi_ok || !is_array ||
+      napi_get_array_length(env, argv[0], &n) != napi_ok || n == 0)
+    return throw_type(env, "waitAny", "expects an array of handles of started jobs"), NULL;
+  started_t **list = job_calloc(env, n, sizeof *list);
+  if (list == NULL) return NULL;
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value h;
+    if (napi_get_element(env, argv[0], i, &h) != napi_ok || napi_get_value_external(env, h, (void **)&list[i]) != napi_ok ||
+        list[i] == NULL || list[i]->finished) {
+      free(list);
+      return throw_type(env, "waitAny", "expects handles of started jobs, not finished yet"), NULL;
+    }
+  }
+  int64_t found = -1;
+  uv_mutex_lock(&started_lock);
+  while (found < 0) {
+    for (uint32_t i = 0; i < n && found < 0; i++)
+      if (list[i]->done) found = i;
+    if (found < 0) uv_cond_wait(&started_ended, &started_lock);
+  }
+  uv_mutex_unlock(&started_lock);
+  free(list);
+  CHECK(napi_create_uint32(env, (uint32_t)found, &result));
+  return result;
+}
+
 /* Every export: parse the arguments into a job of the kind the export was made for; then run
- * it here and now (a lane says nothing to a synchronous call) and return or throw, or queue it
- * and return a promise. */
+ * it here and now (a lane says nothing to a synchronous call) and return or throw, queue it
+ * and return a promise, or start it on a thread of its own ("thread") and return a handle. */
 static napi_value job_call(napi_env env, napi_callback_info info) {
   size_t argc = JOB_MAX_ARGS;
   napi_value argv[JOB_MAX_ARGS], result = NULL;
@@ -376,6 +497,10 @@ static napi_value job_call(napi_env env, napi_callback_info info) {
   if (!kind->parse(env, argv, job)) {
     job_free(env, job);
     return NULL;
+  }
+  if (kind->async_arg >= 0 && is_thread_arg(env, argv[kind->async_arg])) {
+    if ((result = job_start(env, job)) == NULL) job_free(env, job);
+    return result;
   }
   if (kind->async_arg >= 0 && arg_bool(env, argv[kind->async_arg])) {
     if ((result = job_queue(env, job)) == NULL) job_free(env, job);
@@ -405,6 +530,13 @@ static napi_value init(napi_env env, napi_value exports) {
     free(inst);
     return NULL;
   }
+  napi_value finish, wait_any;
+  uv_once(&started_once, started_init);
+  if (napi_create_function(env, "finish", NAPI_AUTO_LENGTH, job_finish, NULL, &finish) != napi_ok ||
+      napi_set_named_property(env, exports, "finish", finish) != napi_ok ||
+      napi_create_function(env, "waitAny", NAPI_AUTO_LENGTH, job_wait_any, NULL, &wait_any) != napi_ok ||
+      napi_set_named_property(env, exports, "waitAny", wait_any) != napi_ok)
+    return NULL;
   for (const job_kind *kind = job_kinds; kind->name != NULL; kind++) {
     napi_value fn;
     if (napi_create_function(env, kind->name, NAPI_AUTO_LENGTH, job_call, (void *)kind, &fn) != napi_ok ||

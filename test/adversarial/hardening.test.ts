@@ -9,6 +9,7 @@ import * as path from 'node:path'
 import { describe, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { tmpdir } from 'node:os'
+import { isUtf8 } from 'node:buffer'
 import { CWD, requireNative } from '../../src/binding.js'
 import { cloneTree, cloneTreeSync, dedupe, usage } from '../../src/index.js'
 import type { TreeResult } from '../../src/index.js'
@@ -20,17 +21,32 @@ import { swapper } from '../helpers/races.js'
 import { extentsOf } from '../helpers/fiemap.js'
 import { deleteSnapshot, diffSnapshots, listSnapshots, restoreSnapshot, snapshot } from '../../src/index.js'
 import type { Change } from '../../src/index.js'
+import * as cfs from '../../src/fs.js'
+
+type FsApi = 'cpSync' | 'promises.cp' | 'cp'
 
 interface Operation {
   name: string
   /** writes at dst (a tree op) or only reads src (dst unused) */
   writes: boolean
+  /** clonefile/fs: node:fs's fs.cp, whose results are nothing and whose errors are Node's */
+  fsApi?: FsApi
   run: (src: string, dst: string, options?: { overwrite?: 'replace' | 'skip' }) => Promise<unknown>
+}
+
+/** One of fs.cp's APIs of node:fs or clonefile/fs; overwrite 'skip' is force: false. */
+function fsCp(which: typeof cfs | typeof fs, api: FsApi, s: string, d: string, o?: { overwrite?: 'replace' | 'skip' }): Promise<void> {
+  const impl = which as typeof fs
+  const options = { recursive: true, force: o?.overwrite !== 'skip' }
+  if (api === 'cpSync') return Promise.resolve().then(() => impl.cpSync(s, d, options))
+  if (api === 'promises.cp') return impl.promises.cp(s, d, options)
+  return new Promise<void>((res, rej) => impl.cp(s, d, options, (e) => (e ? rej(e) : res())))
 }
 
 const operations: Operation[] = [
   { name: 'cloneTree', writes: true, run: (s, d, o) => cloneTree(s, d, o) },
   { name: 'cloneTreeSync', writes: true, run: async (s, d, o) => cloneTreeSync(s, d, o) },
+  ...(['cpSync', 'promises.cp', 'cp'] as const).map((api): Operation => ({ name: `clonefile/fs ${api}`, writes: true, fsApi: api, run: (s, d, o) => fsCp(cfs, api, s, d, o) })),
   { name: 'usage', writes: false, run: (s) => usage(s) },
   // read-only as far as this table goes: it changes no name, and only shares blocks of files
   // whose bytes the kernel found equal; its `files` stands where usage has set.files
@@ -38,6 +54,7 @@ const operations: Operation[] = [
 ]
 
 const INDEX_JS = fileURLToPath(new URL('../../src/index.js', import.meta.url))
+const FS_JS = fileURLToPath(new URL('../../src/fs.js', import.meta.url))
 const BINDING_JS = fileURLToPath(new URL('../../src/binding.js', import.meta.url))
 const RUNS = 200
 
@@ -79,16 +96,34 @@ const HOSTILE = [
 ]
 
 /** A tree of hostile names (each a file, and each a directory holding one too); its file count. */
-function hostileTree(src: Buffer): number {
+function hostileTree(src: Buffer, names = HOSTILE): number {
   fs.mkdirSync(src)
-  for (const name of HOSTILE) {
+  for (const name of names) {
     fs.writeFileSync(Buffer.concat([src, Buffer.from('/'), name]), name)
     const sub = Buffer.concat([src, Buffer.from('/d'), name.subarray(0, 250)])
     fs.mkdirSync(sub)
     fs.writeFileSync(Buffer.concat([sub, Buffer.from('/'), name]), name)
   }
-  return HOSTILE.length * 2
+  return names.length * 2
 }
+
+/** `levels` directories each in the last, each with a file `f`, made through descriptors
+ * (paths that deep are past PATH_MAX). */
+function deepTree(root: string, levels: number): void {
+  execFileSync('python3', ['-c', `
+import os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY)
+for i in range(int(sys.argv[2])):
+    os.close(os.open('f', os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd))
+    os.mkdir('d', dir_fd=fd)
+    n = os.open('d', os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+    os.close(fd)
+    fd = n
+`, root, String(levels)])
+}
+
+/** Regular files below a directory, however deep (find walks with openat). */
+const filesBelow = (dir: string): number => execFileSync('find', [dir, '-type', 'f', '-printf', '.']).length
 
 /** Every path below a directory, as bytes (latin1 strings, one character per byte). */
 function namesBelow(dir: Buffer, rel = ''): string[] {
@@ -108,6 +143,20 @@ for (const op of operations) {
       if (m === undefined) return
       const dir = Buffer.from(freshDir(m))
       const src = Buffer.concat([dir, Buffer.from('/src')])
+      if (op.fsApi !== undefined) {
+        // fs.cp reads names as UTF-8 strings: one that is not is U+FFFD there, a path that is
+        // not there (ENOENT), as node:fs's says; paths are strings. The other names are copied.
+        hostileTree(src)
+        const [s, d] = [src.toString(), dir.toString()]
+        const theirs = await fsCp(fs, op.fsApi, s, `${d}/node`).then(() => undefined, (e: NodeJS.ErrnoException) => e.code)
+        await assert.rejects(op.run(s, `${d}/dst`), { code: theirs })
+        assert.equal(theirs, 'ENOENT')
+        const valid = Buffer.concat([dir, Buffer.from('/valid')])
+        hostileTree(valid, HOSTILE.filter((n) => isUtf8(n)))
+        await op.run(valid.toString(), `${d}/dst-valid`)
+        assert.deepEqual(namesBelow(Buffer.from(`${d}/dst-valid`)), namesBelow(valid))
+        return
+      }
       const files = hostileTree(src)
       const dst = Buffer.concat([dir, Buffer.from('/dst\xff')])
       const r = (await op.run(src as unknown as string, dst as unknown as string)) as TreeResult & { set?: { files: number } }
@@ -125,17 +174,21 @@ for (const op of operations) {
       const dir = freshDir(m)
       const src = path.join(dir, 'src')
       fs.mkdirSync(src)
-      execFileSync('python3', ['-c', `
-import os, sys
-fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY)
-for i in range(1800):
-    os.close(os.open('f', os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd))
-    os.mkdir('d', dir_fd=fd)
-    n = os.open('d', os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
-    os.close(fd)
-    fd = n
-`, src])
+      deepTree(src, 1800)
       const r = (await op.run(src, path.join(dir, 'dst'))) as TreeResult & { set?: { files: number } }
+      if (op.fsApi !== undefined) {
+        // (node:fs's cpSync overflows its stack here, a RangeError; its promises.cp copies the tree)
+        assert.equal(filesBelow(path.join(dir, 'dst')), 1800)
+        // Deeper, past PATH_MAX: fs.cp names entries by their paths, whose stat fails there;
+        // clonefile/fs's, which could go on, stops with node:fs's error.
+        const deeper = path.join(dir, 'deeper')
+        fs.mkdirSync(deeper)
+        deepTree(deeper, 2100)
+        const theirs = await fsCp(fs, 'promises.cp', deeper, path.join(dir, 'node')).then(() => undefined, (e: NodeJS.ErrnoException) => e.code)
+        assert.equal(theirs, 'ENAMETOOLONG')
+        await assert.rejects(op.run(deeper, path.join(dir, 'dst-deeper')), { code: theirs })
+        return
+      }
       assert.equal(op.writes ? r.files : r.set?.files, 1800)
     })
 
@@ -162,11 +215,13 @@ for i in range(1800):
         const src = path.join(base, 'src')
         buildWideTree(src, 40, 50, 16)
         const dst = path.join(base, 'dst')
-        const fn = op.name === 'cloneTree' ? 'await cloneTree' : 'cloneTreeSync'
+        const fn = op.fsApi !== undefined ? `await fsCp(${JSON.stringify(op.fsApi)}, ` : op.name === 'cloneTree' ? 'await cloneTree(' : 'cloneTreeSync('
         const script = `
           import { cloneTree, cloneTreeSync } from ${JSON.stringify(INDEX_JS)}
+          import * as cfs from ${JSON.stringify(FS_JS)}
           const sleep = new Int32Array(new SharedArrayBuffer(4))
-          ${fn}(process.argv[1], process.argv[2], { filter: () => (Atomics.wait(sleep, 0, 0, 1), true) })`
+          const fsCp = (api, s, d, o) => api === 'cpSync' ? cfs.cpSync(s, d, o) : api === 'cp' ? new Promise((res) => cfs.cp(s, d, o, res)) : cfs.promises.cp(s, d, o)
+          ${fn}process.argv[1], process.argv[2], { ${op.fsApi !== undefined ? 'recursive: true, ' : ''}filter: () => (Atomics.wait(sleep, 0, 0, 1), true) })`
         const child = spawn(process.execPath, ['--input-type=module', '-e', script, src, dst], { stdio: 'ignore' })
         const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()))
         const trees = () => tempSiblings(base).filter((n) => !n.endsWith('.lock'))
@@ -176,8 +231,8 @@ for i in range(1800):
         await exited
         assert.equal(fs.existsSync(dst), false)
         assert.equal(trees().length, 1, 'its temporary tree is left')
-        const r = (await op.run(src, dst)) as TreeResult
-        assert.equal(r.files, 2000)
+        await op.run(src, dst)
+        assert.equal(filesBelow(dst), 2000)
         assert.deepEqual(tempSiblings(base), [], 'the dead run\'s tree and lock file are gone')
       })
     }
@@ -194,7 +249,8 @@ for i in range(1800):
         for (let run = 0; run < RUNS; run++) {
           const dst = path.join(dir, `dst${run}`)
           const r = await op.run(src, dst).catch((e: NodeJS.ErrnoException) => {
-            assert.match(e.code ?? '', /^E[A-Z]+$/, String(e))
+            // fs.cp's own codes too: a directory swapped for a link meets its checks.
+            assert.match(e.code ?? '', op.fsApi !== undefined ? /^(E[A-Z]+|ERR_FS_[A-Z_]+)$/ : /^E[A-Z]+$/, String(e))
             return undefined
           })
           // usage: at most the tree's own 100 files, never the outside one.
@@ -253,90 +309,93 @@ for i in range(1800):
         assert.equal(fs.readFileSync(path.join(dst, 'a'), 'utf8'), 'unrelated, kept')
         assert.equal(fs.readFileSync(path.join(dst, 'b'), 'utf8'), 'source data')
         assert.notEqual(fs.statSync(path.join(dst, 'b')).ino, fs.statSync(path.join(dst, 'a')).ino, 'b is not a link to the unrelated a')
-        assert.deepEqual(r.skipped.map((s) => path.basename(s.path)), ['a'])
+        if (op.fsApi === undefined) assert.deepEqual(r.skipped.map((s) => path.basename(s.path)), ['a'])
       })
 
-      test('issue 11 #14: with preserve.mode false the root gets what a new directory gets (umask), not 0700', async (t) => {
-        const m = await needMount(t, 'xfs')
-        if (m === undefined) return
-        const dir = freshDir(m)
-        const src = path.join(dir, 'src')
-        fs.mkdirSync(src, { mode: 0o750 })
-        fs.chmodSync(src, 0o750)
-        const dst = path.join(dir, 'dst')
-        const mask = process.umask(0o022)
-        try {
-          await (op.name === 'cloneTree' ? cloneTree(src, dst, { preserve: { mode: false } }) : Promise.resolve(cloneTreeSync(src, dst, { preserve: { mode: false } })))
-        } finally {
-          process.umask(mask)
-        }
-        assert.equal(fs.statSync(dst).mode & 0o777, 0o755)
-      })
+      // cloneTree's own options (preserve, warnings, its filter): not fs.cp's
+      if (op.fsApi === undefined) {
+        test('issue 11 #14: with preserve.mode false the root gets what a new directory gets (umask), not 0700', async (t) => {
+          const m = await needMount(t, 'xfs')
+          if (m === undefined) return
+          const dir = freshDir(m)
+          const src = path.join(dir, 'src')
+          fs.mkdirSync(src, { mode: 0o750 })
+          fs.chmodSync(src, 0o750)
+          const dst = path.join(dir, 'dst')
+          const mask = process.umask(0o022)
+          try {
+            await (op.name === 'cloneTree' ? cloneTree(src, dst, { preserve: { mode: false } }) : Promise.resolve(cloneTreeSync(src, dst, { preserve: { mode: false } })))
+          } finally {
+            process.umask(mask)
+          }
+          assert.equal(fs.statSync(dst).mode & 0o777, 0o755)
+        })
 
-      test('issue 11 #14: a file given to cloneTree honours preserve (times, mode, xattrs not kept when asked)', async (t) => {
-        const m = await needMount(t, 'xfs')
-        if (m === undefined) return
-        const dir = freshDir(m)
-        const src = path.join(dir, 'f')
-        fs.writeFileSync(src, 'data')
-        fs.chmodSync(src, 0o640)
-        fs.utimesSync(src, new Date('2001-01-01'), new Date('2001-01-01'))
-        execFileSync('setfattr', ['-n', 'user.note', '-v', 'x', src])
-        const preserve = { mode: false, timestamps: false, xattr: false }
-        const dst = path.join(dir, 'g')
-        const mask = process.umask(0o022)
-        try {
-          await (op.name === 'cloneTree' ? cloneTree(src, dst, { preserve }) : Promise.resolve(cloneTreeSync(src, dst, { preserve })))
-        } finally {
-          process.umask(mask)
-        }
-        assert.equal(fs.readFileSync(dst, 'utf8'), 'data')
-        assert.ok(fs.statSync(dst).mtimeMs > Date.parse('2020-01-01'), 'the times were not copied')
-        assert.equal(execFileSync('getfattr', ['-d', dst]).toString(), '', 'no xattr copied')
-        assert.equal(fs.statSync(dst).mode & 0o777, 0o640 & ~0o022)
-      })
+        test('issue 11 #14: a file given to cloneTree honours preserve (times, mode, xattrs not kept when asked)', async (t) => {
+          const m = await needMount(t, 'xfs')
+          if (m === undefined) return
+          const dir = freshDir(m)
+          const src = path.join(dir, 'f')
+          fs.writeFileSync(src, 'data')
+          fs.chmodSync(src, 0o640)
+          fs.utimesSync(src, new Date('2001-01-01'), new Date('2001-01-01'))
+          execFileSync('setfattr', ['-n', 'user.note', '-v', 'x', src])
+          const preserve = { mode: false, timestamps: false, xattr: false }
+          const dst = path.join(dir, 'g')
+          const mask = process.umask(0o022)
+          try {
+            await (op.name === 'cloneTree' ? cloneTree(src, dst, { preserve }) : Promise.resolve(cloneTreeSync(src, dst, { preserve })))
+          } finally {
+            process.umask(mask)
+          }
+          assert.equal(fs.readFileSync(dst, 'utf8'), 'data')
+          assert.ok(fs.statSync(dst).mtimeMs > Date.parse('2020-01-01'), 'the times were not copied')
+          assert.equal(execFileSync('getfattr', ['-d', dst]).toString(), '', 'no xattr copied')
+          assert.equal(fs.statSync(dst).mode & 0o777, 0o640 & ~0o022)
+        })
 
-      test('issue 11 #10: an xattr the destination cannot hold is left out with a warning; the tree does not fail', async (t) => {
-        const xfs = await needMount(t, 'xfs')
-        const ext4 = await needMount(t, 'ext4')
-        if (xfs === undefined || ext4 === undefined) return
-        const src = path.join(freshDir(xfs), 'src')
-        fs.mkdirSync(src)
-        fs.writeFileSync(path.join(src, 'big'), 'data')
-        fs.writeFileSync(path.join(src, 'small'), 'data')
-        // 60 KiB: XFS holds it, ext4 (one 4 KiB block for all of a file's xattrs) cannot.
-        execFileSync('setfattr', ['-n', 'user.big', '-v', `0x${'ab'.repeat(60 * 1024)}`, path.join(src, 'big')])
-        execFileSync('setfattr', ['-n', 'user.small', '-v', 'kept', path.join(src, 'small')])
-        const dst = path.join(freshDir(ext4), 'dst')
-        const r = (await op.run(src, dst)) as TreeResult
-        assert.equal(r.files, 2)
-        assert.equal(r.warnings.length, 1, JSON.stringify(r.warnings))
-        assert.equal(path.basename(r.warnings[0]?.path ?? ''), 'big')
-        assert.match(r.warnings[0]?.code ?? '', /^(ENOSPC|E2BIG|ERANGE)$/)
-        assert.equal(fs.readFileSync(path.join(dst, 'big'), 'utf8'), 'data')
-        assert.match(execFileSync('getfattr', ['-n', 'user.small', '--only-values', path.join(dst, 'small')]).toString(), /kept/)
-      })
+        test('issue 11 #10: an xattr the destination cannot hold is left out with a warning; the tree does not fail', async (t) => {
+          const xfs = await needMount(t, 'xfs')
+          const ext4 = await needMount(t, 'ext4')
+          if (xfs === undefined || ext4 === undefined) return
+          const src = path.join(freshDir(xfs), 'src')
+          fs.mkdirSync(src)
+          fs.writeFileSync(path.join(src, 'big'), 'data')
+          fs.writeFileSync(path.join(src, 'small'), 'data')
+          // 60 KiB: XFS holds it, ext4 (one 4 KiB block for all of a file's xattrs) cannot.
+          execFileSync('setfattr', ['-n', 'user.big', '-v', `0x${'ab'.repeat(60 * 1024)}`, path.join(src, 'big')])
+          execFileSync('setfattr', ['-n', 'user.small', '-v', 'kept', path.join(src, 'small')])
+          const dst = path.join(freshDir(ext4), 'dst')
+          const r = (await op.run(src, dst)) as TreeResult
+          assert.equal(r.files, 2)
+          assert.equal(r.warnings.length, 1, JSON.stringify(r.warnings))
+          assert.equal(path.basename(r.warnings[0]?.path ?? ''), 'big')
+          assert.match(r.warnings[0]?.code ?? '', /^(ENOSPC|E2BIG|ERANGE)$/)
+          assert.equal(fs.readFileSync(path.join(dst, 'big'), 'utf8'), 'data')
+          assert.match(execFileSync('getfattr', ['-n', 'user.small', '--only-values', path.join(dst, 'small')]).toString(), /kept/)
+        })
 
-      test('issue 11 #17: an async filter is awaited (cloneTree), refused with a clear error (cloneTreeSync)', async (t) => {
-        const m = await needMount(t, 'xfs')
-        if (m === undefined) return
-        const dir = freshDir(m)
-        const src = path.join(dir, 'src')
-        fs.mkdirSync(path.join(src, 'keep'), { recursive: true })
-        fs.mkdirSync(path.join(src, 'drop'))
-        fs.writeFileSync(path.join(src, 'keep', 'f'), 'x')
-        fs.writeFileSync(path.join(src, 'drop', 'f'), 'x')
-        const filter = async (p: string) => (await new Promise((r) => setTimeout(r, 1)), !p.endsWith('/drop'))
-        const dst = path.join(dir, 'dst')
-        if (op.name === 'cloneTree') {
-          await cloneTree(src, dst, { filter })
-          assert.deepEqual(fs.readdirSync(dst), ['keep'])
-        } else {
-          assert.throws(() => cloneTreeSync(src, dst, { filter }), { code: 'ERR_INVALID_ARG_VALUE' })
-          assert.equal(fs.existsSync(dst), false)
-          assert.deepEqual(tempSiblings(dir), [])
-        }
-      })
+        test('issue 11 #17: an async filter is awaited (cloneTree), refused with a clear error (cloneTreeSync)', async (t) => {
+          const m = await needMount(t, 'xfs')
+          if (m === undefined) return
+          const dir = freshDir(m)
+          const src = path.join(dir, 'src')
+          fs.mkdirSync(path.join(src, 'keep'), { recursive: true })
+          fs.mkdirSync(path.join(src, 'drop'))
+          fs.writeFileSync(path.join(src, 'keep', 'f'), 'x')
+          fs.writeFileSync(path.join(src, 'drop', 'f'), 'x')
+          const filter = async (p: string) => (await new Promise((r) => setTimeout(r, 1)), !p.endsWith('/drop'))
+          const dst = path.join(dir, 'dst')
+          if (op.name === 'cloneTree') {
+            await cloneTree(src, dst, { filter })
+            assert.deepEqual(fs.readdirSync(dst), ['keep'])
+          } else {
+            assert.throws(() => cloneTreeSync(src, dst, { filter }), { code: 'ERR_INVALID_ARG_VALUE' })
+            assert.equal(fs.existsSync(dst), false)
+            assert.deepEqual(tempSiblings(dir), [])
+          }
+        })
+      }
     }
   })
 }
@@ -453,7 +512,8 @@ print(libc.renameat2(-100, sys.argv[1].encode(), -100, sys.argv[2].encode(), 1),
         const dst = path.join(fuse, `tree-${op.name}`)
         await op.run(src, dst)
         assert.equal(fs.readFileSync(path.join(dst, 'sub', 'f'), 'utf8'), 'tree data')
-        await assert.rejects(op.run(src, dst), { code: 'EEXIST' })
+        // (fs.cp merges into an existing dest: for it, a second run is no refusal)
+        if (op.fsApi === undefined) await assert.rejects(op.run(src, dst), { code: 'EEXIST' })
       }
       const { clone } = await import('../../src/index.js')
       await clone(path.join(src, 'sub', 'f'), path.join(fuse, 'file'), { mode: 'never' })

@@ -37,8 +37,8 @@ let cleaned = false
 let bigImages: number | undefined
 
 /**
- * Makes the xfs and btrfs images created from now on `bytes` large instead of 512 MiB, with
- * the geometry mkfs chooses for that size (the benchmark: growing a small XFS would leave it
+ * Makes the xfs, btrfs and ext4 images created from now on `bytes` large instead of 512 MiB
+ * (ext4: 256 MiB), with the geometry mkfs chooses for that size (the benchmark: growing a small XFS would leave it
  * with many small allocation groups, which favours parallel writers).
  */
 export function useImageSize(bytes: number): void {
@@ -100,7 +100,7 @@ async function create(kind: FsKind): Promise<TestMount> {
     case 'btrfs':
       return loopMount(kind, dir, () => mkfs(kind, bigImages ?? 512 * MiB, 'mkfs.btrfs', ['-q', '-f']))
     case 'ext4':
-      return loopMount(kind, dir, () => mkfs(kind, 256 * MiB, 'mkfs.ext4', ['-q', '-F']))
+      return loopMount(kind, dir, () => mkfs(kind, bigImages ?? 256 * MiB, 'mkfs.ext4', ['-q', '-F']))
     case 'xfs-tiny':
       return loopMount(kind, dir, () => tinyXfs(kind))
     case 'xfs-ro':
