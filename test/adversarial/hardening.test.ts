@@ -107,19 +107,24 @@ function hostileTree(src: Buffer, names = HOSTILE): number {
   return names.length * 2
 }
 
-/** `levels` directories each in the last, each with a file `f`, made through descriptors
- * (paths that deep are past PATH_MAX). */
-function deepTree(root: string, levels: number): void {
+/** `levels` directories `d` each in the last, each holding a file `f`, and a file `bottom` in
+ * the deepest where one is named; made through descriptors (paths that deep are past PATH_MAX),
+ * over what is there already. */
+function deepTree(root: string, levels = 1800, bottom = ''): void {
   execFileSync('python3', ['-c', `
 import os, sys
 fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY)
 for i in range(int(sys.argv[2])):
-    os.close(os.open('f', os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd))
-    os.mkdir('d', dir_fd=fd)
+    try: os.close(os.open('f', os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd))
+    except FileExistsError: pass
+    try: os.mkdir('d', dir_fd=fd)
+    except FileExistsError: pass
     n = os.open('d', os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
     os.close(fd)
     fd = n
-`, root, String(levels)])
+if sys.argv[3]:
+    os.close(os.open(sys.argv[3], os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd))
+`, root, String(levels), bottom])
 }
 
 /** Regular files below a directory, however deep (find walks with openat). */
@@ -667,24 +672,6 @@ const snapshotOperations: SnapshotOperation[] = [
 /** Every file (not directory) below a tree, found by GNU find (fts: no depth limit). */
 const filesIn = (dir: string) => execFileSync('find', [dir, '-type', 'f'], { maxBuffer: 1 << 28 }).toString('latin1').split('\n').filter(Boolean).length
 
-/** A chain of 1,800 directories `d`, each holding a file `f` (python: no PATH_MAX in the way). */
-function deepTree(src: string, bottom = ''): void {
-  execFileSync('python3', ['-c', `
-import os, sys
-fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY)
-for i in range(1800):
-    try: os.close(os.open('f', os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd))
-    except FileExistsError: pass
-    try: os.mkdir('d', dir_fd=fd)
-    except FileExistsError: pass
-    n = os.open('d', os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
-    os.close(fd)
-    fd = n
-if sys.argv[2]:
-    os.close(os.open(sys.argv[2], os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd))
-`, src, bottom])
-}
-
 for (const op of snapshotOperations) {
   describe(`adversarial: ${op.name}`, () => {
     test('hostile names (not UTF-8, newlines, dashes, escapes, 255 bytes) are handled as the bytes they are', async (t) => {
@@ -728,7 +715,7 @@ for (const op of snapshotOperations) {
       fs.mkdirSync(dir)
       deepTree(dir)
       if (op.needsBase) await snapshot(dir, { name: 'base' })
-      deepTree(dir, 'bottom')
+      deepTree(dir, 1800, 'bottom')
       const r = await op.run(dir)
       if (r.tree !== undefined) assert.equal(filesIn(r.tree.toString()), op.name === 'restoreSnapshot' ? 1800 : 1801)
       if (r.changes !== undefined) {
