@@ -472,8 +472,9 @@ static void meta_into(int dir, const char *name, mode_t mode, cf_dirent *ent) {
 static int stat_entry(int dir, const char *name, int follow, struct stat *st) {
   if (fstatat(dir, name, st, follow ? 0 : AT_SYMLINK_NOFOLLOW) == 0) return 0;
   int e = errno;
-  /* Following, a dangling symlink is kept as the link itself (cp -L reports it). */
-  if (e == ENOENT && follow && fstatat(dir, name, st, AT_SYMLINK_NOFOLLOW) == 0) return 0;
+  /* Following, a dangling symlink, or one in a loop, is kept as the link itself: one entry's
+   * trouble, reported when it is acted on (cp -L reports it), not the listing's. */
+  if ((e == ENOENT || e == ELOOP) && follow && fstatat(dir, name, st, AT_SYMLINK_NOFOLLOW) == 0) return 0;
   return e == ENOENT ? 1 : -e;
 }
 
