@@ -25,7 +25,9 @@ function has(tool: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${tool}`], { env: { ...process.env, PATH } }).status === 0
 }
 
-/** A corpus of about `total` bytes in `dir`: 30% of files get a copy (30% of those a third), 8% a same-size decoy; ~25% of the bytes are extra copies. */
+/** A corpus of about `total` bytes in `dir` (files of 16 KiB-768 KiB, ~390 KiB on average: ~4,000
+ * files in 1.5 GiB): 45% of files get a copy (30% of those a third), 8% a same-size decoy that
+ * differs in one byte; ~35% of the bytes are extra copies. */
 export function genCorpus(dir: string, total: number): { files: number; bytes: number } {
   let bytes = 0
   let files = 0
@@ -38,14 +40,14 @@ export function genCorpus(dir: string, total: number): { files: number; bytes: n
     files++
   }
   while (bytes < total) {
-    const size = 16 * KiB + Math.floor(Math.random() * (1 * MiB - 16 * KiB))
+    const size = 16 * KiB + Math.floor(Math.random() * (768 * KiB - 16 * KiB))
     const data = randomBytes(size)
     write(data)
     const r = Math.random()
-    if (r < 0.3) {
+    if (r < 0.45) {
       write(data)
       if (Math.random() < 0.3) write(data)
-    } else if (r < 0.38) {
+    } else if (r < 0.53) {
       const decoy = Buffer.from(data)
       const at = Math.floor(Math.random() * size)
       decoy[at] = (decoy[at] as number) ^ 0xff

@@ -75,6 +75,11 @@ export interface Binding {
    * (-EBADE: the bytes differ), deduped[i] bytes shared, stats before and after. Rejects where
    * file 0 cannot be opened. */
   dedupeFiles(dirs: Int32Array, names: string, flags: number, length: number, async: true): Promise<DedupeBatch>
+  /** macOS (cf_swap_files): file 0 cloned beside every other under temps[i] (bare names in
+   * file i's directory, from temp.ts; temps[0] unused), compared byte for byte, given file i's
+   * metadata and swapped in; status, deduped, before and after as dedupeFiles gives them
+   * (-EBADE: different or changed meanwhile, -EMLINK: more than one link). ENOTSUP elsewhere. */
+  swapFiles(dirs: Int32Array, names: string, flags: number, temps: string, async: true): Promise<DedupeBatch>
   /** Extents of many files in one trip: counts[i] extents of file i follow each other in
    * `extents` (4 numbers each); errnos[i] is non-zero where file i could not be mapped. */
   extentsMany(dirs: Int32Array, names: string, flags: number, async: false): ExtentBatch

@@ -1,0 +1,237 @@
+// dedupe after the walk: files grouped by (device, size) → within a group, files with the same
+// extent map already share every block (no data read: alreadyShared) → one file of each extent
+// class sampled (start, middle, end; sampleFiles in the addon) → classes with equal samples are
+// handed to the OS's compare-and-share against a keeper (Linux: FIDEDUPERANGE, whose compare is
+// the final check; macOS: verify-then-swap in mac.c). A member found different that did not
+// change goes round again with the others like it. `saved` is the union of the group's physical
+// data ranges before, less the union after (FIEMAP, extents.ts), as usage() counts them.
+import { constants } from 'node:os'
+import { RAW, type DedupeBatch } from './binding.js'
+import { statAt } from './entries.js'
+import { EXTENT_STRIDE, NOT_DATA, Ranges, extentsOf } from './extents.js'
+import type { FileId, FileTable } from './dedupe-files.js'
+import { CANNOT, EBADE, type Report } from './dedupe-report.js'
+import type { Found } from './dedupe-scan.js'
+
+/** Bytes sampled at each of a file's start, middle and end. */
+const SAMPLE = 4096
+
+/** Shares the blocks of files[0] with every other file, comparing first (the OS's way). */
+export type Share = (files: FileId[], size: number) => Promise<DedupeBatch>
+
+export class Apply {
+  private readonly t: FileTable
+  private readonly report: Report
+
+  constructor(private readonly found: Found, private readonly share: Share) {
+    this.t = found.table
+    this.report = found.report
+  }
+
+  /** Every size group, `concurrency` at a time. */
+  async run(): Promise<void> {
+    const { report, t } = this
+    const groups = t.sizeGroups((f) => !report.cannot.has(t.dev(f)))
+    report.totals(groups.reduce((n, g) => n + g.length, 0), groups.reduce((n, g) => n + g.length * t.size(g[0] as FileId), 0))
+    let next = 0
+    const worker = async (): Promise<void> => {
+      while (next < groups.length) {
+        report.checkAbort()
+        await this.group(groups[next++] as FileId[])
+      }
+    }
+    await Promise.all(Array.from({ length: Math.min(report.o.concurrency, groups.length) }, worker))
+    report.checkAbort()
+    report.tick('dedupe', 0, 0, true)
+  }
+
+  /** Files of one device and size: by extent map, then by sample, then by the OS's compare. */
+  private async group(files: FileId[]): Promise<void> {
+    if (this.report.cannot.has(this.t.dev(files[0] as FileId))) return
+    const classes = this.byExtents(files)
+    // All share every block already: nothing read.
+    if (classes.length === 1) return this.shared(classes[0] as FileId[])
+    for (const bucket of await this.sample(classes)) await this.bucket(bucket)
+  }
+
+  /** Classes by the samples of one file of each (the rest of a class has the same blocks). */
+  private async sample(classes: FileId[][]): Promise<Array<FileId[][]>> {
+    const { found, report, t } = this
+    report.tick('hash', 0, 0)
+    const reps = classes.map((c) => c[0] as FileId)
+    const sample = await found.binding.sampleFiles(found.dirs(reps), found.names(reps), RAW, SAMPLE, true)
+    const buckets = new Map<string, FileId[][]>()
+    classes.forEach((c, k) => {
+      const errno = sample.errnos[k] as number
+      const rep = c[0] as FileId
+      if (errno !== 0) {
+        if (CANNOT.has(errno)) report.refuse(t.dev(rep), found.pathOf(rep), errno)
+        else report.failed(found.pathOf(rep), errno, 'read')
+        return
+      }
+      if (!t.unchanged(rep, statAt(sample.stats, k))) return c.forEach((f) => report.changed(found.pathOf(f)))
+      const key = `${sample.hashes[2 * k]}:${sample.hashes[2 * k + 1]}`
+      const b = buckets.get(key)
+      if (b === undefined) buckets.set(key, [c])
+      else b.push(c)
+    })
+    return [...buckets.values()]
+  }
+
+  /** Members of one extent class: they share every block already. */
+  private shared(c: FileId[]): void {
+    if (c.length < 2) return
+    this.report.result.groups++
+    this.report.group(this.found.pathOf(c[0] as FileId), this.t.size(c[0] as FileId), [], c.slice(1).map((f) => this.found.pathOf(f)))
+    this.countShared(c)
+  }
+
+  /** A class's members after its first: already sharing every block with it. */
+  private countShared(c: FileId[]): void {
+    const r = this.report.result.alreadyShared
+    for (const f of c.slice(1)) {
+      r.files++
+      r.bytes += this.t.data(f)
+    }
+  }
+
+  /** Classes whose samples agree: shared with a keeper; those the OS finds different go round
+   * again among themselves. */
+  private async bucket(classes: FileId[][]): Promise<void> {
+    while (classes.length > 1) {
+      // The keeper: of the class most of the bucket is in, else the oldest file.
+      classes.sort((a, b) => b.length - a.length || (this.t.older(this.oldest(a), this.oldest(b)) ? -1 : 1))
+      const keepers = classes[0] as FileId[]
+      const keeper = this.oldest(keepers)
+      const dests = classes.slice(1).flat()
+      if (this.report.o.dryRun) return this.dryRound(keepers, keeper, dests)
+      this.report.checkAbort()
+      const rest = await this.round(keepers, keeper, dests)
+      if (rest === undefined) {
+        classes = classes.slice(1)
+        continue
+      }
+      classes = this.byExtents(rest)
+    }
+    if (classes.length === 1) this.shared(classes[0] as FileId[])
+  }
+
+  /** What a real round would do, done to nothing: the keeper's blocks are what all would hold. */
+  private async dryRound(keepers: FileId[], keeper: FileId, dests: FileId[]): Promise<void> {
+    const { report, t, found } = this
+    const size = t.size(keeper)
+    const members = [...keepers, ...dests]
+    report.result.groups++
+    this.countShared([keeper, ...keepers.filter((f) => f !== keeper)])
+    report.group(found.pathOf(keeper), size, dests.map((f) => found.pathOf(f)), keepers.filter((f) => f !== keeper).map((f) => found.pathOf(f)))
+    report.result.deduped.files += dests.length
+    report.result.deduped.bytes += dests.length * size
+    if (found.extents) {
+      const maps = await this.maps(members)
+      report.result.saved += union(maps) - union(maps.slice(0, keepers.length))
+    } else report.result.saved += dests.length * size
+    report.tick('dedupe', members.length, members.length * size)
+  }
+
+  /** One compare-and-share of `dests` onto `keeper`: the files found different (and unchanged)
+   * to go round again, or undefined where the keeper could not be opened. */
+  private async round(keepers: FileId[], keeper: FileId, dests: FileId[]): Promise<FileId[] | undefined> {
+    const { report, t, found } = this
+    const size = t.size(keeper)
+    const members = [...keepers, ...dests]
+    const before = found.extents ? await this.maps(members) : undefined
+    const all = [keeper, ...dests]
+    const out = await this.share(all, size).catch((e: unknown) => e as { errno?: number; syscall?: string })
+    report.tick('dedupe', all.length, all.length * size, true)
+    if (!('status' in out)) {
+      report.failed(found.pathOf(keeper), out.errno ?? EIO, out.syscall ?? 'open')
+      return undefined
+    }
+    if (!t.unchanged(keeper, statAt(out.after, 0))) report.changed(found.pathOf(keeper))
+    const { now, rest } = this.outcome(dests, out, size)
+    if (report.cannot.has(t.dev(keeper))) return []
+    if (now.length > 0 || keepers.length > 1) {
+      report.result.groups++
+      this.countShared([keeper, ...keepers.filter((f) => f !== keeper)])
+      report.group(found.pathOf(keeper), size, now.map((f) => found.pathOf(f)), keepers.filter((f) => f !== keeper).map((f) => found.pathOf(f)))
+    }
+    if (now.length > 0) {
+      if (before !== undefined) report.result.saved += union(before) - union(await this.maps(members, before))
+      else report.result.saved += now.length * size
+    }
+    return rest
+  }
+
+  /** Each destination's answer: shared (now), different and unchanged (rest), or an issue. */
+  private outcome(dests: FileId[], out: DedupeBatch, size: number): { now: FileId[]; rest: FileId[] } {
+    const { report, t, found } = this
+    const now: FileId[] = []
+    const rest: FileId[] = []
+    dests.forEach((f, k) => {
+      const i = k + 1
+      const status = out.status[i] as number
+      if (status === 0 && out.deduped[i] === size) {
+        now.push(f)
+        report.result.deduped.files++
+        report.result.deduped.bytes += size
+        return
+      }
+      const errno = status === 0 ? EIO : -status
+      if (CANNOT.has(errno)) return report.refuse(t.dev(f), found.pathOf(f), errno)
+      if (errno !== EBADE) return report.failed(found.pathOf(f), errno, found.extents ? 'ioctl_fideduperange' : 'dedupe')
+      // Different: from a file that moved since the walk (skipped), or truly (round again).
+      if (!t.unchanged(f, statAt(out.after, i)) || !t.unchanged(f, statAt(out.before, i))) report.changed(found.pathOf(f))
+      else rest.push(f)
+    })
+    return { now, rest }
+  }
+
+  /** Each file's data ranges (FIEMAP now); a file that cannot be mapped keeps `fallback`'s. */
+  private async maps(files: FileId[], fallback?: Array<Float64Array | undefined>): Promise<Array<Float64Array | undefined>> {
+    const { counts, errnos, extents } = await this.found.binding.extentsMany(this.found.dirs(files), this.found.names(files), RAW, true)
+    let first = 0
+    return files.map((_, k) => {
+      const count = counts[k] as number
+      const map = extentsOf(extents, first, count)
+      first += count
+      return errnos[k] === 0 ? map : fallback?.[k]
+    })
+  }
+
+  private oldest(files: FileId[]): FileId {
+    return files.reduce((a, b) => (this.t.older(b, a) ? b : a))
+  }
+
+  /** Files by extent map: a class shares every block. A file whose data is not mapped is a
+   * class of its own. */
+  private byExtents(files: FileId[]): FileId[][] {
+    const classes = new Map<number, FileId[]>()
+    const alone: FileId[][] = []
+    for (const f of files) {
+      const key = this.t.key(f)
+      if (Number.isNaN(key)) {
+        alone.push([f])
+        continue
+      }
+      const c = classes.get(key)
+      if (c === undefined) classes.set(key, [f])
+      else c.push(f)
+    }
+    return [...classes.values(), ...alone]
+  }
+}
+
+const EIO = constants.errno.EIO
+
+/** Bytes covered by the data extents of the maps, overlaps once. */
+function union(maps: Array<Float64Array | undefined>): number {
+  const r = new Ranges()
+  for (const m of maps) {
+    if (m === undefined) continue
+    for (let i = 0; i < m.length; i += EXTENT_STRIDE) {
+      const length = m[i + 2] as number
+      if (((m[i + 3] as number) & NOT_DATA) === 0 && length > 0) r.add(m[i + 1] as number, length)
+    }
+  }
+  return r.union()
+}
