@@ -57,6 +57,32 @@ export function genCorpus(dir: string, total: number): { files: number; bytes: n
   return { files, bytes }
 }
 
+/** `count` small files (1 B-4 KiB, 4,096 sizes, 1,000 a directory) whose content is fixed by
+ * their size: every file is a duplicate, the worst case for what dedupe holds per file. */
+export function genManySmall(dir: string, count: number): void {
+  const pool = randomBytes(4 * KiB)
+  for (let i = 0; i < count; i++) {
+    const sub = path.join(dir, `d${Math.floor(i / 1000)}`)
+    if (i % 1000 === 0) fs.mkdirSync(sub, { recursive: true })
+    fs.writeFileSync(path.join(sub, `f${i}`), pool.subarray(0, 1 + ((i * 7919) % (4 * KiB))))
+  }
+}
+
+/** Peak RSS and time of `clonefile dedupe` (the whole process) over 200,000 small files. */
+export function rssOn(m: TestMount, count = 200_000): { maxRssMiB: number; ms: number; files: number } {
+  const dir = freshDir(m, 'dedupe-rss')
+  genManySmall(dir, count)
+  sh('sync', [])
+  const t = performance.now()
+  const r = spawnSync('/usr/bin/time', ['-f', '%M', process.execPath, CLI, 'dedupe', '--no-progress', '--json', dir], { encoding: 'utf8', maxBuffer: 512 * MiB })
+  const ms = performance.now() - t
+  if (r.status !== 0) throw new Error(`dedupe over ${count} files: exit ${r.status}: ${r.stderr.slice(-400)}`)
+  const maxRssKiB = Number(r.stderr.trim().split('\n').pop())
+  const files = (JSON.parse(r.stdout) as { files: number }).files
+  fs.rmSync(dir, { recursive: true })
+  return { maxRssMiB: maxRssKiB / 1024, ms, files }
+}
+
 function freeBytes(dir: string): number {
   sh('sync', ['-f', dir])
   const st = fs.statfsSync(dir)

@@ -18,8 +18,9 @@ export interface Resolved {
 }
 
 const E = constants.errno
-/** FILE_DEDUPE_RANGE_DIFFERS, as the addon reports it (Node's os.constants lacks EBADE). */
-export const EBADE = errnoOf('EBADE') as number
+/** "The bytes differ" (FILE_DEDUPE_RANGE_DIFFERS on Linux; mac.c's swap says it too): Linux's
+ * EBADE, 52 on every OS (platform.h), where Node's os.constants lacks it. */
+export const EBADE = errnoOf('EBADE') ?? 52
 /** What says a filesystem cannot share blocks (FIEMAP or FIDEDUPERANGE refused). */
 export const CANNOT = new Set([E.EOPNOTSUPP, E.ENOTSUP, E.ENOTTY, E.ENOSYS, E.EXDEV])
 /** Failures that leave a file alone rather than being errors: gone, moved, not for dedupe, a

@@ -925,6 +925,45 @@ static void dedupe_free(job_t *job) {
   job_ats_free(&j->files);
 }
 
+/* ---- swapFiles(dirs, names, flags, temps, async): macOS's dedupe, file 0 cloned, verified
+ * and swapped in for every other under temps[i]; the answer is dedupeFiles' ---- */
+
+typedef struct {
+  dedupe_job d; /* first: dedupe_result and dedupe_free take it */
+  const char **temps;
+  char *temps_arena;
+} swap_job;
+
+static bool swap_parse(napi_env env, napi_value *argv, job_t *job) {
+  swap_job *j = (swap_job *)job;
+  job_flags(job, (uint32_t)arg_number(env, argv[2]));
+  if (!arg_ats(env, argv[0], argv[1], job, &j->d.files)) return false;
+  uint32_t n = j->d.files.n;
+  return arg_names(env, argv[3], n, job, &j->temps, &j->temps_arena) &&
+         (j->d.status = job_calloc(env, n, sizeof(int32_t))) != NULL &&
+         (j->d.deduped = job_calloc(env, n, sizeof(uint64_t))) != NULL &&
+         (j->d.before = job_calloc(env, n, sizeof(cf_stat))) != NULL &&
+         (j->d.after = job_calloc(env, n, sizeof(cf_stat))) != NULL;
+}
+
+static void swap_run(job_t *job) {
+  swap_job *j = (swap_job *)job;
+  if (cancelled(job)) {
+    set_cancelled(&job->err);
+    job->result = -ECANCELED;
+    return;
+  }
+  job->result = cf_swap_files(j->d.files.at, j->temps, j->d.files.n, j->d.status, j->d.deduped, j->d.before,
+                              j->d.after, &job->err);
+}
+
+static void swap_free(job_t *job) {
+  swap_job *j = (swap_job *)job;
+  free((void *)j->temps);
+  free(j->temps_arena);
+  dedupe_free(job);
+}
+
 /* ---- the exports: name, args struct, `async` argument (-1: synchronous only), functions ---- */
 
 const job_kind job_kinds[] = {
@@ -935,6 +974,7 @@ const job_kind job_kinds[] = {
     {"extentsMany", sizeof(extents_job), 3, extents_parse, extents_run, extents_result, extents_free},
     {"sampleFiles", sizeof(sample_job), 4, sample_parse, sample_run, sample_result, sample_free},
     {"dedupeFiles", sizeof(dedupe_job), 4, dedupe_parse, dedupe_run, dedupe_result, dedupe_free},
+    {"swapFiles", sizeof(swap_job), 4, swap_parse, swap_run, dedupe_result, swap_free},
     {"fileSpace", sizeof(space_job), 3, space_parse, space_run, space_result, space_free},
     {"runOps", sizeof(ops_job), 7, ops_parse, ops_run, ops_result, ops_free},
     {"scanDirs", sizeof(scan_job), 3, scan_parse, scan_run, scan_result, scan_free},

@@ -517,6 +517,13 @@ out:
   return rc;
 }
 
+/* Verify-then-swap is macOS's dedupe (FIDEDUPERANGE needs none here); the name is mac.c's. */
+int cf_swap_files(const cf_at *at, const char *const *temps, uint32_t n, int32_t *status, uint64_t *deduped,
+                  cf_stat *before, cf_stat *after, cf_error *err) {
+  (void)at, (void)temps, (void)n, (void)status, (void)deduped, (void)before, (void)after;
+  return fail(err, "renameatx_np", ENOTSUP, 0);
+}
+
 /* ---- filesystem facts ---- */
 
 /* Linux names no filesystem type and says nothing of clones (XFS may be formatted without

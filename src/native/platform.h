@@ -176,6 +176,19 @@ int64_t cf_read_sample(cf_at at, uint64_t block, uint8_t *buf, cf_stat *st, cf_e
 int cf_dedupe_files(const cf_at *at, uint32_t n, uint64_t length, int32_t *status, uint64_t *deduped,
                     cf_stat *before, cf_stat *after, cf_error *err);
 
+/* macOS dedupe by verify-then-swap (APFS has no compare-and-share call). For each of
+ * at[1..n-1]: at[0] (the keeper) is cloned to temps[i] (a bare name in at[i]'s directory, made
+ * exclusively), the clone compared byte for byte with at[i] and given at[i]'s metadata (mode,
+ * owner, ACL, xattrs, BSD flags, times), then the two swapped (renameatx_np RENAME_SWAP); the
+ * original, now at temps[i], must be the inode opened, unchanged in size and mtime (and ctime
+ * up to the swap, which moves it), else it is swapped back. status, deduped, before and after
+ * as cf_dedupe_files; status -EBADE where the bytes differ or at[i] changed (swapped back),
+ * -EMLINK where at[i] has more than one link (the swap would split them), -EPERM where BSD
+ * flags lock it or its owner cannot be given to the clone. Returns 0, or -errno where the keeper
+ * could not be opened. ENOTSUP off macOS. */
+int cf_swap_files(const cf_at *at, const char *const *temps, uint32_t n, int32_t *status, uint64_t *deduped,
+                  cf_stat *before, cf_stat *after, cf_error *err);
+
 #define CF_SCAN_FOLLOW 0x1  /* stat, not lstat: follow symlinks (a dangling one is kept as the
                                link itself); cf_open_dir follows too */
 #define CF_SCAN_EXTENTS 0x2 /* also map the extents of every regular file (ENOTSUP off Linux);

@@ -927,6 +927,13 @@ int cf_dedupe_files(const cf_at *at, uint32_t n, uint64_t length, int32_t *statu
   return fail(err, "ioctl_fideduperange", ENOTSUP, 0);
 }
 
+/* No compare-and-share call here (see README: dedupe on Windows); the name is mac.c's. */
+int cf_swap_files(const cf_at *at, const char *const *temps, uint32_t n, int32_t *status, uint64_t *deduped,
+                  cf_stat *before, cf_stat *after, cf_error *err) {
+  (void)at, (void)temps, (void)n, (void)status, (void)deduped, (void)before, (void)after;
+  return fail(err, "renameatx_np", ENOTSUP, 0);
+}
+
 /* ---- filesystem facts ---- */
 
 int cf_fs_info_get(const char *path, cf_fs_info *info, cf_error *err) {
