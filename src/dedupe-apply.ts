@@ -6,7 +6,7 @@
 // change goes round again with the others like it. `saved` is the union of the group's physical
 // data ranges before, less the union after (FIEMAP, extents.ts), as usage() counts them.
 import { constants } from 'node:os'
-import { RAW, type DedupeBatch } from './binding.js'
+import { RAW, Space, type DedupeBatch, type SampleBatch } from './binding.js'
 import { statAt } from './entries.js'
 import { EXTENT_STRIDE, NOT_DATA, Ranges, extentsOf } from './extents.js'
 import type { FileId, FileTable } from './dedupe-files.js'
@@ -15,6 +15,8 @@ import type { Found } from './dedupe-scan.js'
 
 /** Bytes sampled at each of a file's start, middle and end. */
 const SAMPLE = 4096
+/** Size groups sampled together. */
+const WINDOW = 256
 
 /** Shares the blocks of files[0] with every other file, comparing first (the OS's way). */
 export type Share = (files: FileId[], size: number) => Promise<DedupeBatch>
@@ -28,54 +30,98 @@ export class Apply {
     this.report = found.report
   }
 
-  /** Every size group, `concurrency` at a time. */
+  /**
+   * Every size group, a window of WINDOW groups at a time: a window's samples are read in one
+   * batch (the addon asks for them all before it reads: the disk serves them together), the next
+   * window's while this one's buckets are compared and shared, `concurrency` at a time.
+   */
   async run(): Promise<void> {
     const { report, t } = this
     const groups = t.sizeGroups((f) => !report.cannot.has(t.dev(f)))
     report.totals(groups.reduce((n, g) => n + g.length, 0), groups.reduce((n, g) => n + g.length * t.size(g[0] as FileId), 0))
-    let next = 0
-    const worker = async (): Promise<void> => {
-      while (next < groups.length) {
-        report.checkAbort()
-        await this.group(groups[next++] as FileId[])
-      }
+    const window = (w: number): Promise<Array<FileId[][]>> => {
+      const p = this.sampleWindow(groups.slice(w, w + WINDOW))
+      p.catch(() => undefined) // awaited below; an abort may leave it behind
+      return p
     }
-    await Promise.all(Array.from({ length: Math.min(report.o.concurrency, groups.length) }, worker))
+    let next = window(0)
+    for (let w = 0; w < groups.length; w += WINDOW) {
+      const buckets = await next
+      report.checkAbort()
+      if (w + WINDOW < groups.length) next = window(w + WINDOW)
+      await this.dedupeAll(buckets)
+    }
     report.checkAbort()
     report.tick('dedupe', 0, 0, true)
   }
 
-  /** Files of one device and size: by extent map, then by sample, then by the OS's compare. */
-  private async group(files: FileId[]): Promise<void> {
-    if (this.report.cannot.has(this.t.dev(files[0] as FileId))) return
-    const classes = this.byExtents(files)
-    // All share every block already: nothing read.
-    if (classes.length === 1) return this.shared(classes[0] as FileId[])
-    for (const bucket of await this.sample(classes)) await this.bucket(bucket)
+  private async dedupeAll(buckets: Array<FileId[][]>): Promise<void> {
+    let next = 0
+    const worker = async (): Promise<void> => {
+      while (next < buckets.length) {
+        this.report.checkAbort()
+        await this.bucket(buckets[next++] as FileId[][])
+      }
+    }
+    await Promise.all(Array.from({ length: Math.min(this.report.o.concurrency, buckets.length) }, worker))
   }
 
-  /** Classes by the samples of one file of each (the rest of a class has the same blocks). */
-  private async sample(classes: FileId[][]): Promise<Array<FileId[][]>> {
-    const { found, report, t } = this
-    report.tick('hash', 0, 0)
-    const reps = classes.map((c) => c[0] as FileId)
-    const sample = await found.binding.sampleFiles(found.dirs(reps), found.names(reps), RAW, SAMPLE, true)
-    const buckets = new Map<string, FileId[][]>()
-    classes.forEach((c, k) => {
-      const errno = sample.errnos[k] as number
-      const rep = c[0] as FileId
-      if (errno !== 0) {
-        if (CANNOT.has(errno)) report.refuse(t.dev(rep), found.pathOf(rep), errno)
-        else report.failed(found.pathOf(rep), errno, 'read')
-        return
+  /** Files of one device and size, a window of groups: by extent map (a group that shares every
+   * block already is counted, nothing read), then by the samples of one file of each class. */
+  private async sampleWindow(groups: FileId[][]): Promise<Array<FileId[][]>> {
+    const todo: FileId[][][] = []
+    for (const files of groups) {
+      if (this.report.cannot.has(this.t.dev(files[0] as FileId))) continue
+      if (!this.found.extents) await this.cloneIds(files)
+      const classes = this.byExtents(files)
+      if (classes.length === 1) this.shared(classes[0] as FileId[])
+      else todo.push(classes)
+    }
+    const reps = todo.flatMap((classes) => classes.map((c) => c[0] as FileId))
+    if (reps.length === 0) return []
+    this.report.tick('hash', 0, 0)
+    const sample = await this.found.binding.sampleFiles(this.found.dirs(reps), this.found.names(reps), RAW, SAMPLE, true)
+    let k = 0
+    return todo.flatMap((classes) => {
+      const buckets = new Map<string, FileId[][]>()
+      for (const c of classes) {
+        const key = this.sampled(c, sample, k++)
+        if (key === undefined) continue
+        const b = buckets.get(key)
+        if (b === undefined) buckets.set(key, [c])
+        else b.push(c)
       }
-      if (!t.unchanged(rep, statAt(sample.stats, k))) return c.forEach((f) => report.changed(found.pathOf(f)))
-      const key = `${sample.hashes[2 * k]}:${sample.hashes[2 * k + 1]}`
-      const b = buckets.get(key)
-      if (b === undefined) buckets.set(key, [c])
-      else b.push(c)
+      return [...buckets.values()]
     })
-    return [...buckets.values()]
+  }
+
+  /** The sample of class c (its first file, sample k): its key, or undefined where it failed
+   * or changed since the walk (reported). */
+  private sampled(c: FileId[], sample: SampleBatch, k: number): string | undefined {
+    const { found, report, t } = this
+    const errno = sample.errnos[k] as number
+    const rep = c[0] as FileId
+    if (errno !== 0) {
+      if (CANNOT.has(errno)) report.refuse(t.dev(rep), found.pathOf(rep), errno)
+      else report.failed(found.pathOf(rep), errno, 'read')
+      return undefined
+    }
+    if (!t.unchanged(rep, statAt(sample.stats, k))) {
+      for (const f of c) report.changed(found.pathOf(f))
+      return undefined
+    }
+    return `${sample.hashes[2 * k]}:${sample.hashes[2 * k + 1]}`
+  }
+
+  /** macOS has no extent map: APFS's clone id is the same for a file and its pure clones, which
+   * share every block (a clone written to gets a new one), so it is the fingerprint there. */
+  private async cloneIds(files: FileId[]): Promise<void> {
+    const space = await this.found.binding.fileSpace(this.found.dirs(files), this.found.names(files), RAW, true)
+    files.forEach((f, k) => {
+      const id = space.cloneId[k] as bigint
+      const known = space.errnos[k] === 0 && ((space.known[k] as number) & Space.CloneId) !== 0 && id !== 0n
+      this.t.setKey(f, known ? Number(id % 2n ** 53n) : NaN)
+    })
   }
 
   /** Members of one extent class: they share every block already. */
@@ -156,8 +202,9 @@ export class Apply {
       report.group(found.pathOf(keeper), size, now.map((f) => found.pathOf(f)), keepers.filter((f) => f !== keeper).map((f) => found.pathOf(f)))
     }
     if (now.length > 0) {
-      if (before !== undefined) report.result.saved += union(before) - union(await this.maps(members, before))
-      else report.result.saved += now.length * size
+      // Read before the sum is: `saved += union(await ...)` would add to a stale total.
+      const after = before === undefined ? undefined : await this.maps(members, before)
+      report.result.saved += before === undefined || after === undefined ? now.length * size : union(before) - union(after)
     }
     return rest
   }

@@ -6,7 +6,7 @@
 import { EXTENT_STRIDE, NOT_DATA } from './extents.js'
 import type { EntryStat } from './entries.js'
 
-const enum Col { Dev, Ino, Size, MtimeSec, MtimeNsec, CtimeSec, CtimeNsec, Data, Key, Stride }
+const enum Col { Dev, Ino, Size, MtimeSec, MtimeNsec, CtimeSec, CtimeNsec, Data, Key, Place, Stride }
 
 /** A file's place in a FileTable. */
 export type FileId = number
@@ -40,6 +40,7 @@ export class FileTable {
     c[b + Col.CtimeNsec] = st.ctimeNsec
     c[b + Col.Data] = extents === undefined ? st.size : dataBytes(extents)
     c[b + Col.Key] = extents === undefined ? NaN : extentKey(extents)
+    c[b + Col.Place] = extents === undefined || extents.length === 0 ? id : (extents[1] as number)
     this.roots[id] = root
     this.dirOf[id] = dir
     this.names.push(name)
@@ -64,6 +65,14 @@ export class FileTable {
   /** the extent map's fingerprint: equal keys share every block; NaN shares nothing known */
   key = (f: FileId): number => this.cols[f * Col.Stride + Col.Key] as number
   root = (f: FileId): number => this.roots[f] as number
+  /** where its data starts on the device (its first extent's physical address; without FIEMAP
+   * its place in the walk): groups are read in this order */
+  place = (f: FileId): number => this.cols[f * Col.Stride + Col.Place] as number
+
+  /** A fingerprint learnt after the walk (macOS: the clone id). */
+  setKey(f: FileId, key: number): void {
+    this.cols[f * Col.Stride + Col.Key] = key
+  }
 
   /** Its path below its root (a byte string): the name the addon opens it by. */
   rel(f: FileId): string {
@@ -90,7 +99,8 @@ export class FileTable {
       c[b + Col.MtimeNsec] === st.mtimeNsec && c[b + Col.CtimeSec] === st.ctimeSec && c[b + Col.CtimeNsec] === st.ctimeNsec
   }
 
-  /** Files of one device and size, each list of two or more: sorted once, no map of every size. */
+  /** Files of one device and size, each list of two or more (sorted once, no map of every size),
+   * in the order of where their data is on the device: the disk reads forward, not at random. */
   sizeGroups(keep: (f: FileId) => boolean): FileId[][] {
     const order = new Uint32Array(this.n)
     let m = 0
@@ -104,7 +114,9 @@ export class FileTable {
       if (j - i > 1) groups.push(Array.from(ids.subarray(i, j)))
       i = j
     }
-    return groups
+    const first = (g: FileId[]): number => g.reduce((p, f) => Math.min(p, this.place(f)), Infinity)
+    const at = new Map(groups.map((g) => [g, first(g)]))
+    return groups.sort((a, b) => (at.get(a) as number) - (at.get(b) as number))
   }
 }
 

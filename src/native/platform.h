@@ -160,15 +160,18 @@ typedef struct {
   int32_t ext_err;    /* the errno that kept this file's extents from being read, or 0 */
 } cf_dirent;
 
-/* Opens the regular file `at` to read it (O_RDONLY|O_NOFOLLOW, and O_NOATIME where the kernel
- * allows it: owner or CAP_FOWNER), fstats it into *st and reads up to `block` bytes at its
- * start, middle and end into buf (room for 3 * block); returns the bytes read. A file that is
- * not regular is EINVAL. */
-int64_t cf_read_sample(cf_at at, uint64_t block, uint8_t *buf, cf_stat *st, cf_error *err);
+/* Opens each regular file at[i] to read it (O_RDONLY|O_NOFOLLOW, and O_NOATIME where the
+ * kernel allows it: owner or CAP_FOWNER), fstats it into st[i] and reads up to `block` bytes at
+ * its start, middle and end into buf + i * 3 * block; got[i] the bytes read, or errnos[i] the
+ * failure (a file that is not regular is EINVAL). All the reads are asked for first
+ * (posix_fadvise WILLNEED where the OS has it), so that the disk serves them together rather
+ * than one cold read after another. */
+void cf_read_samples(const cf_at *at, uint32_t n, uint64_t block, uint8_t *buf, int64_t *got, cf_stat *st,
+                     int32_t *errnos);
 
 /* FIDEDUPERANGE of bytes [0, length) of at[0] (the keeper) onto each of at[1..n-1], many
  * destinations a call (up to 127), looping while the kernel caps a call's length. Every file is
- * opened as cf_read_sample opens it (a destination needs no write access for dedupe), fstat'd
+ * opened as cf_read_samples opens it (a destination needs no write access for dedupe), fstat'd
  * before (before[i]) and after (after[i]). status[i]: 0 shared, or -errno: -EBADE where the
  * bytes differ (FILE_DEDUPE_RANGE_DIFFERS); deduped[i] the bytes shared. Returns 0, or -errno
  * where the keeper could not be opened or the call failed for all. ENOTSUP where the OS has no

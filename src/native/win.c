@@ -1392,7 +1392,8 @@ int cf_ancestors(const char *path, uint64_t *ids, uint32_t max, cf_error *err) {
   return rc < 0 ? rc : (int)n;
 }
 
-int64_t cf_read_sample(cf_at at, uint64_t block, uint8_t *buf, cf_stat *st, cf_error *err) {
+void cf_read_samples(const cf_at *at, uint32_t n, uint64_t block, uint8_t *buf, int64_t *got, cf_stat *st,
+                     int32_t *errnos) {
   (void)at, (void)block, (void)buf, (void)st;
-  return fail(err, "open", ENOTSUP, 0);
+  for (uint32_t i = 0; i < n; i++) got[i] = 0, errnos[i] = ENOTSUP;
 }
