@@ -80,7 +80,7 @@ export class Apply {
     const reps = todo.flatMap((classes) => classes.map((c) => c[0] as FileId))
     if (reps.length === 0) return []
     this.report.tick('hash', 0, 0)
-    const sample = await this.found.binding.sampleFiles(this.found.dirs(reps), this.found.names(reps), RAW, SAMPLE, true)
+    const sample = await this.found.use(reps, (dirs, names) => this.found.binding.sampleFiles(dirs, names, RAW, SAMPLE, true))
     let k = 0
     return todo.flatMap((classes) => {
       const buckets = new Map<string, FileId[][]>()
@@ -116,7 +116,7 @@ export class Apply {
   /** macOS has no extent map: APFS's clone id is the same for a file and its pure clones, which
    * share every block (a clone written to gets a new one), so it is the fingerprint there. */
   private async cloneIds(files: FileId[]): Promise<void> {
-    const space = await this.found.binding.fileSpace(this.found.dirs(files), this.found.names(files), RAW, true)
+    const space = await this.found.use(files, (dirs, names) => this.found.binding.fileSpace(dirs, names, RAW, true))
     files.forEach((f, k) => {
       const id = space.cloneId[k] as bigint
       const known = space.errnos[k] === 0 && ((space.known[k] as number) & Space.CloneId) !== 0 && id !== 0n
@@ -235,7 +235,7 @@ export class Apply {
 
   /** Each file's data ranges (FIEMAP now); a file that cannot be mapped keeps `fallback`'s. */
   private async maps(files: FileId[], fallback?: Array<Float64Array | undefined>): Promise<Array<Float64Array | undefined>> {
-    const { counts, errnos, extents } = await this.found.binding.extentsMany(this.found.dirs(files), this.found.names(files), RAW, true)
+    const { counts, errnos, extents } = await this.found.use(files, (dirs, names) => this.found.binding.extentsMany(dirs, names, RAW, true))
     let first = 0
     return files.map((_, k) => {
       const count = counts[k] as number

@@ -74,7 +74,13 @@ export class FileTable {
     this.cols[f * Col.Stride + Col.Key] = key
   }
 
-  /** Its path below its root (a byte string): the name the addon opens it by. */
+  /** Its directory: an index of dirRel(), the same for the files of one directory. */
+  dirIndex = (f: FileId): number => this.dirOf[f] as number
+  /** A directory's path below its root. */
+  dirRel = (d: number): string => this.dirs[d] as string
+  name = (f: FileId): string => this.names[f] as string
+
+  /** Its path below its root (a byte string). */
   rel(f: FileId): string {
     const dir = this.dirs[this.dirOf[f] as number] as string
     const name = this.names[f] as string

@@ -9,6 +9,7 @@ import { extentsOf } from './extents.js'
 import { FileTable, type FileId } from './dedupe-files.js'
 import { CANNOT, type Report } from './dedupe-report.js'
 import { bytes, joinRaw, named, shown } from './raw.js'
+import { DirFds } from './dedupe-dirs.js'
 import { Walker, listAsync, newDir, type Listing, type WalkDir } from './walk.js'
 
 interface Root {
@@ -23,6 +24,7 @@ interface Root {
 export class Found {
   readonly table = new FileTable()
   readonly roots: Root[] = []
+  private readonly dirFds: DirFds
   /** inodes seen ("dev:ino" -> the first path), where one may be met twice */
   private readonly seen = new Map<string, string>()
 
@@ -33,7 +35,9 @@ export class Found {
     private readonly multi: boolean,
     /** the OS maps extents (FIEMAP): Linux */
     readonly extents: boolean,
-  ) {}
+  ) {
+    this.dirFds = new DirFds(binding)
+  }
 
   /** Where a file is, as given (a byte string). */
   pathOf(f: FileId): string {
@@ -46,13 +50,28 @@ export class Found {
     return r.file ? r.given : joinRaw(r.given, rel)
   }
 
-  /** The open directories the files are named from, one per file. */
-  dirs(files: FileId[]): Int32Array {
-    return Int32Array.from(files, (f) => (this.roots[this.table.root(f)] as Root).fd)
-  }
-
-  names(files: FileId[]): string {
-    return files.map((f) => this.table.rel(f)).join('\0')
+  /**
+   * Runs `job` with the files addressed for the addon: each by its directory's descriptor and
+   * its name (one openat a file rather than one per component of its path). Directories are
+   * opened again from their root as the walk named them (O_NOFOLLOW, component by component),
+   * held while a job uses them, and closed beyond MAX_OPEN idle ones.
+   */
+  async use<T>(files: FileId[], job: (dirs: Int32Array, names: string) => Promise<T>): Promise<T> {
+    const t = this.table
+    const held: number[] = []
+    const dirs = Int32Array.from(files, (f) => {
+      const root = this.roots[t.root(f)] as Root
+      if (root.file || t.dirRel(t.dirIndex(f)) === '') return root.fd
+      const fd = this.dirFds.hold(t.dirIndex(f), () => this.binding.openDir(root.fd, t.dirRel(t.dirIndex(f)), RAW).fd)
+      if (fd >= 0) held.push(t.dirIndex(f))
+      return fd >= 0 ? fd : root.fd
+    })
+    const names = files.map((f, k) => (dirs[k] === (this.roots[t.root(f)] as Root).fd ? t.rel(f) : t.name(f))).join('\0')
+    try {
+      return await job(dirs, names)
+    } finally {
+      for (const d of held) this.dirFds.release(d)
+    }
   }
 
   /** A file found: counted (a hard link once), then kept where it can have a duplicate. */
@@ -147,6 +166,7 @@ export class Found {
   }
 
   end(): void {
+    this.dirFds.end()
     const fds = this.roots.map((r) => r.fd).filter((fd) => fd >= 0)
     if (fds.length > 0) this.binding.closeDirs(Int32Array.from(fds))
     this.roots.length = 0

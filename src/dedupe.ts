@@ -31,17 +31,15 @@ const optionTable: OptionTable<Resolved> = {
 /** How this OS shares a keeper's blocks with its duplicates, comparing first. */
 function sharer(binding: Binding, found: Found): Share {
   if (process.platform === 'linux') {
-    return (files, size) => binding.dedupeFiles(found.dirs(files), found.names(files), RAW, size, true)
+    return (files, size) => found.use(files, (dirs, names) => binding.dedupeFiles(dirs, names, RAW, size, true))
   }
   // macOS: each duplicate is replaced by a clone of the keeper made beside it under a temporary
   // name (temp.ts, the one rule), verified and swapped in by the addon.
   return (files) => {
-    const temps = files.map((f, k) => (k === 0 ? '' : tempNameRaw(baseName(found.table.rel(f)))))
-    return binding.swapFiles(found.dirs(files), found.names(files), RAW, temps.join('\0'), true)
+    const temps = files.map((f, k) => (k === 0 ? '' : tempNameRaw(found.table.name(f))))
+    return found.use(files, (dirs, names) => binding.swapFiles(dirs, names, RAW, temps.join('\0'), true))
   }
 }
-
-const baseName = (rel: string): string => rel.slice(rel.lastIndexOf('/') + 1)
 
 /**
  * Finds files with identical content under `paths` and makes them share their blocks: on Linux
