@@ -24,7 +24,7 @@ export const EBADE = errnoOf('EBADE') ?? 52
 /** What says a filesystem cannot share blocks (FIEMAP or FIDEDUPERANGE refused). */
 export const CANNOT = new Set([E.EOPNOTSUPP, E.ENOTSUP, E.ENOTTY, E.ENOSYS, E.EXDEV])
 /** Failures that leave a file alone rather than being errors: gone, moved, not for dedupe, a
- * hard link (EMLINK: the macOS swap would split it), locked by BSD flags (EPERM on macOS). */
+ * hard link (EMLINK: the macOS swap would split it). */
 const SKIPS = new Set([E.ENOENT, E.ENOTDIR, E.ELOOP, E.EINVAL, E.ETXTBSY, E.EMLINK, EBADE])
 
 export class Report {
