@@ -20,9 +20,13 @@ export class FileTable {
   private readonly dirs: string[] = []
   n = 0
 
-  /** A directory (its path below its root) whose files are added next: its index for add(). */
-  dir(rel: string): number {
-    if (this.dirs[this.dirs.length - 1] !== rel) this.dirs.push(rel)
+  private lastRoot = -1
+
+  /** A directory (its path below root `root`) whose files are added next: its index for add(),
+   * one directory's alone (dedupe-dirs.ts holds a descriptor by it). */
+  dir(root: number, rel: string): number {
+    if (root !== this.lastRoot || this.dirs[this.dirs.length - 1] !== rel) this.dirs.push(rel)
+    this.lastRoot = root
     return this.dirs.length - 1
   }
 

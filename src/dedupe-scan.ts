@@ -115,7 +115,7 @@ export class Found {
       mode: Number(st.mode), dev: Number(st.dev), ino: Number(st.ino), size: Number(st.size), nlink: Number(st.nlink),
       mtimeSec: sec(st.mtimeNs), mtimeNsec: nsec(st.mtimeNs), ctimeSec: sec(st.ctimeNs), ctimeNsec: nsec(st.ctimeNs), allocated: Number(st.blocks) * 512,
     }
-    const dir = this.table.dir('')
+    const dir = this.table.dir(this.roots.length - 1, '')
     if (!this.extents) return this.add(this.roots.length - 1, dir, name, name, es, undefined, 0)
     const { counts, errnos, extents } = await this.binding.extentsMany(Int32Array.of(fd), name, RAW, true)
     this.add(this.roots.length - 1, dir, name, name, es, extentsOf(extents, 0, counts[0] as number), errnos[0] as number)
@@ -146,7 +146,7 @@ export class Found {
   private async listing(walker: Walker<DedupeDir>, root: number, dir: DedupeDir, listing: Listing): Promise<void> {
     const { out, first, count, firstExtent } = listing
     const filter = this.report.o.filter
-    const d = this.table.dir(dir.rel)
+    const d = this.table.dir(root, dir.rel)
     let extent = firstExtent
     for (let i = first; i < first + count; i++) {
       const n = out.counts?.[i] ?? 0
