@@ -72,8 +72,8 @@ export interface Binding {
    * stats as read by fstat; errnos[i] non-zero where file i failed. */
   sampleFiles(dirs: Int32Array, names: string, flags: number, block: number, async: true): Promise<SampleBatch>
   /** FIDEDUPERANGE of bytes [0, length) of file 0 onto every other: status[i] 0 or -errno
-   * (-EBADE: the bytes differ), deduped[i] bytes shared, stats before and after. Rejects where
-   * file 0 cannot be opened. */
+   * (-EBADE: the bytes differ), deduped[i] bytes shared, stats and extent maps before and after.
+   * Rejects where file 0 cannot be opened. */
   dedupeFiles(dirs: Int32Array, names: string, flags: number, length: number, async: true): Promise<DedupeBatch>
   /** macOS (cf_swap_files): file 0 cloned beside every other under temps[i] (bare names in
    * file i's directory, from temp.ts; temps[0] unused), compared byte for byte, given file i's
@@ -133,6 +133,11 @@ export interface DedupeBatch {
   deduped: Float64Array
   before: Float64Array
   after: Float64Array
+  /** dedupeFiles: each file's extent map read through its descriptor before (counts[i]) and after
+   * (counts[n + i]) the calls, one after another in `extents` (4 numbers an extent); a map that
+   * could not be read has none */
+  counts?: Uint32Array
+  extents?: Float64Array
 }
 
 /** Directories for scanDirs() to make before listing, one slot per directory listed. */

@@ -184,8 +184,6 @@ export class Apply {
   private async round(keepers: FileId[], keeper: FileId, dests: FileId[]): Promise<FileId[] | undefined> {
     const { report, t, found } = this
     const size = t.size(keeper)
-    const members = [...keepers, ...dests]
-    const before = found.extents ? await this.maps(members) : undefined
     const all = [keeper, ...dests]
     const out = await this.share(all, size).catch((e: unknown) => e as { errno?: number; syscall?: string })
     report.tick('dedupe', all.length, all.length * size, true)
@@ -201,11 +199,7 @@ export class Apply {
       this.countShared([keeper, ...keepers.filter((f) => f !== keeper)])
       report.group(found.pathOf(keeper), size, now.map((f) => found.pathOf(f)), keepers.filter((f) => f !== keeper).map((f) => found.pathOf(f)))
     }
-    if (now.length > 0) {
-      // Read before the sum is: `saved += union(await ...)` would add to a stale total.
-      const after = before === undefined ? undefined : await this.maps(members, before)
-      report.result.saved += before === undefined || after === undefined ? now.length * size : union(before) - union(after)
-    }
+    if (now.length > 0) report.result.saved += savedBy(out) ?? now.length * size
     return rest
   }
 
@@ -233,15 +227,14 @@ export class Apply {
     return { now, rest }
   }
 
-  /** Each file's data ranges (FIEMAP now); a file that cannot be mapped keeps `fallback`'s. */
-  private async maps(files: FileId[], fallback?: Array<Float64Array | undefined>): Promise<Array<Float64Array | undefined>> {
+  /** Each file's data ranges (FIEMAP now; undefined where it cannot be mapped). */
+  private async maps(files: FileId[]): Promise<Array<Float64Array | undefined>> {
     const { counts, errnos, extents } = await this.found.use(files, (dirs, names) => this.found.binding.extentsMany(dirs, names, RAW, true))
     let first = 0
     return files.map((_, k) => {
       const count = counts[k] as number
-      const map = extentsOf(extents, first, count)
       first += count
-      return errnos[k] === 0 ? map : fallback?.[k]
+      return errnos[k] === 0 ? extentsOf(extents, first - count, count) : undefined
     })
   }
 
@@ -269,6 +262,22 @@ export class Apply {
 }
 
 const EIO = constants.errno.EIO
+
+/** What a round freed: the union of its files' physical data before, less after, as the addon
+ * mapped them through the descriptors it shared with (undefined where it did not map them: the
+ * macOS swap). The keeper's class-mates hold the keeper's blocks and change in neither. */
+function savedBy(out: DedupeBatch): number | undefined {
+  const { counts, extents } = out
+  if (counts === undefined || extents === undefined) return undefined
+  const n = counts.length / 2
+  const maps: Float64Array[] = []
+  let first = 0
+  for (const count of counts) {
+    maps.push(extentsOf(extents, first, count))
+    first += count
+  }
+  return union(maps.slice(0, n)) - union(maps.slice(n))
+}
 
 /** Bytes covered by the data extents of the maps, overlaps once. */
 function union(maps: Array<Float64Array | undefined>): number {

@@ -872,6 +872,8 @@ typedef struct {
   int32_t *status;
   uint64_t *deduped;
   cf_stat *before, *after;
+  cf_extent **maps; /* 2n: before, then after; NULL for swapFiles */
+  uint32_t *map_counts;
 } dedupe_job;
 
 static bool dedupe_parse(napi_env env, napi_value *argv, job_t *job) {
@@ -882,7 +884,9 @@ static bool dedupe_parse(napi_env env, napi_value *argv, job_t *job) {
          (j->status = job_calloc(env, j->files.n, sizeof(int32_t))) != NULL &&
          (j->deduped = job_calloc(env, j->files.n, sizeof(uint64_t))) != NULL &&
          (j->before = job_calloc(env, j->files.n, sizeof(cf_stat))) != NULL &&
-         (j->after = job_calloc(env, j->files.n, sizeof(cf_stat))) != NULL;
+         (j->after = job_calloc(env, j->files.n, sizeof(cf_stat))) != NULL &&
+         (j->maps = job_calloc(env, (size_t)j->files.n * 2, sizeof(cf_extent *))) != NULL &&
+         (j->map_counts = job_calloc(env, (size_t)j->files.n * 2, sizeof(uint32_t))) != NULL;
 }
 
 static void dedupe_run(job_t *job) {
@@ -892,10 +896,12 @@ static void dedupe_run(job_t *job) {
     job->result = -ECANCELED;
     return;
   }
-  job->result = cf_dedupe_files(j->files.at, j->files.n, j->length, j->status, j->deduped, j->before, j->after, &job->err);
+  job->result = cf_dedupe_files(j->files.at, j->files.n, j->length, j->status, j->deduped, j->before, j->after,
+                                j->maps, j->map_counts, &job->err);
 }
 
-/* { status: Int32Array (0 or -errno), deduped: Float64Array, before, after: Float64Array (stats) } */
+/* { status: Int32Array (0 or -errno), deduped: Float64Array, before, after: Float64Array (stats),
+ * and where mapped counts: Uint32Array (2n: before, then after), extents: Float64Array } */
 static napi_value dedupe_result(napi_env env, job_t *job) {
   dedupe_job *j = (dedupe_job *)job;
   uint32_t n = j->files.n;
@@ -911,6 +917,17 @@ static napi_value dedupe_result(napi_env env, job_t *job) {
     status[i] = j->status[i];
     deduped[i] = (double)j->deduped[i];
   }
+  if (j->maps == NULL) return obj;
+  uint32_t *counts;
+  size_t total = 0;
+  for (uint32_t i = 0; i < 2 * n; i++) total += j->map_counts[i];
+  double *d;
+  set_value(env, obj, "counts", new_typed(env, napi_uint32_array, (size_t)n * 2, sizeof(uint32_t), (void **)&counts));
+  set_value(env, obj, "extents", new_typed(env, napi_float64_array, total * 4, sizeof(double), (void **)&d));
+  for (uint32_t i = 0; i < 2 * n; i++) {
+    counts[i] = j->map_counts[i];
+    d = put_extents(d, j->maps[i], j->map_counts[i]);
+  }
   return obj;
 }
 
@@ -920,6 +937,9 @@ static void dedupe_free(job_t *job) {
   free(j->deduped);
   free(j->before);
   free(j->after);
+  for (uint32_t i = 0; j->maps != NULL && i < 2 * j->files.n; i++) free(j->maps[i]);
+  free(j->maps);
+  free(j->map_counts);
   job_ats_free(&j->files);
 }
 

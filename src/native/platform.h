@@ -172,12 +172,14 @@ void cf_read_samples(const cf_at *at, uint32_t n, uint64_t block, uint8_t *buf, 
 /* FIDEDUPERANGE of bytes [0, length) of at[0] (the keeper) onto each of at[1..n-1], many
  * destinations a call (up to 127), looping while the kernel caps a call's length. Every file is
  * opened as cf_read_samples opens it (a destination needs no write access for dedupe), fstat'd
- * before (before[i]) and after (after[i]). status[i]: 0 shared, or -errno: -EBADE where the
- * bytes differ (FILE_DEDUPE_RANGE_DIFFERS); deduped[i] the bytes shared. Returns 0, or -errno
- * where the keeper could not be opened or the call failed for all. ENOTSUP where the OS has no
- * compare-and-share call. */
+ * before (before[i]) and after (after[i]) and, where maps is not NULL, its extent map read
+ * through the same descriptor before (maps[i], map_counts[i]) and after (maps[n + i]): malloc'd,
+ * the caller frees them; NULL and 0 where not read. status[i]: 0 shared, or -errno: -EBADE
+ * where the bytes differ (FILE_DEDUPE_RANGE_DIFFERS); deduped[i] the bytes shared. Returns 0,
+ * or -errno where the keeper could not be opened or the call failed for all. ENOTSUP where the
+ * OS has no compare-and-share call. */
 int cf_dedupe_files(const cf_at *at, uint32_t n, uint64_t length, int32_t *status, uint64_t *deduped,
-                    cf_stat *before, cf_stat *after, cf_error *err);
+                    cf_stat *before, cf_stat *after, cf_extent **maps, uint32_t *map_counts, cf_error *err);
 
 /* macOS dedupe by verify-then-swap (APFS has no compare-and-share call). For each of
  * at[1..n-1]: at[0] (the keeper) is cloned to temps[i] (a bare name in at[i]'s directory, made

@@ -922,8 +922,8 @@ int64_t cf_dedupe_range(int src_fd, int dst_fd, uint64_t src_offset, uint64_t ds
 
 /* No compare-and-share call here (see README: dedupe on Windows). */
 int cf_dedupe_files(const cf_at *at, uint32_t n, uint64_t length, int32_t *status, uint64_t *deduped,
-                    cf_stat *before, cf_stat *after, cf_error *err) {
-  (void)at, (void)n, (void)length, (void)status, (void)deduped, (void)before, (void)after;
+                    cf_stat *before, cf_stat *after, cf_extent **maps, uint32_t *map_counts, cf_error *err) {
+  (void)at, (void)n, (void)length, (void)status, (void)deduped, (void)before, (void)after, (void)maps, (void)map_counts;
   return fail(err, "ioctl_fideduperange", ENOTSUP, 0);
 }
 
