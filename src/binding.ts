@@ -69,8 +69,9 @@ export interface Binding {
   fsInfo(path: NativePath): FsInfo
   /** Each file opened (O_RDONLY|O_NOFOLLOW|O_NOATIME where allowed) and its start, middle and
    * end (`block` bytes each; a small file whole) hashed: hashes[2i], hashes[2i+1] (low, high);
-   * stats as read by fstat; errnos[i] non-zero where file i failed. */
-  sampleFiles(dirs: Int32Array, names: string, flags: number, block: number, async: true): Promise<SampleBatch>
+   * stats as read by fstat; errnos[i] non-zero where file i failed. Every sample is asked for
+   * first, `ahead` bytes around it (posix_fadvise WILLNEED), the batch's reads together. */
+  sampleFiles(dirs: Int32Array, names: string, flags: number, block: number, ahead: number, async: true): Promise<SampleBatch>
   /** FIDEDUPERANGE of bytes [0, length) of file 0 onto every other: status[i] 0 or -errno
    * (-EBADE: the bytes differ), deduped[i] bytes shared, stats and extent maps before and after.
    * Rejects where file 0 cannot be opened. */

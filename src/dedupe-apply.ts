@@ -15,6 +15,11 @@ import type { Found } from './dedupe-scan.js'
 
 /** Bytes sampled at each of a file's start, middle and end. */
 const SAMPLE = 4096
+/** Bytes read around each sample: one request of 128 KiB costs a cold disk about what one of
+ * 4 KiB does, and leaves the compare that reads the whole file later a few large gaps to fill
+ * rather than splitting its reads around three 4 KiB pages (58% more read requests measured on
+ * the bench corpus). */
+const SAMPLE_AHEAD = 128 * 1024
 /** Size groups sampled together. */
 const WINDOW = 256
 
@@ -80,7 +85,7 @@ export class Apply {
     const reps = todo.flatMap((classes) => classes.map((c) => c[0] as FileId))
     if (reps.length === 0) return []
     this.report.tick('hash', 0, 0)
-    const sample = await this.found.use(reps, (dirs, names) => this.found.binding.sampleFiles(dirs, names, RAW, SAMPLE, true))
+    const sample = await this.found.use(reps, (dirs, names) => this.found.binding.sampleFiles(dirs, names, RAW, SAMPLE, SAMPLE_AHEAD, true))
     let k = 0
     return todo.flatMap((classes) => {
       const buckets = new Map<string, FileId[][]>()

@@ -770,8 +770,9 @@ static void ancestors_free(job_t *job) {
   free(j->ids);
 }
 
-/* ---- sampleFiles(dirs, names, flags, block, async): each file's start, middle and end
- * (`block` bytes each, a small file whole) hashed, read once; dedupeFiles(dirs, names, flags,
+/* ---- sampleFiles(dirs, names, flags, block, ahead, async): each file's start, middle and end
+ * (`block` bytes each, a small file whole) hashed, read once, `ahead` bytes around each asked
+ * into the cache first; dedupeFiles(dirs, names, flags,
  * length, async): FIDEDUPERANGE of the first file onto all the others ---- */
 
 typedef struct {
@@ -780,13 +781,14 @@ typedef struct {
   int32_t *errnos;
   uint32_t *hashes; /* two a file: low, high */
   cf_stat *stats;
-  uint64_t block;
+  uint64_t block, ahead;
 } sample_job;
 
 static bool sample_parse(napi_env env, napi_value *argv, job_t *job) {
   sample_job *j = (sample_job *)job;
   j->block = (uint64_t)arg_number(env, argv[3]);
   if (j->block == 0 || j->block > (1u << 20)) j->block = 4096;
+  j->ahead = (uint64_t)arg_number(env, argv[4]);
   return files_parse(env, argv, job, &j->files, &j->errnos) &&
          (j->hashes = job_calloc(env, (size_t)j->files.n * 2, sizeof(uint32_t))) != NULL &&
          (j->stats = job_calloc(env, j->files.n, sizeof(cf_stat))) != NULL;
@@ -822,7 +824,7 @@ static void sample_run(job_t *job) {
       for (uint32_t i = first; i < first + n; i++) j->errnos[i] = buf == NULL ? ENOMEM : ECANCELED;
       continue;
     }
-    cf_read_samples(j->files.at + first, n, j->block, buf, got, j->stats + first, j->errnos + first);
+    cf_read_samples(j->files.at + first, n, j->block, j->ahead, buf, got, j->stats + first, j->errnos + first);
     for (uint32_t i = 0; i < n; i++) {
       if (j->errnos[first + i] != 0) continue;
       uint64_t h = sample_hash(buf + (size_t)i * 3 * j->block, (uint64_t)got[i], j->stats[first + i].size);
@@ -990,7 +992,7 @@ const job_kind job_kinds[] = {
     {"dedupeRange", sizeof(range_job), -1, range_parse, dedupe_range_run, job_number_result, NULL},
     {"fsInfo", sizeof(fs_info_job), -1, fs_info_parse, fs_info_run, fs_info_result, path_free},
     {"extentsMany", sizeof(extents_job), 3, extents_parse, extents_run, extents_result, extents_free},
-    {"sampleFiles", sizeof(sample_job), 4, sample_parse, sample_run, sample_result, sample_free},
+    {"sampleFiles", sizeof(sample_job), 5, sample_parse, sample_run, sample_result, sample_free},
     {"dedupeFiles", sizeof(dedupe_job), 4, dedupe_parse, dedupe_run, dedupe_result, dedupe_free},
     {"swapFiles", sizeof(swap_job), 4, swap_parse, swap_run, dedupe_result, swap_free},
     {"fileSpace", sizeof(space_job), 3, space_parse, space_run, space_result, space_free},

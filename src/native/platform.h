@@ -164,10 +164,11 @@ typedef struct {
  * kernel allows it: owner or CAP_FOWNER), fstats it into st[i] and reads up to `block` bytes at
  * its start, middle and end into buf + i * 3 * block; got[i] the bytes read, or errnos[i] the
  * failure (a file that is not regular is EINVAL). All the reads are asked for first
- * (posix_fadvise WILLNEED where the OS has it), so that the disk serves them together rather
- * than one cold read after another. */
-void cf_read_samples(const cf_at *at, uint32_t n, uint64_t block, uint8_t *buf, int64_t *got, cf_stat *st,
-                     int32_t *errnos);
+ * (posix_fadvise WILLNEED where the OS has it), `ahead` bytes around each sample (at least the
+ * block), so that the disk serves them together rather than one cold read after another, and
+ * a reader of the whole file later meets a few large gaps rather than many small ones. */
+void cf_read_samples(const cf_at *at, uint32_t n, uint64_t block, uint64_t ahead, uint8_t *buf, int64_t *got,
+                     cf_stat *st, int32_t *errnos);
 
 /* FIDEDUPERANGE of bytes [0, length) of at[0] (the keeper) onto each of at[1..n-1], many
  * destinations a call (up to 127), looping while the kernel caps a call's length. Every file is

@@ -172,8 +172,8 @@ static int64_t read_parts(int fd, uint64_t size, uint64_t block, uint8_t *buf, c
   return (int64_t)total;
 }
 
-void cf_read_samples(const cf_at *at, uint32_t n, uint64_t block, uint8_t *buf, int64_t *got, cf_stat *out,
-                     int32_t *errnos) {
+void cf_read_samples(const cf_at *at, uint32_t n, uint64_t block, uint64_t ahead, uint8_t *buf, int64_t *got,
+                     cf_stat *out, int32_t *errnos) {
   int fds[64];
   for (uint32_t first = 0; first < n; first += 64) {
     uint32_t end = n - first < 64 ? n : first + 64;
@@ -186,9 +186,12 @@ void cf_read_samples(const cf_at *at, uint32_t n, uint64_t block, uint8_t *buf, 
       if (fds[i - first] < 0) continue;
       px_stat_into(&out[i], &st);
 #ifdef POSIX_FADV_WILLNEED
-      uint64_t offs[3], lens[3];
-      int parts = sample_parts((uint64_t)st.st_size, block, offs, lens);
+      /* The samples as sample_parts() places them, each widened to `ahead` bytes. */
+      uint64_t offs[3], lens[3], wide = ahead > block ? ahead : block;
+      int parts = sample_parts((uint64_t)st.st_size, wide, offs, lens);
       for (int k = 0; k < parts; k++) posix_fadvise(fds[i - first], (off_t)offs[k], (off_t)lens[k], POSIX_FADV_WILLNEED);
+#else
+      (void)ahead;
 #endif
     }
     for (uint32_t i = first; i < end; i++) {

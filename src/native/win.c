@@ -1392,8 +1392,8 @@ int cf_ancestors(const char *path, uint64_t *ids, uint32_t max, cf_error *err) {
   return rc < 0 ? rc : (int)n;
 }
 
-void cf_read_samples(const cf_at *at, uint32_t n, uint64_t block, uint8_t *buf, int64_t *got, cf_stat *st,
-                     int32_t *errnos) {
-  (void)at, (void)block, (void)buf, (void)st;
+void cf_read_samples(const cf_at *at, uint32_t n, uint64_t block, uint64_t ahead, uint8_t *buf, int64_t *got,
+                     cf_stat *st, int32_t *errnos) {
+  (void)at, (void)block, (void)ahead, (void)buf, (void)st;
   for (uint32_t i = 0; i < n; i++) got[i] = 0, errnos[i] = ENOTSUP;
 }
