@@ -4,7 +4,8 @@
 // handed to the OS's compare-and-share against a keeper (Linux: FIDEDUPERANGE, whose compare is
 // the final check; macOS: verify-then-swap in mac.c). A member found different that did not
 // change goes round again with the others like it. `saved` is the union of the group's physical
-// data ranges before, less the union after (FIEMAP, extents.ts), as usage() counts them.
+// data ranges before, less the union after (FIEMAP, read by dedupeFiles through the descriptors
+// it shares with, decoded by extents.ts), as usage() counts them.
 import { constants } from 'node:os'
 import { RAW, Space, type DedupeBatch, type SampleBatch } from './binding.js'
 import { statAt } from './entries.js'
@@ -50,11 +51,16 @@ export class Apply {
       return p
     }
     let next = window(0)
-    for (let w = 0; w < groups.length; w += WINDOW) {
-      const buckets = await next
-      report.checkAbort()
-      if (w + WINDOW < groups.length) next = window(w + WINDOW)
-      await this.dedupeAll(buckets)
+    try {
+      for (let w = 0; w < groups.length; w += WINDOW) {
+        const buckets = await next
+        report.checkAbort()
+        if (w + WINDOW < groups.length) next = window(w + WINDOW)
+        await this.dedupeAll(buckets)
+      }
+    } finally {
+      // No job may outlive the run: the directories it names files by are closed after it.
+      await next.catch(() => undefined)
     }
     report.checkAbort()
     report.tick('dedupe', 0, 0, true)
@@ -68,7 +74,9 @@ export class Apply {
         await this.bucket(buckets[next++] as FileId[][])
       }
     }
-    await Promise.all(Array.from({ length: Math.min(this.report.o.concurrency, buckets.length) }, worker))
+    // Settled, not Promise.all: when one fails (an abort) the others' jobs finish first.
+    const ends = await Promise.allSettled(Array.from({ length: Math.min(this.report.o.concurrency, buckets.length) }, worker))
+    for (const e of ends) if (e.status === 'rejected') throw e.reason
   }
 
   /** Files of one device and size, a window of groups: by extent map (a group that shares every
