@@ -294,7 +294,7 @@ function savedBy(out: DedupeBatch): number | undefined {
 
 /** Bytes covered by the data extents of the maps, overlaps once. */
 function union(maps: Array<Float64Array | undefined>): number {
-  const r = new Ranges()
+  const r = new Ranges(16)
   for (const m of maps) {
     if (m === undefined) continue
     for (let i = 0; i < m.length; i += EXTENT_STRIDE) {

@@ -115,7 +115,9 @@ export class FileTable {
     const order = new Uint32Array(this.n)
     let m = 0
     for (let f = 0; f < this.n; f++) if (keep(f)) order[m++] = f
-    const ids = order.subarray(0, m).sort((f, g) => this.size(f) - this.size(g) || this.dev(f) - this.dev(g))
+    const c = this.cols
+    const at = (f: number, col: Col): number => c[f * Col.Stride + col] as number
+    const ids = order.subarray(0, m).sort((f, g) => at(f, Col.Size) - at(g, Col.Size) || at(f, Col.Dev) - at(g, Col.Dev))
     const groups: FileId[][] = []
     for (let i = 0; i < m;) {
       let j = i + 1
@@ -125,8 +127,8 @@ export class FileTable {
       i = j
     }
     const first = (g: FileId[]): number => g.reduce((p, f) => Math.min(p, this.place(f)), Infinity)
-    const at = new Map(groups.map((g) => [g, first(g)]))
-    return groups.sort((a, b) => (at.get(a) as number) - (at.get(b) as number))
+    const starts = new Map(groups.map((g) => [g, first(g)]))
+    return groups.sort((a, b) => (starts.get(a) as number) - (starts.get(b) as number))
   }
 }
 
