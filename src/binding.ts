@@ -69,12 +69,18 @@ export interface Binding {
   fsInfo(path: NativePath): FsInfo
   /** Each file opened (O_RDONLY|O_NOFOLLOW|O_NOATIME where allowed) and its start, middle and
    * end (`block` bytes each; a small file whole) hashed: hashes[2i], hashes[2i+1] (low, high);
-   * stats as read by fstat; errnos[i] non-zero where file i failed. */
-  sampleFiles(dirs: Int32Array, names: string, flags: number, block: number, async: true): Promise<SampleBatch>
+   * stats as read by fstat; errnos[i] non-zero where file i failed. Every sample is asked for
+   * first, `ahead` bytes around it (posix_fadvise WILLNEED), the batch's reads together. */
+  sampleFiles(dirs: Int32Array, names: string, flags: number, block: number, ahead: number, async: true): Promise<SampleBatch>
   /** FIDEDUPERANGE of bytes [0, length) of file 0 onto every other: status[i] 0 or -errno
-   * (-EBADE: the bytes differ), deduped[i] bytes shared, stats before and after. Rejects where
-   * file 0 cannot be opened. */
+   * (-EBADE: the bytes differ), deduped[i] bytes shared, stats and extent maps before and after.
+   * Rejects where file 0 cannot be opened. */
   dedupeFiles(dirs: Int32Array, names: string, flags: number, length: number, async: true): Promise<DedupeBatch>
+  /** macOS (cf_swap_files): file 0 cloned beside every other under temps[i] (bare names in
+   * file i's directory, from temp.ts; temps[0] unused), compared byte for byte, given file i's
+   * metadata and swapped in; status, deduped, before and after as dedupeFiles gives them
+   * (-EBADE: different or changed meanwhile, -EMLINK: more than one link). ENOTSUP elsewhere. */
+  swapFiles(dirs: Int32Array, names: string, flags: number, temps: string, async: true): Promise<DedupeBatch>
   /** Extents of many files in one trip: counts[i] extents of file i follow each other in
    * `extents` (4 numbers each); errnos[i] is non-zero where file i could not be mapped. */
   extentsMany(dirs: Int32Array, names: string, flags: number, async: false): ExtentBatch
@@ -154,6 +160,11 @@ export interface DedupeBatch {
   deduped: Float64Array
   before: Float64Array
   after: Float64Array
+  /** dedupeFiles: each file's extent map read through its descriptor before (counts[i]) and after
+   * (counts[n + i]) the calls, one after another in `extents` (4 numbers an extent); a map that
+   * could not be read has none */
+  counts?: Uint32Array
+  extents?: Float64Array
 }
 
 /** A native call running on a thread of its own (async 'thread'): its result comes from finish(). */

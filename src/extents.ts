@@ -50,9 +50,15 @@ export class ExtentSum {
 
 /** Lengths of a set of byte ranges with overlaps counted once (btrfs-progs' count_shared_bytes). */
 export class Ranges {
-  private starts = new Float64Array(1024)
-  private ends = new Float64Array(1024)
+  private starts: Float64Array<ArrayBuffer>
+  private ends: Float64Array<ArrayBuffer>
   private n = 0
+
+  /** `capacity`: ranges held before the arrays grow (dedupe makes one per group, of a few). */
+  constructor(capacity = 1024) {
+    this.starts = new Float64Array(capacity)
+    this.ends = new Float64Array(capacity)
+  }
 
   add(start: number, length: number): void {
     if (this.n === this.starts.length) {

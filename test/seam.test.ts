@@ -45,7 +45,7 @@ function build(name: string, platform: string[], seamDir: string, linkExtra: str
 }
 
 describe('the syscall seam: macOS and Windows code run against fakes', () => {
-  it('mac.c + posix.c: dangling symlink at dst, no RENAME_EXCL/link, immutable flag, specials, links', { skip }, () => {
+  it('mac.c + posix.c: dangling symlink at dst, no RENAME_EXCL/link, immutable flag, specials, links, dedupe by verify-then-swap', { skip }, () => {
     const tap = build('mac', ['src/native/mac.c', 'src/native/posix.c'], path.join(root, 'test/seam/mac'), [])
     assert.doesNotMatch(tap, /^not ok/m, tap)
     assert.match(tap, /^1\.\.\d+$/m)

@@ -41,7 +41,9 @@ export function parseSize(text: string): number {
   return n
 }
 
-const count = (n: number): string => n.toLocaleString('en-US')
+// Not toLocaleString: its first call loads ICU's locale data (35-75 ms measured here), a tenth of
+// a second run's time.
+const count = (n: number): string => String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ',')
 
 /** `4,087 files · 128 groups · 1,183 deduped · 20 already shared · saved 824 MiB` */
 export function dedupeSummary(r: DedupeResult, dryRun: boolean): string {

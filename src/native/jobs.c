@@ -808,8 +808,9 @@ static void ancestors_free(job_t *job) {
   free(j->ids);
 }
 
-/* ---- sampleFiles(dirs, names, flags, block, async): each file's start, middle and end
- * (`block` bytes each, a small file whole) hashed, read once; dedupeFiles(dirs, names, flags,
+/* ---- sampleFiles(dirs, names, flags, block, ahead, async): each file's start, middle and end
+ * (`block` bytes each, a small file whole) hashed, read once, `ahead` bytes around each asked
+ * into the cache first; dedupeFiles(dirs, names, flags,
  * length, async): FIDEDUPERANGE of the first file onto all the others ---- */
 
 typedef struct {
@@ -818,13 +819,14 @@ typedef struct {
   int32_t *errnos;
   uint32_t *hashes; /* two a file: low, high */
   cf_stat *stats;
-  uint64_t block;
+  uint64_t block, ahead;
 } sample_job;
 
 static bool sample_parse(napi_env env, napi_value *argv, job_t *job) {
   sample_job *j = (sample_job *)job;
   j->block = (uint64_t)arg_number(env, argv[3]);
   if (j->block == 0 || j->block > (1u << 20)) j->block = 4096;
+  j->ahead = (uint64_t)arg_number(env, argv[4]);
   return files_parse(env, argv, job, &j->files, &j->errnos) &&
          (j->hashes = job_calloc(env, (size_t)j->files.n * 2, sizeof(uint32_t))) != NULL &&
          (j->stats = job_calloc(env, j->files.n, sizeof(cf_stat))) != NULL;
@@ -848,27 +850,25 @@ static uint64_t sample_hash(const uint8_t *p, uint64_t n, uint64_t seed) {
   return h;
 }
 
+/* In batches of 64 files, cancelled between them: 64 * 3 blocks of memory at most. */
 static void sample_run(job_t *job) {
   sample_job *j = (sample_job *)job;
-  uint8_t *buf = malloc(3 * j->block);
-  for (uint32_t i = 0; i < j->files.n; i++) {
-    if (buf == NULL) {
-      j->errnos[i] = ENOMEM;
+  enum { BATCH = 64 };
+  uint8_t *buf = malloc(BATCH * 3 * j->block);
+  int64_t got[BATCH];
+  for (uint32_t first = 0; first < j->files.n; first += BATCH) {
+    uint32_t n = j->files.n - first < BATCH ? j->files.n - first : BATCH;
+    if (buf == NULL || cancelled(job)) {
+      for (uint32_t i = first; i < first + n; i++) j->errnos[i] = buf == NULL ? ENOMEM : ECANCELED;
       continue;
     }
-    if (cancelled(job)) {
-      j->errnos[i] = ECANCELED;
-      continue;
+    cf_read_samples(j->files.at + first, n, j->block, j->ahead, buf, got, j->stats + first, j->errnos + first);
+    for (uint32_t i = 0; i < n; i++) {
+      if (j->errnos[first + i] != 0) continue;
+      uint64_t h = sample_hash(buf + (size_t)i * 3 * j->block, (uint64_t)got[i], j->stats[first + i].size);
+      j->hashes[2 * (first + i)] = (uint32_t)h;
+      j->hashes[2 * (first + i) + 1] = (uint32_t)(h >> 32);
     }
-    cf_error e = {0};
-    int64_t got = cf_read_sample(j->files.at[i], j->block, buf, &j->stats[i], &e);
-    if (got < 0) {
-      j->errnos[i] = e.errnum;
-      continue;
-    }
-    uint64_t h = sample_hash(buf, (uint64_t)got, j->stats[i].size);
-    j->hashes[2 * i] = (uint32_t)h;
-    j->hashes[2 * i + 1] = (uint32_t)(h >> 32);
   }
   free(buf);
 }
@@ -912,6 +912,8 @@ typedef struct {
   int32_t *status;
   uint64_t *deduped;
   cf_stat *before, *after;
+  cf_extent **maps; /* 2n: before, then after; NULL for swapFiles */
+  uint32_t *map_counts;
 } dedupe_job;
 
 static bool dedupe_parse(napi_env env, napi_value *argv, job_t *job) {
@@ -922,7 +924,9 @@ static bool dedupe_parse(napi_env env, napi_value *argv, job_t *job) {
          (j->status = job_calloc(env, j->files.n, sizeof(int32_t))) != NULL &&
          (j->deduped = job_calloc(env, j->files.n, sizeof(uint64_t))) != NULL &&
          (j->before = job_calloc(env, j->files.n, sizeof(cf_stat))) != NULL &&
-         (j->after = job_calloc(env, j->files.n, sizeof(cf_stat))) != NULL;
+         (j->after = job_calloc(env, j->files.n, sizeof(cf_stat))) != NULL &&
+         (j->maps = job_calloc(env, (size_t)j->files.n * 2, sizeof(cf_extent *))) != NULL &&
+         (j->map_counts = job_calloc(env, (size_t)j->files.n * 2, sizeof(uint32_t))) != NULL;
 }
 
 static void dedupe_run(job_t *job) {
@@ -932,10 +936,12 @@ static void dedupe_run(job_t *job) {
     job->result = -ECANCELED;
     return;
   }
-  job->result = cf_dedupe_files(j->files.at, j->files.n, j->length, j->status, j->deduped, j->before, j->after, &job->err);
+  job->result = cf_dedupe_files(j->files.at, j->files.n, j->length, j->status, j->deduped, j->before, j->after,
+                                j->maps, j->map_counts, &job->err);
 }
 
-/* { status: Int32Array (0 or -errno), deduped: Float64Array, before, after: Float64Array (stats) } */
+/* { status: Int32Array (0 or -errno), deduped: Float64Array, before, after: Float64Array (stats),
+ * and where mapped counts: Uint32Array (2n: before, then after), extents: Float64Array } */
 static napi_value dedupe_result(napi_env env, job_t *job) {
   dedupe_job *j = (dedupe_job *)job;
   uint32_t n = j->files.n;
@@ -951,6 +957,17 @@ static napi_value dedupe_result(napi_env env, job_t *job) {
     status[i] = j->status[i];
     deduped[i] = (double)j->deduped[i];
   }
+  if (j->maps == NULL) return obj;
+  uint32_t *counts;
+  size_t total = 0;
+  for (uint32_t i = 0; i < 2 * n; i++) total += j->map_counts[i];
+  double *d;
+  set_value(env, obj, "counts", new_typed(env, napi_uint32_array, (size_t)n * 2, sizeof(uint32_t), (void **)&counts));
+  set_value(env, obj, "extents", new_typed(env, napi_float64_array, total * 4, sizeof(double), (void **)&d));
+  for (uint32_t i = 0; i < 2 * n; i++) {
+    counts[i] = j->map_counts[i];
+    d = put_extents(d, j->maps[i], j->map_counts[i]);
+  }
   return obj;
 }
 
@@ -960,6 +977,9 @@ static void dedupe_free(job_t *job) {
   free(j->deduped);
   free(j->before);
   free(j->after);
+  for (uint32_t i = 0; j->maps != NULL && i < 2 * j->files.n; i++) free(j->maps[i]);
+  free(j->maps);
+  free(j->map_counts);
   job_ats_free(&j->files);
 }
 
@@ -1062,6 +1082,45 @@ static void meta_free(job_t *job) {
   job_ats_free(&j->at);
 }
 
+/* ---- swapFiles(dirs, names, flags, temps, async): macOS's dedupe, file 0 cloned, verified
+ * and swapped in for every other under temps[i]; the answer is dedupeFiles' ---- */
+
+typedef struct {
+  dedupe_job d; /* first: dedupe_result and dedupe_free take it */
+  const char **temps;
+  char *temps_arena;
+} swap_job;
+
+static bool swap_parse(napi_env env, napi_value *argv, job_t *job) {
+  swap_job *j = (swap_job *)job;
+  job_flags(job, (uint32_t)arg_number(env, argv[2]));
+  if (!arg_ats(env, argv[0], argv[1], job, &j->d.files)) return false;
+  uint32_t n = j->d.files.n;
+  return arg_names(env, argv[3], n, job, &j->temps, &j->temps_arena) &&
+         (j->d.status = job_calloc(env, n, sizeof(int32_t))) != NULL &&
+         (j->d.deduped = job_calloc(env, n, sizeof(uint64_t))) != NULL &&
+         (j->d.before = job_calloc(env, n, sizeof(cf_stat))) != NULL &&
+         (j->d.after = job_calloc(env, n, sizeof(cf_stat))) != NULL;
+}
+
+static void swap_run(job_t *job) {
+  swap_job *j = (swap_job *)job;
+  if (cancelled(job)) {
+    set_cancelled(&job->err);
+    job->result = -ECANCELED;
+    return;
+  }
+  job->result = cf_swap_files(j->d.files.at, j->temps, j->d.files.n, j->d.status, j->d.deduped, j->d.before,
+                              j->d.after, &job->err);
+}
+
+static void swap_free(job_t *job) {
+  swap_job *j = (swap_job *)job;
+  free((void *)j->temps);
+  free(j->temps_arena);
+  dedupe_free(job);
+}
+
 /* ---- the exports: name, args struct, `async` argument (-1: synchronous only), functions ---- */
 
 const job_kind job_kinds[] = {
@@ -1070,8 +1129,9 @@ const job_kind job_kinds[] = {
     {"dedupeRange", sizeof(range_job), -1, range_parse, dedupe_range_run, job_number_result, NULL},
     {"fsInfo", sizeof(fs_info_job), -1, fs_info_parse, fs_info_run, fs_info_result, path_free},
     {"extentsMany", sizeof(extents_job), 3, extents_parse, extents_run, extents_result, extents_free},
-    {"sampleFiles", sizeof(sample_job), 4, sample_parse, sample_run, sample_result, sample_free},
+    {"sampleFiles", sizeof(sample_job), 5, sample_parse, sample_run, sample_result, sample_free},
     {"dedupeFiles", sizeof(dedupe_job), 4, dedupe_parse, dedupe_run, dedupe_result, dedupe_free},
+    {"swapFiles", sizeof(swap_job), 4, swap_parse, swap_run, dedupe_result, swap_free},
     {"fileSpace", sizeof(space_job), 3, space_parse, space_run, space_result, space_free},
     {"runOps", sizeof(ops_job), 7, ops_parse, ops_run, ops_result, ops_free},
     {"scanDirs", sizeof(scan_job), 3, scan_parse, scan_run, scan_result, scan_free},

@@ -536,8 +536,18 @@ int64_t cf_dedupe_range(int src_fd, int dst_fd, uint64_t src_offset, uint64_t ds
 /* How far ahead of the kernel's compare each file is read (posix_fadvise WILLNEED). */
 #define DEDUPE_WINDOW ((uint64_t)32 << 20)
 
+/* The extent map of each open file into maps[i] (NULL, 0 where it cannot be read). */
+static void map_all(const int *fds, uint32_t n, cf_extent **maps, uint32_t *counts) {
+  for (uint32_t i = 0; maps != NULL && i < n; i++) {
+    cf_error e = {0};
+    maps[i] = NULL;
+    counts[i] = 0;
+    if (fds[i] >= 0 && px_extents_fd(fds[i], &maps[i], &counts[i], &e) < 0) maps[i] = NULL, counts[i] = 0;
+  }
+}
+
 int cf_dedupe_files(const cf_at *at, uint32_t n, uint64_t length, int32_t *status, uint64_t *deduped,
-                    cf_stat *before, cf_stat *after, cf_error *err) {
+                    cf_stat *before, cf_stat *after, cf_extent **maps, uint32_t *map_counts, cf_error *err) {
   int *fds = calloc(n > 0 ? n : 1, sizeof(int));
   struct file_dedupe_range *r = calloc(1, sizeof(struct file_dedupe_range) + DEDUPE_DESTS * sizeof(struct file_dedupe_range_info));
   uint32_t *live = calloc(n > 0 ? n : 1, sizeof(uint32_t));
@@ -558,6 +568,7 @@ int cf_dedupe_files(const cf_at *at, uint32_t n, uint64_t length, int32_t *statu
     rc = fail(err, "open", -status[0], 0);
     goto out;
   }
+  map_all(fds, n, maps, map_counts);
   /* Destinations still going, chunk after chunk: the kernel caps one call (16 MiB on btrfs,
    * 1 GiB elsewhere), and says how far it went in bytes_deduped. */
   for (uint32_t first = 1; first < n; first += DEDUPE_DESTS) {
@@ -610,12 +621,20 @@ int cf_dedupe_files(const cf_at *at, uint32_t n, uint64_t length, int32_t *statu
     if (fds[i] >= 0 && fstat(fds[i], &st) == 0) px_stat_into(&after[i], &st);
     else if (fds[i] >= 0) memset(&after[i], 0, sizeof after[i]);
   }
+  if (maps != NULL) map_all(fds, n, maps + n, map_counts + n);
 out:
   for (uint32_t i = 0; fds != NULL && i < n; i++) if (fds[i] >= 0) close(fds[i]);
   free(fds);
   free(r);
   free(live);
   return rc;
+}
+
+/* Verify-then-swap is macOS's dedupe (FIDEDUPERANGE needs none here); the name is mac.c's. */
+int cf_swap_files(const cf_at *at, const char *const *temps, uint32_t n, int32_t *status, uint64_t *deduped,
+                  cf_stat *before, cf_stat *after, cf_error *err) {
+  (void)at, (void)temps, (void)n, (void)status, (void)deduped, (void)before, (void)after;
+  return fail(err, "renameatx_np", ENOTSUP, 0);
 }
 
 /* ---- filesystem facts ---- */

@@ -47,6 +47,7 @@
 ssize_t flistxattr(int fd, char *namebuff, size_t size, int options);
 ssize_t fgetxattr(int fd, const char *name, void *value, size_t size, uint32_t position, int options);
 int fsetxattr(int fd, const char *name, const void *value, size_t size, uint32_t position, int options);
+int fremovexattr(int fd, const char *name, int options);
 #endif
 
 #ifndef CLONE_ACL
@@ -610,9 +611,186 @@ int64_t cf_dedupe_range(int src_fd, int dst_fd, uint64_t src_offset, uint64_t ds
 
 /* No compare-and-share call here (see README: dedupe on macOS). */
 int cf_dedupe_files(const cf_at *at, uint32_t n, uint64_t length, int32_t *status, uint64_t *deduped,
-                    cf_stat *before, cf_stat *after, cf_error *err) {
-  (void)at, (void)n, (void)length, (void)status, (void)deduped, (void)before, (void)after;
+                    cf_stat *before, cf_stat *after, cf_extent **maps, uint32_t *map_counts, cf_error *err) {
+  (void)at, (void)n, (void)length, (void)status, (void)deduped, (void)before, (void)after, (void)maps, (void)map_counts;
   return fail(err, "ioctl_fideduperange", ENOTSUP, 0);
+}
+
+/* ---- dedupe: verify-then-swap ----
+ *
+ * APFS has no compare-and-share call, so a duplicate is replaced rather than shared in place:
+ * a clone of the keeper is made beside it, checked to hold the same bytes, dressed in the
+ * duplicate's metadata and swapped with it in one renameatx_np(RENAME_SWAP). Unlike Linux's
+ * FIDEDUPERANGE nothing locks the duplicate: a write that lands between the compare and the
+ * swap is caught by the check after it (the original is swapped back), but a program holding
+ * the old file open keeps writing to the old inode, which is then removed. For files at rest
+ * (README). The path gets a new inode, so a file with other hard links is left alone. */
+
+/* platform.h's "the bytes differ": Linux's EBADE (52) on every OS, whatever this one calls 52
+ * (macOS: ENETRESET, which no file call returns). */
+#ifndef EBADE
+#define EBADE 52
+#endif
+
+/* pread until n bytes or EOF: the bytes read, or -1 with errno. */
+static ssize_t pread_full(int fd, char *buf, size_t n, off_t off) {
+  size_t got = 0;
+  while (got < n) {
+    ssize_t r = pread(fd, buf + got, n - got, off + (off_t)got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return -1;
+    if (r == 0) break;
+    got += (size_t)r;
+  }
+  return (ssize_t)got;
+}
+
+/* 1 where the two open files hold the same bytes (as many), 0 where not, or -errno. */
+static int same_bytes(int a, int b, cf_error *err) {
+  enum { BUF = 1 << 20 };
+  char *x = malloc(BUF), *y = malloc(BUF);
+  int rc = (x == NULL || y == NULL) ? fail(err, "malloc", ENOMEM, 0) : 1;
+  for (off_t off = 0; rc == 1; off += BUF) {
+    ssize_t p = pread_full(a, x, BUF, off), q = pread_full(b, y, BUF, off);
+    if (p < 0 || q < 0) rc = fail(err, "read", errno, 0);
+    else if (p != q || memcmp(x, y, (size_t)p) != 0) rc = 0;
+    else if (p < BUF) break;
+  }
+  free(x);
+  free(y);
+  return rc;
+}
+
+/* The keeper's xattrs came with the clone (clonefile(2) copies them): off, before the
+ * duplicate's go on. */
+static int clear_xattrs(int fd, cf_error *err) {
+  ssize_t len = flistxattr(fd, NULL, 0, 0);
+  if (len <= 0) return (len < 0 && errno != ENOTSUP) ? fail(err, "flistxattr", errno, 1) : 0;
+  char *names = malloc((size_t)len);
+  if (names == NULL) return fail(err, "malloc", ENOMEM, 0);
+  int rc = 0;
+  len = flistxattr(fd, names, (size_t)len, 0);
+  if (len < 0) rc = fail(err, "flistxattr", errno, 1);
+  for (char *name = names; rc == 0 && name < names + len; name += strlen(name) + 1)
+    if (fremovexattr(fd, name, 0) != 0 && errno != ENOATTR) rc = fail(err, "fremovexattr", errno, 1);
+  free(names);
+  return rc;
+}
+
+/* The duplicate's extended ACL, or none where it has none (the clone may carry the keeper's). */
+static int set_acl_of(int sfd, int dfd, cf_error *err) {
+  int rc = copy_acl(sfd, dfd, err);
+  if (rc != 0) return rc < 0 ? rc : 0;
+  acl_t none = acl_init(0);
+  if (none == NULL) return fail(err, "acl_init", errno, 0);
+  rc = (acl_set_fd_np(dfd, none, ACL_TYPE_EXTENDED) == 0 || errno == ENOTSUP) ? 0 : fail(err, "acl_set_fd_np", errno, 1);
+  acl_free(none);
+  return rc;
+}
+
+/* The birth time (ATTR_CMN_CRTIME), which futimens cannot set. */
+static int copy_crtime(int sfd, int dfd, cf_error *err) {
+  struct attrlist al = {.bitmapcount = ATTR_BIT_MAP_COUNT, .commonattr = ATTR_CMN_CRTIME};
+  struct {
+    uint32_t length;
+    struct timespec crtime;
+  } __attribute__((aligned(4), packed)) buf;
+  if (fgetattrlist(sfd, &al, &buf, sizeof buf, 0) != 0) return errno == ENOTSUP ? 0 : fail(err, "fgetattrlist", errno, 0);
+  struct timespec crtime = buf.crtime;
+  if (fsetattrlist(dfd, &al, &crtime, sizeof crtime, 0) != 0) return errno == ENOTSUP ? 0 : fail(err, "fsetattrlist", errno, 1);
+  return 0;
+}
+
+/* Everything of the duplicate (st, open as sfd) a program could see, onto the clone (dfd); the
+ * clone is then checked to carry it (a non-root fchown is EPERM, which px_copy_meta_fd lets by). */
+static int dress(int sfd, int dfd, const struct stat *st, cf_error *err) {
+  if (clear_xattrs(dfd, err) < 0) return -err->errnum;
+  const uint32_t flags = CF_OWNER | CF_XATTR | CF_MODE | CF_SETID | CF_TIMES;
+  if (px_copy_meta_fd(sfd, dfd, st, flags, err) < 0 || set_acl_of(sfd, dfd, err) < 0) return -err->errnum;
+  if (fchflags(dfd, st->st_flags) != 0) return fail(err, "fchflags", errno, 1);
+  if (copy_crtime(sfd, dfd, err) < 0) return -err->errnum;
+  struct stat now;
+  if (fstat(dfd, &now) != 0) return fail(err, "fstat", errno, 1);
+  if (now.st_uid != st->st_uid || now.st_gid != st->st_gid || now.st_mode != st->st_mode || now.st_flags != st->st_flags)
+    return fail(err, "fchown", EPERM, 1);
+  return 0;
+}
+
+static int same_time(struct timespec a, struct timespec b) { return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec; }
+
+/* The clone at d->dir/temp takes the duplicate's place; the duplicate (open as fd, stat st) must
+ * be untouched on both sides of the swap, else it gets its place back: -EBADE. */
+static int swap_in(const px_at *d, const char *temp, int fd, const struct stat *st, int *kept, cf_error *err) {
+  struct stat now;
+  if (fstat(fd, &now) != 0) return fail(err, "fstat", errno, 0);
+  if (now.st_size != st->st_size || !same_time(PX_MTIM(&now), PX_MTIM(st)) || !same_time(PX_CTIM(&now), PX_CTIM(st)))
+    return fail(err, "renameatx_np", EBADE, 0);
+  if (renameatx_np(d->dir, temp, d->dir, d->name, RENAME_SWAP) != 0) return fail(err, "renameatx_np", errno, 1);
+  struct stat moved;
+  int same = fstatat(d->dir, temp, &moved, AT_SYMLINK_NOFOLLOW) == 0 && moved.st_ino == st->st_ino &&
+             moved.st_dev == st->st_dev && fstat(fd, &now) == 0 && now.st_size == st->st_size &&
+             same_time(PX_MTIM(&now), PX_MTIM(st));
+  if (same) return 0;
+  /* Written to (or replaced) meanwhile: the original goes back; should that fail, it stays at
+   * `temp` (*kept), never removed. */
+  if (renameatx_np(d->dir, temp, d->dir, d->name, RENAME_SWAP) != 0) {
+    *kept = 1;
+    return fail(err, "renameatx_np", errno, 1);
+  }
+  return fail(err, "renameatx_np", EBADE, 0);
+}
+
+/* One duplicate, open as fd (stat st), in d: cloned, compared, dressed, swapped. */
+static int swap_open(int kfd, const px_at *d, const char *temp, int fd, const struct stat *st, cf_error *err) {
+  if (!S_ISREG(st->st_mode)) return fail(err, "open", EINVAL, 0);
+  if (st->st_nlink > 1) return fail(err, "fstat", EMLINK, 0);
+  if (st->st_flags & LOCKING_FLAGS) return fail(err, "renameatx_np", EPERM, 0);
+  if (fclonefileat(kfd, d->dir, temp, CLONE_NOFOLLOW | CLONE_NOOWNERCOPY) != 0) return fail(err, "fclonefileat", errno, 1);
+  int cfd = openat(d->dir, temp, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  int rc = cfd < 0 ? fail(err, "openat", errno, 1) : same_bytes(cfd, fd, err);
+  if (rc == 0) rc = fail(err, "read", EBADE, 0);
+  if (rc == 1) rc = dress(fd, cfd, st, err);
+  if (cfd >= 0) close(cfd);
+  int kept = 0;
+  if (rc == 0) rc = swap_in(d, temp, fd, st, &kept, err);
+  /* `temp` holds the clone (not swapped, or swapped back) or the replaced original: not wanted,
+   * unless a swap back failed and it is the original. */
+  if (!kept) unlinkat(d->dir, temp, 0);
+  return rc;
+}
+
+static int swap_one(int kfd, cf_at at, const char *temp, cf_stat *before, cf_stat *after, cf_error *err) {
+  px_at d;
+  if (px_resolve(at, 0, 0, &d, err) < 0) return -err->errnum;
+  struct stat st;
+  int fd = openat(d.dir, d.name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  int rc = fd < 0 ? fail(err, "open", errno, 0) : fstat(fd, &st) != 0 ? fail(err, "fstat", errno, 0) : 0;
+  if (rc == 0) {
+    px_stat_into(before, &st);
+    rc = swap_open(kfd, &d, temp, fd, &st, err);
+    if (fstatat(d.dir, d.name, &st, AT_SYMLINK_NOFOLLOW) == 0) px_stat_into(after, &st);
+  }
+  if (fd >= 0) close(fd);
+  px_release(&d);
+  return rc;
+}
+
+int cf_swap_files(const cf_at *at, const char *const *temps, uint32_t n, int32_t *status, uint64_t *deduped,
+                  cf_stat *before, cf_stat *after, cf_error *err) {
+  struct stat st;
+  int kfd = n > 0 ? px_open_read(at[0], &st, err) : fail(err, "open", EINVAL, 0);
+  if (kfd < 0) return kfd;
+  px_stat_into(&before[0], &st);
+  for (uint32_t i = 1; i < n; i++) {
+    cf_error e = {0};
+    deduped[i] = 0;
+    memset(&after[i], 0, sizeof after[i]);
+    status[i] = swap_one(kfd, at[i], temps[i], &before[i], &after[i], &e);
+    if (status[i] == 0) deduped[i] = before[i].size;
+  }
+  if (fstat(kfd, &st) == 0) px_stat_into(&after[0], &st);
+  close(kfd);
+  return 0;
 }
 
 /* ---- filesystem facts ---- */

@@ -165,21 +165,40 @@ typedef struct {
   int32_t meta_err;   /* CF_SCAN_META: the errno that kept these from being read, or 0 */
 } cf_dirent;
 
-/* Opens the regular file `at` to read it (O_RDONLY|O_NOFOLLOW, and O_NOATIME where the kernel
- * allows it: owner or CAP_FOWNER), fstats it into *st and reads up to `block` bytes at its
- * start, middle and end into buf (room for 3 * block); returns the bytes read. A file that is
- * not regular is EINVAL. */
-int64_t cf_read_sample(cf_at at, uint64_t block, uint8_t *buf, cf_stat *st, cf_error *err);
+/* Opens each regular file at[i] to read it (O_RDONLY|O_NOFOLLOW, and O_NOATIME where the
+ * kernel allows it: owner or CAP_FOWNER), fstats it into st[i] and reads up to `block` bytes at
+ * its start, middle and end into buf + i * 3 * block; got[i] the bytes read, or errnos[i] the
+ * failure (a file that is not regular is EINVAL). All the reads are asked for first
+ * (posix_fadvise WILLNEED where the OS has it), `ahead` bytes around each sample (at least the
+ * block), so that the disk serves them together rather than one cold read after another, and
+ * a reader of the whole file later meets a few large gaps rather than many small ones. */
+void cf_read_samples(const cf_at *at, uint32_t n, uint64_t block, uint64_t ahead, uint8_t *buf, int64_t *got,
+                     cf_stat *st, int32_t *errnos);
 
 /* FIDEDUPERANGE of bytes [0, length) of at[0] (the keeper) onto each of at[1..n-1], many
  * destinations a call (up to 127), looping while the kernel caps a call's length. Every file is
- * opened as cf_read_sample opens it (a destination needs no write access for dedupe), fstat'd
- * before (before[i]) and after (after[i]). status[i]: 0 shared, or -errno: -EBADE where the
- * bytes differ (FILE_DEDUPE_RANGE_DIFFERS); deduped[i] the bytes shared. Returns 0, or -errno
- * where the keeper could not be opened or the call failed for all. ENOTSUP where the OS has no
- * compare-and-share call. */
+ * opened as cf_read_samples opens it (a destination needs no write access for dedupe), fstat'd
+ * before (before[i]) and after (after[i]) and, where maps is not NULL, its extent map read
+ * through the same descriptor before (maps[i], map_counts[i]) and after (maps[n + i]): malloc'd,
+ * the caller frees them; NULL and 0 where not read. status[i]: 0 shared, or -errno: -EBADE
+ * where the bytes differ (FILE_DEDUPE_RANGE_DIFFERS); deduped[i] the bytes shared. Returns 0,
+ * or -errno where the keeper could not be opened or the call failed for all. ENOTSUP where the
+ * OS has no compare-and-share call. */
 int cf_dedupe_files(const cf_at *at, uint32_t n, uint64_t length, int32_t *status, uint64_t *deduped,
-                    cf_stat *before, cf_stat *after, cf_error *err);
+                    cf_stat *before, cf_stat *after, cf_extent **maps, uint32_t *map_counts, cf_error *err);
+
+/* macOS dedupe by verify-then-swap (APFS has no compare-and-share call). For each of
+ * at[1..n-1]: at[0] (the keeper) is cloned to temps[i] (a bare name in at[i]'s directory, made
+ * exclusively), the clone compared byte for byte with at[i] and given at[i]'s metadata (mode,
+ * owner, ACL, xattrs, BSD flags, times), then the two swapped (renameatx_np RENAME_SWAP); the
+ * original, now at temps[i], must be the inode opened, unchanged in size and mtime (and ctime
+ * up to the swap, which moves it), else it is swapped back. status, deduped, before and after
+ * as cf_dedupe_files; status -EBADE where the bytes differ or at[i] changed (swapped back),
+ * -EMLINK where at[i] has more than one link (the swap would split them), -EPERM where BSD
+ * flags lock it or its owner cannot be given to the clone. Returns 0, or -errno where the keeper
+ * could not be opened. ENOTSUP off macOS. */
+int cf_swap_files(const cf_at *at, const char *const *temps, uint32_t n, int32_t *status, uint64_t *deduped,
+                  cf_stat *before, cf_stat *after, cf_error *err);
 
 #define CF_SCAN_FOLLOW 0x1  /* stat, not lstat: follow symlinks (a dangling one is kept as the
                                link itself); cf_open_dir follows too */

@@ -151,26 +151,58 @@ static int64_t read_full(int fd, uint8_t *buf, uint64_t n, uint64_t off, cf_erro
   return (int64_t)got;
 }
 
-int64_t cf_read_sample(cf_at at, uint64_t block, uint8_t *buf, cf_stat *out, cf_error *err) {
-  struct stat st;
-  int fd = px_open_read(at, &st, err);
-  if (fd < 0) return fd;
-  px_stat_into(out, &st);
-  uint64_t size = (uint64_t)st.st_size, total = 0;
-  /* start, middle and end; a small file whole */
-  uint64_t offs[3] = {0, size / 2 > block / 2 ? size / 2 - block / 2 : 0, size > block ? size - block : 0};
-  int parts = size <= 3 * block ? 1 : 3;
-  uint64_t lens[3] = {parts == 1 ? size : block, block, block};
+/* A file's sample: start, middle and end (a small file whole), as offsets and lengths. */
+static int sample_parts(uint64_t size, uint64_t block, uint64_t offs[3], uint64_t lens[3]) {
+  offs[0] = 0;
+  offs[1] = size / 2 > block / 2 ? size / 2 - block / 2 : 0;
+  offs[2] = size > block ? size - block : 0;
+  lens[0] = size <= 3 * block ? size : block;
+  lens[1] = lens[2] = block;
+  return size <= 3 * block ? 1 : 3;
+}
+
+static int64_t read_parts(int fd, uint64_t size, uint64_t block, uint8_t *buf, cf_error *err) {
+  uint64_t offs[3], lens[3], total = 0;
+  int parts = sample_parts(size, block, offs, lens);
   for (int k = 0; k < parts; k++) {
     int64_t r = read_full(fd, buf + total, lens[k], offs[k], err);
-    if (r < 0) {
-      close(fd);
-      return r;
-    }
+    if (r < 0) return r;
     total += (uint64_t)r;
   }
-  close(fd);
   return (int64_t)total;
+}
+
+void cf_read_samples(const cf_at *at, uint32_t n, uint64_t block, uint64_t ahead, uint8_t *buf, int64_t *got,
+                     cf_stat *out, int32_t *errnos) {
+  int fds[64];
+  for (uint32_t first = 0; first < n; first += 64) {
+    uint32_t end = n - first < 64 ? n : first + 64;
+    for (uint32_t i = first; i < end; i++) {
+      struct stat st;
+      cf_error e = {0};
+      fds[i - first] = px_open_read(at[i], &st, &e);
+      errnos[i] = fds[i - first] < 0 ? e.errnum : 0;
+      got[i] = 0;
+      if (fds[i - first] < 0) continue;
+      px_stat_into(&out[i], &st);
+#ifdef POSIX_FADV_WILLNEED
+      /* The samples as sample_parts() places them, each widened to `ahead` bytes. */
+      uint64_t offs[3], lens[3], wide = ahead > block ? ahead : block;
+      int parts = sample_parts((uint64_t)st.st_size, wide, offs, lens);
+      for (int k = 0; k < parts; k++) posix_fadvise(fds[i - first], (off_t)offs[k], (off_t)lens[k], POSIX_FADV_WILLNEED);
+#else
+      (void)ahead;
+#endif
+    }
+    for (uint32_t i = first; i < end; i++) {
+      int fd = fds[i - first];
+      if (fd < 0) continue;
+      cf_error e = {0};
+      got[i] = read_parts(fd, out[i].size, block, buf + (size_t)i * 3 * block, &e);
+      if (got[i] < 0) errnos[i] = e.errnum, got[i] = 0;
+      close(fd);
+    }
+  }
 }
 
 void px_stat_into(cf_stat *out, const struct stat *st) {

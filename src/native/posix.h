@@ -61,7 +61,7 @@ int px_publish(const px_at *tmp, const px_at *dst, int overwrite, cf_error *err)
  * and ACLs, mode, times; looks before it changes (see posix.c). */
 int px_copy_meta_fd(int sfd, int dfd, const struct stat *st, uint32_t flags, cf_error *err);
 
-/* Opens a regular file to read it, as cf_read_sample says; its stat in *st. */
+/* Opens a regular file to read it, as cf_read_samples says; its stat in *st. */
 int px_open_read(cf_at at, struct stat *st, cf_error *err);
 /* cf_stat from a struct stat. */
 void px_stat_into(cf_stat *out, const struct stat *st);

@@ -922,9 +922,16 @@ int64_t cf_dedupe_range(int src_fd, int dst_fd, uint64_t src_offset, uint64_t ds
 
 /* No compare-and-share call here (see README: dedupe on Windows). */
 int cf_dedupe_files(const cf_at *at, uint32_t n, uint64_t length, int32_t *status, uint64_t *deduped,
-                    cf_stat *before, cf_stat *after, cf_error *err) {
-  (void)at, (void)n, (void)length, (void)status, (void)deduped, (void)before, (void)after;
+                    cf_stat *before, cf_stat *after, cf_extent **maps, uint32_t *map_counts, cf_error *err) {
+  (void)at, (void)n, (void)length, (void)status, (void)deduped, (void)before, (void)after, (void)maps, (void)map_counts;
   return fail(err, "ioctl_fideduperange", ENOTSUP, 0);
+}
+
+/* No compare-and-share call here (see README: dedupe on Windows); the name is mac.c's. */
+int cf_swap_files(const cf_at *at, const char *const *temps, uint32_t n, int32_t *status, uint64_t *deduped,
+                  cf_stat *before, cf_stat *after, cf_error *err) {
+  (void)at, (void)temps, (void)n, (void)status, (void)deduped, (void)before, (void)after;
+  return fail(err, "renameatx_np", ENOTSUP, 0);
 }
 
 /* ---- filesystem facts ---- */
@@ -1413,7 +1420,8 @@ int cf_ancestors(const char *path, uint64_t *ids, uint32_t max, cf_error *err) {
   return rc < 0 ? rc : (int)n;
 }
 
-int64_t cf_read_sample(cf_at at, uint64_t block, uint8_t *buf, cf_stat *st, cf_error *err) {
-  (void)at, (void)block, (void)buf, (void)st;
-  return fail(err, "open", ENOTSUP, 0);
+void cf_read_samples(const cf_at *at, uint32_t n, uint64_t block, uint64_t ahead, uint8_t *buf, int64_t *got,
+                     cf_stat *st, int32_t *errnos) {
+  (void)at, (void)block, (void)ahead, (void)buf, (void)st;
+  for (uint32_t i = 0; i < n; i++) got[i] = 0, errnos[i] = ENOTSUP;
 }

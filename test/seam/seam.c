@@ -18,6 +18,10 @@ static struct {
   unsigned long arg;
 } log_[MAX];
 static int n_log;
+static struct {
+  char call[48];
+  void (*fn)(void);
+} hook;
 
 void seam_inject(const char *call, long err, int after) {
   if (n_inj < MAX) {
@@ -27,7 +31,15 @@ void seam_inject(const char *call, long err, int after) {
   }
 }
 
-void seam_reset(void) { n_inj = n_log = 0; }
+void seam_on(const char *call, void (*fn)(void)) {
+  snprintf(hook.call, sizeof hook.call, "%s", call);
+  hook.fn = fn;
+}
+
+void seam_reset(void) {
+  n_inj = n_log = 0;
+  hook.fn = NULL;
+}
 
 int seam_count(const char *call) {
   for (int i = 0; i < n_log; i++)
@@ -42,6 +54,11 @@ unsigned long seam_last_arg(const char *call) {
 }
 
 long seam_enter(const char *call, unsigned long arg) {
+  if (hook.fn != NULL && strcmp(hook.call, call) == 0) {
+    void (*fn)(void) = hook.fn;
+    hook.fn = NULL;
+    fn();
+  }
   int i;
   for (i = 0; i < n_log && strcmp(log_[i].call, call) != 0; i++) {}
   if (i == n_log && n_log < MAX) {

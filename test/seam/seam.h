@@ -4,7 +4,10 @@
 /* Every later call of `call` fails with `err` (an errno, or a Win32 ERROR_* for the Windows
  * seam) until seam_reset(); `after` calls succeed first. */
 void seam_inject(const char *call, long err, int after);
-/* Forgets injections and the call log. */
+/* The next call of `call` runs fn first (once): a change made "meanwhile", between two calls of
+ * the code under test. */
+void seam_on(const char *call, void (*fn)(void));
+/* Forgets injections, hooks and the call log. */
 void seam_reset(void);
 /* How many calls of `call` were made since seam_reset(), and the flags/argument of the last. */
 int seam_count(const char *call);

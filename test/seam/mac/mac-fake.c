@@ -137,13 +137,15 @@ int seam_linkat(int fd1, const char *n1, int fd2, const char *n2, int how) {
 }
 
 /* renameatx_np(2): RENAME_EXCL is "EEXIST if to exists"; filesystems without it say ENOTSUP
- * (inject it). Immutable entries: EPERM, as for rename(2). */
+ * (inject it). RENAME_SWAP exchanges the two (Linux's RENAME_EXCHANGE); both flags together
+ * are EINVAL. Immutable entries: EPERM, as for rename(2). */
 int renameatx_np(int fromfd, const char *from, int tofd, const char *to, unsigned int flags) {
   if (enter("renameatx_np", flags) < 0) return -1;
   if (flags_at(fromfd, from) & LOCKED) return errno = EPERM, -1;
-  if (flags & ~(unsigned)(RENAME_EXCL | RENAME_SWAP) || flags == (RENAME_EXCL | RENAME_SWAP)) return errno = EINVAL, -1;
-  /* RENAME_SWAP: both must exist (ENOENT otherwise), exchanged atomically, as RENAME_EXCHANGE. */
-  return renameat2(fromfd, from, tofd, to, (flags & RENAME_EXCL) ? RENAME_NOREPLACE : (flags & RENAME_SWAP) ? RENAME_EXCHANGE : 0);
+  if ((flags & RENAME_SWAP) && (flags_at(tofd, to) & LOCKED)) return errno = EPERM, -1;
+  if ((flags & ~(unsigned)(RENAME_EXCL | RENAME_SWAP)) || flags == (RENAME_EXCL | RENAME_SWAP)) return errno = EINVAL, -1;
+  unsigned how = (flags & RENAME_EXCL) ? RENAME_NOREPLACE : (flags & RENAME_SWAP) ? RENAME_EXCHANGE : 0;
+  return renameat2(fromfd, from, tofd, to, how);
 }
 
 /* ---- clonefile(2), as xnu's clonefile_internal() does it ---- */
@@ -243,6 +245,10 @@ int fsetxattr(int fd, const char *name, const void *value, size_t size, uint32_t
   (void)fd, (void)name, (void)value, (void)size, (void)position, (void)options;
   return enter("fsetxattr", 0) < 0 ? -1 : 0;
 }
+int fremovexattr(int fd, const char *name, int options) {
+  (void)fd, (void)name, (void)options;
+  return enter("fremovexattr", 0) < 0 ? -1 : (errno = ENODATA, -1);
+}
 
 typedef struct seam_acl *acl_t;
 acl_t acl_get_fd_np(int fd, int type) {
@@ -253,6 +259,11 @@ acl_t acl_get_fd_np(int fd, int type) {
 int acl_set_fd_np(int fd, acl_t acl, int type) {
   (void)fd, (void)acl, (void)type;
   return 0;
+}
+acl_t acl_init(int count) {
+  static char empty;
+  (void)count;
+  return enter("acl_init", 0) < 0 ? NULL : (acl_t)(void *)&empty;
 }
 int acl_free(void *obj) {
   (void)obj;
@@ -287,4 +298,25 @@ int getattrlistat(int fd, const char *path, void *list, void *buf, size_t size, 
   (void)fd, (void)path, (void)list, (void)buf, (void)size, (void)options;
   if (enter("getattrlistat", 0) < 0) return -1;
   return errno = ENOTSUP, -1;
+}
+
+/* The birth time (ATTR_CMN_CRTIME) of an open file: the fake answers the file's mtime (Linux
+ * keeps no settable birth time) and records what is set. */
+int fgetattrlist(int fd, void *list, void *buf, size_t size, unsigned int options) {
+  (void)list, (void)options;
+  struct stat st;
+  if (enter("fgetattrlist", 0) < 0 || fstat(fd, &st) != 0) return -1;
+  uint32_t length = 4 + sizeof(struct timespec);
+  if (size < length) return errno = ERANGE, -1;
+  memcpy(buf, &length, 4);
+  memcpy((char *)buf + 4, &st.st_mtim, sizeof st.st_mtim);
+  return 0;
+}
+int fsetattrlist(int fd, void *list, void *buf, size_t size, unsigned int options) {
+  (void)list, (void)options, (void)size;
+  struct timespec t;
+  memcpy(&t, buf, sizeof t);
+  if (enter("fsetattrlist", (unsigned long)t.tv_sec) < 0) return -1;
+  struct stat st;
+  return fstat(fd, &st);
 }

@@ -68,6 +68,89 @@ static int clone_file(const char *src, const char *dst, const char *temp, uint32
   return cf_clone_file(&s, (cf_at){dir, dst}, temp, CF_METHOD_CLONE, flags, &out, err);
 }
 
+/* Verify-then-swap dedupe of `dup` onto `keeper` (cf_swap_files) with the temp name `temp`. */
+static int32_t swap(const char *keeper, const char *dup, const char *temp, uint64_t *deduped) {
+  cf_at at[2] = {{dir, keeper}, {dir, dup}};
+  const char *temps[2] = {"", temp};
+  int32_t status[2] = {0, 0};
+  uint64_t shared[2] = {0, 0};
+  cf_stat before[2], after[2];
+  cf_error err = {0};
+  int rc = cf_swap_files(at, temps, 2, status, shared, before, after, &err);
+  *deduped = shared[1];
+  return rc < 0 ? rc : status[1];
+}
+
+static ino_t ino_of(const char *name) {
+  struct stat st;
+  return fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0 ? st.st_ino : 0;
+}
+
+/* A writer between the compare and the swap. */
+static void append_d2(void) {
+  int fd = openat(dir, "d2", O_WRONLY | O_APPEND);
+  if (fd < 0 || write(fd, "!", 1) != 1) abort();
+  close(fd);
+}
+
+static void swap_cases(void) {
+  const char *same = "duplicate bytes";
+  uint64_t deduped = 0;
+  put("k", same);
+
+  seam_reset();
+  put("d1", same);
+  fchmodat(dir, "d1", 0600, 0);
+  struct timespec times[2] = {{1000000, 0}, {1000000, 500}};
+  utimensat(dir, "d1", times, AT_SYMLINK_NOFOLLOW);
+  ino_t ino = ino_of("d1");
+  int32_t rc = swap("k", "d1", ".d1.tmp", &deduped);
+  struct stat st;
+  fstatat(dir, "d1", &st, AT_SYMLINK_NOFOLLOW);
+  check(rc == 0 && deduped == strlen(same), "swap: a duplicate is replaced by a clone of the keeper");
+  check(holds("d1", same) && !exists(".d1.tmp") && st.st_ino != ino, "swap: same bytes, a new inode, temp gone");
+  check((st.st_mode & 07777) == 0600 && st.st_mtim.tv_sec == 1000000 && st.st_mtim.tv_nsec == 500,
+        "swap: the duplicate's mode and mtime on the clone");
+  check(seam_last_arg("renameatx_np") == 0x2 && (seam_last_arg("fclonefileat") & (CLONE_NOFOLLOW | 0x2)) == (CLONE_NOFOLLOW | 0x2) &&
+            seam_count("fsetattrlist") == 1,
+        "swap: RENAME_SWAP, clone with CLONE_NOFOLLOW | CLONE_NOOWNERCOPY, birth time set");
+
+  seam_reset();
+  put("d2", same);
+  ino = ino_of("d2");
+  seam_on("renameatx_np", append_d2);
+  rc = swap("k", "d2", ".d2.tmp", &deduped);
+  check(rc == -52 && deduped == 0, "swap: written between compare and swap: EBADE");
+  check(holds("d2", "duplicate bytes!") && ino_of("d2") == ino && !exists(".d2.tmp") && seam_count("renameatx_np") == 2,
+        "swap: the written original swapped back, with what was written; temp gone");
+
+  seam_reset();
+  put("d3", same);
+  ino = ino_of("d3");
+  linkat(dir, "d3", dir, "d3-link", 0);
+  rc = swap("k", "d3", ".d3.tmp", &deduped);
+  check(rc == -EMLINK && ino_of("d3") == ino && seam_count("fclonefileat") == 0 && !exists(".d3.tmp"),
+        "swap: a file with two links is left alone (EMLINK), nothing cloned");
+
+  seam_reset();
+  put("d4", "duplicate bytez");
+  ino = ino_of("d4");
+  rc = swap("k", "d4", ".d4.tmp", &deduped);
+  check(rc == -52 && holds("d4", "duplicate bytez") && ino_of("d4") == ino && !exists(".d4.tmp") &&
+            seam_count("renameatx_np") == 0,
+        "swap: different bytes of the same size: EBADE, nothing swapped, temp gone");
+
+  seam_reset();
+  put(".d5.tmp", "someone's");
+  put("d5", same);
+  rc = swap("k", "d5", ".d5.tmp", &deduped);
+  check(rc == -EEXIST && holds(".d5.tmp", "someone's") && holds("d5", same),
+        "swap: an existing entry at the temp name is EEXIST and left as it is");
+
+  rc = swap("missing", "d5", ".d5b.tmp", &deduped);
+  check(rc == -ENOENT, "swap: a keeper that cannot be opened fails the call");
+}
+
 int main(void) {
   char root[] = "/tmp/clonefile-seam-mac-XXXXXX";
   if (mkdtemp(root) == NULL || (dir = open(root, O_RDONLY | O_DIRECTORY)) < 0) return 2;
@@ -154,6 +237,7 @@ int main(void) {
   seam_inject("renameatx_np", ENOTSUP, 0);
   rc = cf_exchange((cf_at){dir, "swap-a"}, (cf_at){dir, "swap-b"}, &err);
   check(rc == -EINVAL && holds("swap-b", "state A"), "snapshots: no RENAME_SWAP on this filesystem is EINVAL, nothing moved");
+  swap_cases();
 
   char cmd[128];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);

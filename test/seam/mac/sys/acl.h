@@ -6,4 +6,5 @@ typedef enum { ACL_TYPE_EXTENDED = 0x100 } acl_type_t;
 acl_t acl_get_fd_np(int fd, acl_type_t type);
 int acl_set_fd_np(int fd, acl_t acl, acl_type_t type);
 int acl_free(void *obj);
+acl_t acl_init(int count);
 #endif

@@ -22,10 +22,13 @@ typedef struct vol_capabilities_attr {
 #define VOL_CAPABILITIES_INTERFACES 1
 #define VOL_CAP_INT_CLONE 0x00010000
 #define ATTR_CMN_RETURNED_ATTRS 0x80000000
+#define ATTR_CMN_CRTIME 0x00000200
 #define ATTR_FILE_ALLOCSIZE 0x00000004
 #define ATTR_CMNEXT_PRIVATESIZE 0x00000008
 #define FSOPT_NOFOLLOW 0x00000001
 #define FSOPT_ATTR_CMN_EXTENDED 0x00000020
 int getattrlist(const char *path, void *list, void *buf, size_t size, unsigned int options);
 int getattrlistat(int fd, const char *path, void *list, void *buf, size_t size, unsigned long options);
+int fgetattrlist(int fd, void *list, void *buf, size_t size, unsigned int options);
+int fsetattrlist(int fd, void *list, void *buf, size_t size, unsigned int options);
 #endif

@@ -7,4 +7,5 @@
 ssize_t flistxattr(int fd, char *namebuff, size_t size, int options);
 ssize_t fgetxattr(int fd, const char *name, void *value, size_t size, uint32_t position, int options);
 int fsetxattr(int fd, const char *name, const void *value, size_t size, uint32_t position, int options);
+int fremovexattr(int fd, const char *name, int options);
 #endif
