@@ -117,6 +117,40 @@ function cpError(kind: Kind, message: string, path: string): Error {
   return Object.assign(err, { name: 'SystemError', code: kind, errno, syscall: 'cp', path, info })
 }
 
+// ---- what differs by the Node it runs on ----
+
+/**
+ * node:fs's cp is the running Node's, and Node 22 changed parts of it. cpSync's root is checked
+ * in C++ there (cpSyncCheckPaths): plain Errors with a code and messages of their own, and of
+ * dest's ancestors only its parent. cp and promises.cp refuse an existing directory under
+ * errorOnExist without force (ERR_FS_CP_EEXIST), where Node 20 merges into it.
+ */
+const major = Number(process.versions.node.split('.')[0])
+const rules = {
+  nativeRootChecks: major >= 22,
+  existingDirIsEexist: major >= 22,
+}
+
+const plainError = (code: string, message: string): Error => Object.assign(new Error(message), { code })
+
+/** Node 22's cpSyncCheckPaths: the root's checks, in its order, with its messages. */
+function checkRootNative(o: Resolved, src: string, dest: string, s: fs.Stats, d: fs.Stats | undefined): void {
+  const slashed = src.endsWith(sep) ? src : src + sep
+  if (d !== undefined) {
+    if (same(s, d)) throw plainError('ERR_FS_CP_EINVAL', `src and dest cannot be the same ${dest}`)
+    if (s.isDirectory() && !d.isDirectory()) throw plainError('ERR_FS_CP_DIR_TO_NON_DIR', `Cannot overwrite non-directory ${dest} with directory ${src}`)
+    if (!s.isDirectory() && d.isDirectory()) throw plainError('ERR_FS_CP_NON_DIR_TO_DIR', `Cannot overwrite directory ${dest} with non-directory ${src}`)
+  }
+  const parent = fs.statSync(dirname(dest), { throwIfNoEntry: false })
+  if (s.isDirectory() && (isSubdir(src, dest) || (parent !== undefined && same(s, parent)))) {
+    throw plainError('ERR_FS_CP_EINVAL', `Cannot copy ${slashed} to a subdirectory of self ${dest}`)
+  }
+  if (s.isDirectory() && !o.recursive) throw plainError('ERR_FS_EISDIR', `Recursive option not enabled, cannot copy a directory: ${slashed}`)
+  const type = s.mode & S_IFMT
+  if (type === 0o140000) throw plainError('ERR_FS_CP_SOCKET', `Cannot copy a socket file: ${dest}`)
+  if (type === 0o010000) throw plainError('ERR_FS_CP_FIFO_PIPE', `Cannot copy a FIFO pipe: ${dest}`)
+}
+
 // ---- Node's rules ----
 
 /** stat or lstat as `dereference` says: undefined where nothing is there, unless `throwing`. */
@@ -124,6 +158,11 @@ const stat = (o: Resolved, path: string | Buffer, throwing = false): fs.Stats | 
   o.dereference ? fs.statSync(path, { throwIfNoEntry: throwing }) : fs.lstatSync(path, { throwIfNoEntry: throwing })
 
 const same = (a: fs.Stats, b: fs.Stats): boolean => a.ino === b.ino && a.dev === b.dev
+
+/** A directory over an existing one: merged, or (Node 22's cp and promises.cp) ERR_FS_CP_EEXIST. */
+function existingDir(o: Resolved, dest: string, sync: boolean): void {
+  if (!sync && rules.existingDirIsEexist && o.errorOnExist && !o.force) throw cpError('ERR_FS_CP_EEXIST', `${dest} already exists`, dest)
+}
 
 /** dest is src or below it, by their paths' components. */
 function isSubdir(src: string, dest: string): boolean {
@@ -253,13 +292,16 @@ function planRoot(o: Resolved, given: string | Buffer, givenDest: string | Buffe
   const s = o.dereference ? fs.statSync(given) : fs.lstatSync(given)
   const d = stat(o, givenDest)
   const [src, dest] = [String(given), String(givenDest)]
-  checkPair(src, dest, s, d)
+  const native = sync && rules.nativeRootChecks
+  if (native) checkRootNative(o, src, dest, s, d)
+  else checkPair(src, dest, s, d)
   if (Buffer.isBuffer(given) || Buffer.isBuffer(givenDest)) refuseBuffer(s)
-  checkParents(src, s, dest)
+  if (!native) checkParents(src, s, dest)
   fs.mkdirSync(dirname(dest), { recursive: true })
   const plan = newPlan()
   if (s.isDirectory()) {
     if (!o.recursive) throw cpError('ERR_FS_EISDIR', `${src} is a directory (not copied)`, src)
+    if (d !== undefined) existingDir(o, dest, sync)
     if (d !== undefined) plan.kept.add('')
     plan.dirModes.set('', s.mode)
     plan.tree = treeOptions(o, d === undefined ? 'error' : 'replace', entryFilter(o, src, dest, d !== undefined, plan, sync))
@@ -315,6 +357,7 @@ function entryFilter(o: Resolved, srcRoot: string, destRoot: string, merging: bo
     if (d !== undefined) checkPair(src, dest, o.dereference ? fs.statSync(src) : fs.lstatSync(src), d)
     checkType(entry.mode, dest)
     if (entry.type === 'directory') {
+      if (d !== undefined) existingDir(o, dest, sync)
       plan.dirModes.set(rel, entry.mode)
       if (d !== undefined) plan.kept.add(rel)
       return true
