@@ -121,9 +121,11 @@ function cpError(kind: Kind, message: string, path: string): Error {
 
 /**
  * node:fs's cp is the running Node's, and Node 22 changed parts of it. cpSync's root is checked
- * in C++ there (cpSyncCheckPaths): plain Errors with a code and messages of their own, and of
- * dest's ancestors only its parent. cp and promises.cp refuse an existing directory under
- * errorOnExist without force (ERR_FS_CP_EEXIST), where Node 20 merges into it.
+ * in C++ there (cpSyncCheckPaths, checkRootNative below): plain Errors with a code and messages
+ * of their own, src stat-ed the other way round from `dereference`, Buffers taken. cp and
+ * promises.cp refuse an existing directory under errorOnExist without force
+ * (ERR_FS_CP_EEXIST), where Node 20 merges into it. What Node 22's cpSync then does with a
+ * directory (C++'s cpSyncCopyDir) is not imitated: clonefile/fs copies it as Node 20 does.
  */
 const major = Number(process.versions.node.split('.')[0])
 const rules = {
@@ -133,22 +135,47 @@ const rules = {
 
 const plainError = (code: string, message: string): Error => Object.assign(new Error(message), { code })
 
-/** Node 22's cpSyncCheckPaths: the root's checks, in its order, with its messages. */
-function checkRootNative(o: Resolved, src: string, dest: string, s: fs.Stats, d: fs.Stats | undefined): void {
+/**
+ * Node 22's cpSyncCheckPaths (std::filesystem): the root's checks, in its order, with its
+ * messages. It has dereference the wrong way round for src (followed without it, not with it,
+ * where a symlink counts as a directory) but not for dest, and compares the two followed.
+ */
+function checkRootNative(o: Resolved, src: string, dest: string): void {
+  const s = native(() => (o.dereference ? fs.lstatSync(src) : fs.statSync(src)))
+  const srcIsDir = s.isDirectory() || s.isSymbolicLink()
+  const d = native(() => (o.dereference ? fs.statSync(dest, { throwIfNoEntry: false }) : fs.lstatSync(dest, { throwIfNoEntry: false })))
   const slashed = src.endsWith(sep) ? src : src + sep
   if (d !== undefined) {
-    if (same(s, d)) throw plainError('ERR_FS_CP_EINVAL', `src and dest cannot be the same ${dest}`)
-    if (s.isDirectory() && !d.isDirectory()) throw plainError('ERR_FS_CP_DIR_TO_NON_DIR', `Cannot overwrite non-directory ${dest} with directory ${src}`)
-    if (!s.isDirectory() && d.isDirectory()) throw plainError('ERR_FS_CP_NON_DIR_TO_DIR', `Cannot overwrite directory ${dest} with non-directory ${src}`)
+    // std::filesystem::equivalent: both followed, one missing is not the same; where a stat
+    // fails otherwise (ELOOP) Node 22 aborts: that error here.
+    const [a, b] = [native(() => fs.statSync(src, { throwIfNoEntry: false })), native(() => fs.statSync(dest, { throwIfNoEntry: false }))]
+    if (a !== undefined && b !== undefined && same(a, b)) throw plainError('ERR_FS_CP_EINVAL', `src and dest cannot be the same ${dest}`)
+    if (srcIsDir && !d.isDirectory()) throw plainError('ERR_FS_CP_DIR_TO_NON_DIR', `Cannot overwrite non-directory ${dest} with directory ${src}`)
+    if (!srcIsDir && d.isDirectory()) throw plainError('ERR_FS_CP_NON_DIR_TO_DIR', `Cannot overwrite directory ${dest} with non-directory ${src}`)
   }
-  const parent = fs.statSync(dirname(dest), { throwIfNoEntry: false })
-  if (s.isDirectory() && (isSubdir(src, dest) || (parent !== undefined && same(s, parent)))) {
-    throw plainError('ERR_FS_CP_EINVAL', `Cannot copy ${slashed} to a subdirectory of self ${dest}`)
-  }
-  if (s.isDirectory() && !o.recursive) throw plainError('ERR_FS_EISDIR', `Recursive option not enabled, cannot copy a directory: ${slashed}`)
+  const into = plainError('ERR_FS_CP_EINVAL', `Cannot copy ${slashed} to a subdirectory of self ${dest}`)
+  if (srcIsDir && isSubdir(src, dest)) throw into
+  // Node 22 compares dest's parent with src; an ancestor further up it copies into itself
+  // until a name is too long and the process aborts: refused here with the parent's error.
+  if (s.isDirectory()) checkParents(src, s, dest, () => into)
+  if (srcIsDir && !o.recursive) throw plainError('ERR_FS_EISDIR', `Recursive option not enabled, cannot copy a directory: ${slashed}`)
   const type = s.mode & S_IFMT
   if (type === 0o140000) throw plainError('ERR_FS_CP_SOCKET', `Cannot copy a socket file: ${dest}`)
   if (type === 0o010000) throw plainError('ERR_FS_CP_FIFO_PIPE', `Cannot copy a FIFO pipe: ${dest}`)
+}
+
+/** A stat of cpSyncCheckPaths: its errors name the syscall lstat, whichever it made. */
+function native<T>(f: () => T): T {
+  try {
+    return f()
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException
+    if (err?.syscall === 'stat') {
+      err.syscall = 'lstat'
+      err.message = err.message.replace(', stat ', ', lstat ')
+    }
+    throw err
+  }
 }
 
 // ---- Node's rules ----
@@ -182,13 +209,13 @@ function checkPair(src: string, dest: string, s: fs.Stats, d: fs.Stats | undefin
 }
 
 /** dest's existing ancestors, up to src's parent: none may be src (a second path to it). */
-function checkParents(src: string, s: fs.Stats, dest: string): void {
+function checkParents(src: string, s: fs.Stats, dest: string, error?: () => Error): void {
   const stop = resolve(dirname(src))
   for (let child = dest, dir = resolve(dirname(dest)); dir !== stop && dir !== dirname(dir); child = dir, dir = dirname(dir)) {
     const d = fs.statSync(dir, { throwIfNoEntry: false })
     if (d === undefined) return
     // Node names the path below the ancestor that is src.
-    if (same(s, d)) throw cpError('ERR_FS_CP_EINVAL', `cannot copy ${src} to a subdirectory of self ${child}`, child)
+    if (same(s, d)) throw error?.() ?? cpError('ERR_FS_CP_EINVAL', `cannot copy ${src} to a subdirectory of self ${child}`, child)
   }
 }
 
@@ -289,14 +316,17 @@ function refuseBuffer(s: fs.Stats): never {
 
 /** Node's checks of the root, after its filter; dest's missing parents are made. */
 function planRoot(o: Resolved, given: string | Buffer, givenDest: string | Buffer, sync: boolean): Plan {
+  const nativeChecks = sync && rules.nativeRootChecks
+  if (nativeChecks) checkRootNative(o, String(given), String(givenDest))
   const s = o.dereference ? fs.statSync(given) : fs.lstatSync(given)
   const d = stat(o, givenDest)
   const [src, dest] = [String(given), String(givenDest)]
-  const native = sync && rules.nativeRootChecks
-  if (native) checkRootNative(o, src, dest, s, d)
-  else checkPair(src, dest, s, d)
-  if (Buffer.isBuffer(given) || Buffer.isBuffer(givenDest)) refuseBuffer(s)
-  if (!native) checkParents(src, s, dest)
+  if (!nativeChecks) {
+    checkPair(src, dest, s, d)
+    // Node 22's cpSync takes Buffers (its checks are C++'s).
+    if (Buffer.isBuffer(given) || Buffer.isBuffer(givenDest)) refuseBuffer(s)
+    checkParents(src, s, dest)
+  }
   fs.mkdirSync(dirname(dest), { recursive: true })
   const plan = newPlan()
   if (s.isDirectory()) {
