@@ -117,6 +117,67 @@ function cpError(kind: Kind, message: string, path: string): Error {
   return Object.assign(err, { name: 'SystemError', code: kind, errno, syscall: 'cp', path, info })
 }
 
+// ---- what differs by the Node it runs on ----
+
+/**
+ * node:fs's cp is the running Node's, and Node 22 changed parts of it. cpSync's root is checked
+ * in C++ there (cpSyncCheckPaths, checkRootNative below): plain Errors with a code and messages
+ * of their own, src stat-ed the other way round from `dereference`, Buffers taken. cp and
+ * promises.cp refuse an existing directory under errorOnExist without force
+ * (ERR_FS_CP_EEXIST), where Node 20 merges into it. What Node 22's cpSync then does with a
+ * directory (C++'s cpSyncCopyDir) is not imitated: clonefile/fs copies it as Node 20 does.
+ */
+const major = Number(process.versions.node.split('.')[0])
+const rules = {
+  nativeRootChecks: major >= 22,
+  existingDirIsEexist: major >= 22,
+}
+
+const plainError = (code: string, message: string): Error => Object.assign(new Error(message), { code })
+
+/**
+ * Node 22's cpSyncCheckPaths (std::filesystem): the root's checks, in its order, with its
+ * messages. It has dereference the wrong way round for src (followed without it, not with it,
+ * where a symlink counts as a directory) but not for dest, and compares the two followed.
+ */
+function checkRootNative(o: Resolved, src: string, dest: string): void {
+  const s = native(() => (o.dereference ? fs.lstatSync(src) : fs.statSync(src)))
+  const srcIsDir = s.isDirectory() || s.isSymbolicLink()
+  const d = native(() => (o.dereference ? fs.statSync(dest, { throwIfNoEntry: false }) : fs.lstatSync(dest, { throwIfNoEntry: false })))
+  const slashed = src.endsWith(sep) ? src : src + sep
+  if (d !== undefined) {
+    // std::filesystem::equivalent: both followed, one missing is not the same; where a stat
+    // fails otherwise (ELOOP) Node 22 aborts: that error here.
+    const [a, b] = [native(() => fs.statSync(src, { throwIfNoEntry: false })), native(() => fs.statSync(dest, { throwIfNoEntry: false }))]
+    if (a !== undefined && b !== undefined && same(a, b)) throw plainError('ERR_FS_CP_EINVAL', `src and dest cannot be the same ${dest}`)
+    if (srcIsDir && !d.isDirectory()) throw plainError('ERR_FS_CP_DIR_TO_NON_DIR', `Cannot overwrite non-directory ${dest} with directory ${src}`)
+    if (!srcIsDir && d.isDirectory()) throw plainError('ERR_FS_CP_NON_DIR_TO_DIR', `Cannot overwrite directory ${dest} with non-directory ${src}`)
+  }
+  const into = plainError('ERR_FS_CP_EINVAL', `Cannot copy ${slashed} to a subdirectory of self ${dest}`)
+  if (srcIsDir && isSubdir(src, dest)) throw into
+  // Node 22 compares dest's parent with src; an ancestor further up it copies into itself
+  // until a name is too long and the process aborts: refused here with the parent's error.
+  if (s.isDirectory()) checkParents(src, s, dest, () => into)
+  if (srcIsDir && !o.recursive) throw plainError('ERR_FS_EISDIR', `Recursive option not enabled, cannot copy a directory: ${slashed}`)
+  const type = s.mode & S_IFMT
+  if (type === 0o140000) throw plainError('ERR_FS_CP_SOCKET', `Cannot copy a socket file: ${dest}`)
+  if (type === 0o010000) throw plainError('ERR_FS_CP_FIFO_PIPE', `Cannot copy a FIFO pipe: ${dest}`)
+}
+
+/** A stat of cpSyncCheckPaths: its errors name the syscall lstat, whichever it made. */
+function native<T>(f: () => T): T {
+  try {
+    return f()
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException
+    if (err?.syscall === 'stat') {
+      err.syscall = 'lstat'
+      err.message = err.message.replace(', stat ', ', lstat ')
+    }
+    throw err
+  }
+}
+
 // ---- Node's rules ----
 
 /** stat or lstat as `dereference` says: undefined where nothing is there, unless `throwing`. */
@@ -124,6 +185,11 @@ const stat = (o: Resolved, path: string | Buffer, throwing = false): fs.Stats | 
   o.dereference ? fs.statSync(path, { throwIfNoEntry: throwing }) : fs.lstatSync(path, { throwIfNoEntry: throwing })
 
 const same = (a: fs.Stats, b: fs.Stats): boolean => a.ino === b.ino && a.dev === b.dev
+
+/** A directory over an existing one: merged, or (Node 22's cp and promises.cp) ERR_FS_CP_EEXIST. */
+function existingDir(o: Resolved, dest: string, sync: boolean): void {
+  if (!sync && rules.existingDirIsEexist && o.errorOnExist && !o.force) throw cpError('ERR_FS_CP_EEXIST', `${dest} already exists`, dest)
+}
 
 /** dest is src or below it, by their paths' components. */
 function isSubdir(src: string, dest: string): boolean {
@@ -143,13 +209,13 @@ function checkPair(src: string, dest: string, s: fs.Stats, d: fs.Stats | undefin
 }
 
 /** dest's existing ancestors, up to src's parent: none may be src (a second path to it). */
-function checkParents(src: string, s: fs.Stats, dest: string): void {
+function checkParents(src: string, s: fs.Stats, dest: string, error?: () => Error): void {
   const stop = resolve(dirname(src))
   for (let child = dest, dir = resolve(dirname(dest)); dir !== stop && dir !== dirname(dir); child = dir, dir = dirname(dir)) {
     const d = fs.statSync(dir, { throwIfNoEntry: false })
     if (d === undefined) return
     // Node names the path below the ancestor that is src.
-    if (same(s, d)) throw cpError('ERR_FS_CP_EINVAL', `cannot copy ${src} to a subdirectory of self ${child}`, child)
+    if (same(s, d)) throw error?.() ?? cpError('ERR_FS_CP_EINVAL', `cannot copy ${src} to a subdirectory of self ${child}`, child)
   }
 }
 
@@ -250,16 +316,22 @@ function refuseBuffer(s: fs.Stats): never {
 
 /** Node's checks of the root, after its filter; dest's missing parents are made. */
 function planRoot(o: Resolved, given: string | Buffer, givenDest: string | Buffer, sync: boolean): Plan {
+  const nativeChecks = sync && rules.nativeRootChecks
+  if (nativeChecks) checkRootNative(o, String(given), String(givenDest))
   const s = o.dereference ? fs.statSync(given) : fs.lstatSync(given)
   const d = stat(o, givenDest)
   const [src, dest] = [String(given), String(givenDest)]
-  checkPair(src, dest, s, d)
-  if (Buffer.isBuffer(given) || Buffer.isBuffer(givenDest)) refuseBuffer(s)
-  checkParents(src, s, dest)
+  if (!nativeChecks) {
+    checkPair(src, dest, s, d)
+    // Node 22's cpSync takes Buffers (its checks are C++'s).
+    if (Buffer.isBuffer(given) || Buffer.isBuffer(givenDest)) refuseBuffer(s)
+    checkParents(src, s, dest)
+  }
   fs.mkdirSync(dirname(dest), { recursive: true })
   const plan = newPlan()
   if (s.isDirectory()) {
     if (!o.recursive) throw cpError('ERR_FS_EISDIR', `${src} is a directory (not copied)`, src)
+    if (d !== undefined) existingDir(o, dest, sync)
     if (d !== undefined) plan.kept.add('')
     plan.dirModes.set('', s.mode)
     plan.tree = treeOptions(o, d === undefined ? 'error' : 'replace', entryFilter(o, src, dest, d !== undefined, plan, sync))
@@ -315,6 +387,7 @@ function entryFilter(o: Resolved, srcRoot: string, destRoot: string, merging: bo
     if (d !== undefined) checkPair(src, dest, o.dereference ? fs.statSync(src) : fs.lstatSync(src), d)
     checkType(entry.mode, dest)
     if (entry.type === 'directory') {
+      if (d !== undefined) existingDir(o, dest, sync)
       plan.dirModes.set(rel, entry.mode)
       if (d !== undefined) plan.kept.add(rel)
       return true
