@@ -632,35 +632,6 @@ int cf_dedupe_files(const cf_at *at, uint32_t n, uint64_t length, int32_t *statu
 #define EBADE 52
 #endif
 
-/* pread until n bytes or EOF: the bytes read, or -1 with errno. */
-static ssize_t pread_full(int fd, char *buf, size_t n, off_t off) {
-  size_t got = 0;
-  while (got < n) {
-    ssize_t r = pread(fd, buf + got, n - got, off + (off_t)got);
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0) return -1;
-    if (r == 0) break;
-    got += (size_t)r;
-  }
-  return (ssize_t)got;
-}
-
-/* 1 where the two open files hold the same bytes (as many), 0 where not, or -errno. */
-static int same_bytes(int a, int b, cf_error *err) {
-  enum { BUF = 1 << 20 };
-  char *x = malloc(BUF), *y = malloc(BUF);
-  int rc = (x == NULL || y == NULL) ? fail(err, "malloc", ENOMEM, 0) : 1;
-  for (off_t off = 0; rc == 1; off += BUF) {
-    ssize_t p = pread_full(a, x, BUF, off), q = pread_full(b, y, BUF, off);
-    if (p < 0 || q < 0) rc = fail(err, "read", errno, 0);
-    else if (p != q || memcmp(x, y, (size_t)p) != 0) rc = 0;
-    else if (p < BUF) break;
-  }
-  free(x);
-  free(y);
-  return rc;
-}
-
 /* The keeper's xattrs came with the clone (clonefile(2) copies them): off, before the
  * duplicate's go on. */
 static int clear_xattrs(int fd, cf_error *err) {
@@ -747,7 +718,7 @@ static int swap_open(int kfd, const px_at *d, const char *temp, int fd, const st
   if (st->st_flags & LOCKING_FLAGS) return fail(err, "renameatx_np", EPERM, 0);
   if (fclonefileat(kfd, d->dir, temp, CLONE_NOFOLLOW | CLONE_NOOWNERCOPY) != 0) return fail(err, "fclonefileat", errno, 1);
   int cfd = openat(d->dir, temp, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-  int rc = cfd < 0 ? fail(err, "openat", errno, 1) : same_bytes(cfd, fd, err);
+  int rc = cfd < 0 ? fail(err, "openat", errno, 1) : px_same_bytes(cfd, fd, err);
   if (rc == 0) rc = fail(err, "read", EBADE, 0);
   if (rc == 1) rc = dress(fd, cfd, st, err);
   if (cfd >= 0) close(cfd);

@@ -722,32 +722,18 @@ int cf_exchange(cf_at a, cf_at b, cf_error *err) {
   return rc;
 }
 
-/* Reads up to n bytes at the file's current offset, looping on short reads: the count, 0 at EOF,
- * or -1 with errno. */
-static ssize_t read_some(int fd, char *buf, size_t n) {
-  size_t got = 0;
-  while (got < n) {
-    ssize_t r = read(fd, buf + got, n - got);
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0) return -1;
-    if (r == 0) break;
-    got += (size_t)r;
-  }
-  return (ssize_t)got;
-}
-
-static int compare_fds(int fa, int fb, cf_error *err) {
+int px_same_bytes(int a, int b, cf_error *err) {
   enum { CHUNK = 1 << 20 };
-  char *a = malloc(CHUNK), *b = malloc(CHUNK);
-  int rc = a == NULL || b == NULL ? fail(err, "malloc", ENOMEM, 0) : 0;
-  while (rc == 0) {
-    ssize_t na = read_some(fa, a, CHUNK), nb = na < 0 ? 0 : read_some(fb, b, CHUNK);
-    if (na < 0 || nb < 0) rc = fail(err, "read", errno, 0);
-    else if (na != nb || memcmp(a, b, (size_t)na) != 0) rc = 1;
-    else if (na == 0) break;
+  uint8_t *x = malloc(CHUNK), *y = malloc(CHUNK);
+  int rc = x == NULL || y == NULL ? fail(err, "malloc", ENOMEM, 0) : 1;
+  for (uint64_t off = 0; rc == 1; off += CHUNK) {
+    int64_t p = read_full(a, x, CHUNK, off, err), q = p < 0 ? 0 : read_full(b, y, CHUNK, off, err);
+    if (p < 0 || q < 0) rc = (int)(p < 0 ? p : q);
+    else if (p != q || memcmp(x, y, (size_t)p) != 0) rc = 0;
+    else if (p < CHUNK) break;
   }
-  free(a);
-  free(b);
+  free(x);
+  free(y);
   return rc;
 }
 
@@ -761,7 +747,8 @@ int cf_compare_files(cf_at a, cf_at b, cf_error *err) {
     posix_fadvise(fa, 0, 0, POSIX_FADV_SEQUENTIAL);
     posix_fadvise(fb, 0, 0, POSIX_FADV_SEQUENTIAL);
 #endif
-    rc = sa.st_size != sb.st_size ? 1 : compare_fds(fa, fb, err);
+    int same = sa.st_size != sb.st_size ? 0 : px_same_bytes(fa, fb, err);
+    rc = same < 0 ? same : !same; /* 0 the same, 1 different */
     close(fb);
   }
   close(fa);

@@ -63,6 +63,9 @@ int px_copy_meta_fd(int sfd, int dfd, const struct stat *st, uint32_t flags, cf_
 
 /* Opens a regular file to read it, as cf_read_samples says; its stat in *st. */
 int px_open_read(cf_at at, struct stat *st, cf_error *err);
+/* 1 where the open files a and b hold the same bytes (as many), 0 where not, or -errno:
+ * read from offset 0 in 1 MiB steps, stopping at the first difference. */
+int px_same_bytes(int a, int b, cf_error *err);
 /* cf_stat from a struct stat. */
 void px_stat_into(cf_stat *out, const struct stat *st);
 
