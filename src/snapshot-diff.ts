@@ -19,9 +19,9 @@ import { CWD, RAW, STAT_STRIDE, Scan, Stat, requireNative, type Binding, type Di
 import { typeOf } from './entries.js'
 import { fromNative, fsError } from './errors.js'
 import { sameBlocks } from './extents.js'
-import { resolveOptions, toPath, type OptionTable, type Spec } from './args.js'
+import { resolveOptions } from './args.js'
 import { bytes, joinRaw, shown, toRaw } from './raw.js'
-import { checkName, findSnapshot, recordTimes, storeOf, type StoreRef } from './snapshot-store.js'
+import { checkName, findSnapshot, recordTimes, storeOf, storeTable, type StoreRef } from './snapshot-store.js'
 import type { Change, EntryType, PathLike, Snapshot, StoreOptions } from './types.js'
 import { Walker, joinNames, listAsync, newDir, type Listing, type WalkDir } from './walk.js'
 
@@ -66,8 +66,6 @@ export interface Hint {
 
 type Tree = Map<string, Entry>
 
-const storeSpec: Spec<PathLike | undefined> = { default: undefined, check: (name, v) => toPath(name, v) }
-const table: OptionTable<{ store: PathLike | undefined }> = { store: storeSpec }
 
 /** How many pairs of files go to the addon in one trip, and how many trips at once. */
 const COMPARE_BATCH = 32
@@ -78,7 +76,7 @@ const COMPARE_PARALLEL = 2
  * path, in path order.
  */
 export async function diffSnapshots(dir: PathLike, from: string, to?: string, options?: StoreOptions): Promise<Change[]> {
-  const o = resolveOptions('options', options, table)
+  const o = resolveOptions('options', options, storeTable)
   const binding = requireNative('diffSnapshots')
   if (process.platform === 'win32') {
     // win.c lists no extended attributes and has no byte compare: a diff there would miss changes.

@@ -11,10 +11,10 @@ import * as fs from 'node:fs'
 import { basename, dirname, join } from 'node:path'
 import { CWD, requireNative, type Binding } from './binding.js'
 import { fromNative, fsError } from './errors.js'
-import { boolean, resolveOptions, toPath, type OptionTable, type Spec } from './args.js'
+import { boolean, resolveOptions, type OptionTable } from './args.js'
 import { shown, toRaw } from './raw.js'
 import { removeDeadTemps } from './leftovers.js'
-import { besideDir, findSnapshot, onLock, removeTree, storeOf, timeName, withStore, writeRecord, type StoreRef } from './snapshot-store.js'
+import { besideDir, findSnapshot, isSubvolumeRoot, onLock, storeSpec, removeTree, storeOf, timeName, withStore, writeRecord, type StoreRef } from './snapshot-store.js'
 import { cloneTree } from './tree.js'
 import { LOCK_SUFFIX, isTempFor, tempNameRaw } from './temp.js'
 import type { PathLike, RestoreOptions, RestoreResult, Snapshot } from './types.js'
@@ -32,7 +32,6 @@ interface Journal {
   kept?: { name: string; path: string; method: Snapshot['method']; created: string; source: string }
 }
 
-const storeSpec: Spec<PathLike | undefined> = { default: undefined, check: (name, v) => toPath(name, v) }
 const table: OptionTable<{ store: PathLike | undefined; keepCurrent: boolean }> = { store: storeSpec, keepCurrent: boolean(true) }
 
 export async function restoreSnapshot(dir: PathLike, name: string, options?: RestoreOptions): Promise<RestoreResult> {
@@ -63,7 +62,7 @@ async function restoreLocked(binding: Binding, ref: StoreRef, snap: Snapshot, ke
   const temp = shown(tempNameRaw(toRaw(base)))
   const now = new Date()
   const keptName = `before-restore-${timeName(now)}`
-  const subvolume = snap.method === 'subvolume' && fs.lstatSync(ref.source).ino === 256
+  const subvolume = snap.method === 'subvolume' && isSubvolumeRoot(ref.source)
   const journal: Journal = { parent, base, temp }
   if (keep) journal.kept = { name: keptName, path: join(ref.store, keptName), method: subvolume ? 'subvolume' : 'clone', created: now.toISOString(), source: ref.source }
   const parentFd = binding.openDir(CWD, parent, 0).fd

@@ -12,7 +12,8 @@ import { constants } from 'node:os'
 import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path'
 import { CWD, type Binding } from './binding.js'
 import { fromNative, fsError, invalidArgType, invalidArgValue } from './errors.js'
-import { toPath } from './args.js'
+import { toPath, type OptionTable, type Spec } from './args.js'
+import { filesystemName } from './fallback.js'
 import { removeTreeAt } from './remove.js'
 import { TEMP_PREFIX } from './temp.js'
 import type { PathLike, Snapshot } from './types.js'
@@ -20,7 +21,11 @@ import type { PathLike, Snapshot } from './types.js'
 const { EAGAIN, EWOULDBLOCK, ENOENT, EEXIST } = constants.errno
 /** The inode number of a btrfs subvolume's root directory (BTRFS_FIRST_FREE_OBJECTID). */
 export const SUBVOLUME_INO = 256
-export const BTRFS_MAGIC = 0x9123683e
+
+/** The `store` option every snapshot call takes. */
+export const storeSpec: Spec<PathLike | undefined> = { default: undefined, check: (name, v) => toPath(name, v) }
+/** The options of the calls that take nothing else (list, diff, delete). */
+export const storeTable: OptionTable<{ store: PathLike | undefined }> = { store: storeSpec }
 
 /** A directory and its store, both absolute. */
 export interface StoreRef {
@@ -212,25 +217,27 @@ function takeLock(binding: Binding, fd: number, store: string): number {
   }
 }
 
-/** Whether (dir, name) is a btrfs subvolume root: removed with subvolDelete, not file by file. */
-function isSubvolume(path: string): boolean {
-  const st = fs.lstatSync(path, { throwIfNoEntry: false })
-  return st !== undefined && st.isDirectory() && st.ino === SUBVOLUME_INO && statfsType(path) === BTRFS_MAGIC
+/** Whether `path` is on btrfs (the filesystem table of fallback.ts names the statfs type). */
+export function onBtrfs(path: string): boolean {
+  try {
+    return filesystemName({ type: fs.statfsSync(path).type, name: '' }) === 'btrfs'
+  } catch {
+    return false
+  }
 }
 
-export function statfsType(path: string): number {
-  try {
-    return fs.statfsSync(path).type
-  } catch {
-    return 0
-  }
+/** Whether the directory at `path` is a btrfs subvolume's root (never following a symlink):
+ * snapshotted and removed with the subvolume ioctls, not file by file. */
+export function isSubvolumeRoot(path: string): boolean {
+  const st = fs.lstatSync(path, { throwIfNoEntry: false })
+  return st !== undefined && st.isDirectory() && st.ino === SUBVOLUME_INO && onBtrfs(path)
 }
 
 /** Removes a snapshot's tree (or any tree in the store): a subvolume at once, else file by file. */
 export function removeTree(binding: Binding, dirFd: number, dirPath: string, name: string): void {
   const path = join(dirPath, name)
   try {
-    if (isSubvolume(path)) binding.subvolDelete(dirFd, name)
+    if (isSubvolumeRoot(path)) binding.subvolDelete(dirFd, name)
     else removeTreeAt(binding, { dir: dirFd, name: Buffer.from(name).toString('latin1') }, Buffer.from(path).toString('latin1'))
   } catch (e) {
     throw fromNative(e, path)

@@ -12,9 +12,9 @@ import { isDir, isFile, modeAt, sizeAt } from './entries.js'
 import { bytes, joinRaw, shown, toRaw } from './raw.js'
 import { Walker, listSync, newDir, type WalkDir } from './walk.js'
 import { abortError, fromNative, fsError, invalidArgValue } from './errors.js'
-import { abortSignal, boolean, callback, number, resolveOptions, toPath, type OptionTable, type Spec } from './args.js'
+import { abortSignal, boolean, callback, number, resolveOptions, type OptionTable } from './args.js'
 import {
-  BTRFS_MAGIC, SUBVOLUME_INO, checkName, findSnapshot, readStore, removeRecord, removeTree, statfsType, storeHint, storeOf,
+  checkName, isSubvolumeRoot, onBtrfs, storeSpec, storeTable, findSnapshot, readStore, removeRecord, removeTree, storeHint, storeOf,
   timeName, withStore, writeRecord, type LockedStore, type StoreRef,
 } from './snapshot-store.js'
 import { planPrune } from './snapshot-prune.js'
@@ -33,23 +33,15 @@ interface CreateOptions {
   onProgress: ((p: { files: number; bytes: number }) => void) | undefined
 }
 
-const storeSpec: Spec<PathLike | undefined> = { default: undefined, check: (name, v) => toPath(name, v) }
-const storeOption = { store: storeSpec }
 
 const createTable: OptionTable<CreateOptions> = {
   name: { default: undefined, check: (name, v) => checkName(v, name) },
-  ...storeOption,
+  store: storeSpec,
   allowCopy: boolean(false),
   signal: abortSignal(),
   onProgress: callback(),
 }
 
-const storeTable: OptionTable<{ store: PathLike | undefined }> = storeOption
-
-/** Whether the directory at `path` is the root of a btrfs subvolume. */
-export function isSubvolumeRoot(path: string): boolean {
-  return fs.lstatSync(path).ino === SUBVOLUME_INO && statfsType(path) === BTRFS_MAGIC
-}
 
 /**
  * Takes a snapshot of `dir` into its store: a read-only btrfs snapshot where `dir` is a
@@ -67,7 +59,7 @@ export async function snapshot(dir: PathLike, options?: SnapshotOptions): Promis
   // Checked before the store is made: a refused store is not left behind. A subvolume's store
   // needs no probe (a clone of a test file): the ioctl itself says EXDEV, answered as below.
   if (method === 'clone') checkStore(binding, ref, o.allowCopy)
-  else if (statfsType(fs.existsSync(ref.store) ? ref.store : dirname(ref.store)) !== BTRFS_MAGIC) throw notSameFilesystem(ref)
+  else if (!onBtrfs(fs.existsSync(ref.store) ? ref.store : dirname(ref.store))) throw notSameFilesystem(ref)
   const existed = fs.existsSync(ref.store)
   try {
     return await withStore(binding, ref, true, (locked) => create(binding, locked, ref, name, method, created, o))
