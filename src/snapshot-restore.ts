@@ -4,33 +4,19 @@
 // old state or wholly the restored one. The old state, now under the temporary name, becomes
 // the snapshot `before-restore-<time>` (or is removed with keepCurrent: false).
 //
-// A journal, `<store>/.restore.json`, is written before anything is built and removed when all
-// is done; the next run that locks the store finishes or undoes what a killed restore left,
-// telling from (dev, ino) of `dir` whether the exchange happened.
+// A journal (snapshot-journal.ts) is written before anything is built and removed when all is
+// done; the next run that locks the store finishes or undoes what a killed restore left.
 import * as fs from 'node:fs'
 import { basename, dirname, join } from 'node:path'
 import { CWD, requireNative, type Binding } from './binding.js'
 import { fromNative, fsError } from './errors.js'
 import { boolean, resolveOptions, type OptionTable } from './args.js'
 import { shown, toRaw } from './raw.js'
-import { removeDeadTemps } from './leftovers.js'
-import { besideDir, findSnapshot, isSubvolumeRoot, onLock, storeSpec, removeTree, storeOf, timeName, withStore, writeRecord, type StoreRef } from './snapshot-store.js'
+import { JOURNAL, exchanged, finish, undo, withStore, writeJournal, type Journal } from './snapshot-journal.js'
+import { findSnapshot, isSubvolumeRoot, storeSpec, storeOf, timeName, type StoreRef } from './snapshot-store.js'
 import { cloneTree } from './tree.js'
-import { LOCK_SUFFIX, isTempFor, tempNameRaw } from './temp.js'
+import { LOCK_SUFFIX, tempNameRaw } from './temp.js'
 import type { PathLike, RestoreOptions, RestoreResult, Snapshot } from './types.js'
-
-const JOURNAL = '.restore.json'
-
-interface Journal {
-  /** dir's parent and name, the temporary name beside it (a byte string) */
-  parent: string
-  base: string
-  temp: string
-  /** (dev, ino) of the restored tree's root once it is built: dir has them once exchanged */
-  restored?: [number, number]
-  /** the snapshot to keep the replaced state as, or undefined with keepCurrent: false */
-  kept?: { name: string; path: string; method: Snapshot['method']; created: string; source: string }
-}
 
 const table: OptionTable<{ store: PathLike | undefined; keepCurrent: boolean }> = { store: storeSpec, keepCurrent: boolean(true) }
 
@@ -40,10 +26,7 @@ export async function restoreSnapshot(dir: PathLike, name: string, options?: Res
   const ref = storeOf(dir, o.store)
   findSnapshot(ref, name)
   refuseMountPoint(binding, ref.source)
-  return withStore(binding, ref, false, async (locked) => {
-    void locked
-    return restoreLocked(binding, ref, findSnapshot(ref, name), o.keepCurrent)
-  })
+  return withStore(binding, ref, false, () => restoreLocked(binding, ref, findSnapshot(ref, name), o.keepCurrent))
 }
 
 /** An exchange cannot move a mount point (EBUSY from the kernel, after the work): said first. */
@@ -122,81 +105,3 @@ async function buildRestored(binding: Binding, parentFd: number, snap: Snapshot,
   await cloneTree(snap.path, path)
 }
 
-function writeJournal(store: string, j: Journal): void {
-  const tmp = join(store, `${JOURNAL}.new`)
-  fs.writeFileSync(tmp, JSON.stringify(j))
-  fs.renameSync(tmp, join(store, JOURNAL))
-}
-
-/** Whether dir is now the restored tree. */
-function exchanged(j: Journal): boolean {
-  if (j.restored === undefined) return false
-  const st = fs.lstatSync(join(j.parent, j.base), { throwIfNoEntry: false })
-  return st !== undefined && st.dev === j.restored[0] && st.ino === j.restored[1]
-}
-
-/** After the exchange: the replaced state, under the temporary name, kept or removed. */
-function finish(binding: Binding, ref: StoreRef, j: Journal): Snapshot | undefined {
-  const tempPath = join(j.parent, j.temp)
-  const parentFd = binding.openDir(CWD, j.parent, 0).fd
-  try {
-    if (j.kept === undefined) {
-      if (fs.existsSync(tempPath)) removeTree(binding, parentFd, j.parent, j.temp)
-      return undefined
-    }
-    const k = j.kept
-    if (fs.existsSync(tempPath)) k.path = moveKept(binding, parentFd, ref, j, k.name)
-    else if (!fs.existsSync(k.path) && fs.existsSync(besideDir(join(j.parent, j.base), k.name))) k.path = besideDir(join(j.parent, j.base), k.name)
-    const kept: Snapshot = { name: k.name, path: k.path, source: k.source, method: k.method, created: new Date(k.created), readOnly: false }
-    writeRecord(ref.store, kept)
-    return kept
-  } finally {
-    binding.closeDirs(Int32Array.of(parentFd))
-  }
-}
-
-/** Into the store by rename; where that is another subvolume (EXDEV), beside dir: its path. */
-function moveKept(binding: Binding, parentFd: number, ref: StoreRef, j: Journal, name: string): string {
-  const storeFd = binding.openDir(CWD, ref.store, 0).fd
-  try {
-    binding.rename(parentFd, j.temp, storeFd, name, true)
-    return join(ref.store, name)
-  } catch (e) {
-    if ((e as { errno?: number }).errno !== 18 /* EXDEV */) throw fromNative(e, join(j.parent, j.temp), join(ref.store, name))
-    const beside = besideDir(join(j.parent, j.base), name)
-    binding.rename(parentFd, j.temp, parentFd, basename(beside), true)
-    return beside
-  } finally {
-    binding.closeDirs(Int32Array.of(storeFd))
-  }
-}
-
-/** Before the exchange: what was built beside dir goes (cloneTree's own leftovers too). */
-function undo(binding: Binding, parentFd: number, j: Journal): void {
-  if (fs.existsSync(join(j.parent, j.temp))) removeTree(binding, parentFd, j.parent, j.temp)
-  removeDeadTemps(binding, parentFd, toRaw(j.parent), (n) => isTempFor(n, toRaw(j.temp)))
-}
-
-/** Under the store's lock: a restore killed half way is finished (exchanged) or undone. */
-export function recoverRestore(binding: Binding, ref: StoreRef): void {
-  let j: Journal
-  try {
-    j = JSON.parse(fs.readFileSync(join(ref.store, JOURNAL), 'utf8')) as Journal
-  } catch {
-    return
-  }
-  if (exchanged(j)) {
-    finish(binding, ref, j)
-  } else {
-    const parentFd = binding.openDir(CWD, j.parent, 0).fd
-    try {
-      undo(binding, parentFd, j)
-    } finally {
-      binding.closeDirs(Int32Array.of(parentFd))
-    }
-  }
-  fs.rmSync(join(j.parent, j.temp + LOCK_SUFFIX), { force: true })
-  fs.rmSync(join(ref.store, JOURNAL), { force: true })
-}
-
-onLock(recoverRestore)

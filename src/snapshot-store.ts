@@ -267,24 +267,6 @@ export function sweepStore(binding: Binding, locked: LockedStore, ref: StoreRef)
   }
 }
 
-/** What a killed restore left is finished or undone first (snapshot-restore.ts sets it). */
-let recover: ((binding: Binding, ref: StoreRef) => void) | undefined
-export function onLock(fn: (binding: Binding, ref: StoreRef) => void): void {
-  recover = fn
-}
-
-/** Runs `fn` with the store locked and swept. */
-export async function withStore<T>(binding: Binding, ref: StoreRef, make: boolean, fn: (locked: LockedStore) => Promise<T>): Promise<T> {
-  const locked = lockStore(binding, ref, make)
-  try {
-    recover?.(binding, ref)
-    sweepStore(binding, locked, ref)
-    return await fn(locked)
-  } finally {
-    locked.release()
-  }
-}
-
 /** For error messages: how the user names the store. */
 export const storeHint = (ref: StoreRef): string => (ref.given ? `the store ${ref.store}` : `the default store ${ref.store} (choose another with --store / { store })`)
 

@@ -15,8 +15,9 @@ import { abortError, fromNative, fsError, invalidArgValue } from './errors.js'
 import { abortSignal, boolean, callback, number, resolveOptions, type OptionTable } from './args.js'
 import {
   checkName, isSubvolumeRoot, onBtrfs, storeSpec, storeTable, findSnapshot, readStore, removeRecord, removeTree, storeHint, storeOf,
-  timeName, withStore, writeRecord, type LockedStore, type StoreRef,
+  timeName, writeRecord, type LockedStore, type StoreRef,
 } from './snapshot-store.js'
+import { withStore } from './snapshot-journal.js'
 import { planPrune } from './snapshot-prune.js'
 import { cloneTree } from './tree.js'
 import { tempNameRaw } from './temp.js'
