@@ -6,7 +6,7 @@
 // place, so a snapshot is whole or absent), which costs no data wherever files clone.
 import * as fs from 'node:fs'
 import { constants } from 'node:os'
-import { dirname, join } from 'node:path'
+import { basename, dirname, join } from 'node:path'
 import { CWD, Flag, METHOD_CLONE, RAW, Scan, requireNative, type Binding } from './binding.js'
 import { isDir, isFile, modeAt, sizeAt } from './entries.js'
 import { bytes, joinRaw, shown, toRaw } from './raw.js'
@@ -211,11 +211,10 @@ function removeSnapshot(binding: Binding, locked: LockedStore, ref: StoreRef, s:
 
 /** A kept state that lives beside dir, not in the store. */
 function removeOutside(binding: Binding, path: string): void {
-  const slash = path.lastIndexOf('/')
-  const parent = path.slice(0, Math.max(1, slash))
+  const parent = dirname(path)
   const { fd } = binding.openDir(CWD, parent, 0)
   try {
-    if (fs.existsSync(path)) removeTree(binding, fd, parent, path.slice(slash + 1))
+    if (fs.existsSync(path)) removeTree(binding, fd, parent, basename(path))
   } finally {
     binding.closeDirs(Int32Array.of(fd))
   }
