@@ -22,8 +22,9 @@ const SAMPLE = 4096
  * the bench corpus). A file of up to 8 × this is read whole, in one request (the addon's
  * cf_read_samples): 3.2k requests instead of 8.9k for the same bytes on the bench corpus. */
 const SAMPLE_AHEAD = 128 * 1024
-/** Size groups sampled together. */
-const WINDOW = 256
+/** Files sampled together (a window's classes to sample, at least): a batch the disk serves
+ * with enough queued, and the next one asked for while this one's buckets are shared. */
+const WINDOW = 512
 
 /** Shares the blocks of files[0] with every other file, comparing first (the OS's way). */
 export type Share = (files: FileId[], size: number) => Promise<DedupeBatch>
@@ -38,26 +39,31 @@ export class Apply {
   }
 
   /**
-   * Every size group, a window of WINDOW groups at a time: a window's samples are read in one
-   * batch (the addon asks for them all before it reads: the disk serves them together), the next
-   * window's while this one's buckets are compared and shared, `concurrency` at a time.
+   * Every size group, a window at a time: the groups from where the last window ended until
+   * their classes to sample number WINDOW (groups that share every block already cost nothing
+   * and do not count). A window's samples are read in one batch (the addon keeps the disk
+   * asked for files ahead of the one it reads), the next window's while this one's buckets are
+   * compared and shared, `concurrency` at a time.
    */
   async run(): Promise<void> {
     const { report, t } = this
     const groups = t.sizeGroups((f) => !report.cannot.has(t.dev(f)))
     report.totals(groups.reduce((n, g) => n + g.length, 0), groups.reduce((n, g) => n + g.length * t.size(g[0] as FileId), 0))
-    const window = (w: number): Promise<Array<FileId[][]>> => {
-      const p = this.sampleWindow(groups.slice(w, w + WINDOW))
+    let at = 0
+    const window = (): Promise<Array<FileId[][]>> => {
+      const p = this.sampleWindow(groups, at, (end) => { at = end })
       p.catch(() => undefined) // awaited below; an abort may leave it behind
       return p
     }
-    let next = window(0)
+    let next = window()
     try {
-      for (let w = 0; w < groups.length; w += WINDOW) {
+      for (;;) {
         const buckets = await next
         report.checkAbort()
-        if (w + WINDOW < groups.length) next = window(w + WINDOW)
+        const more = at < groups.length
+        if (more) next = window()
         await this.dedupeAll(buckets)
+        if (!more) break
       }
     } finally {
       // No job may outlive the run: the directories it names files by are closed after it.
@@ -80,17 +86,24 @@ export class Apply {
     for (const e of ends) if (e.status === 'rejected') throw e.reason
   }
 
-  /** Files of one device and size, a window of groups: by extent map (a group that shares every
-   * block already is counted, nothing read), then by the samples of one file of each class. */
-  private async sampleWindow(groups: FileId[][]): Promise<Array<FileId[][]>> {
+  /** Files of one device and size, a window of groups from groups[from]: by extent map (a group
+   * that shares every block already is counted, nothing read), then by the samples of one file
+   * of each class. `end` is told where the window ended, before anything is read. */
+  private async sampleWindow(groups: FileId[][], from: number, end: (at: number) => void): Promise<Array<FileId[][]>> {
     const todo: FileId[][][] = []
-    for (const files of groups) {
+    let at = from
+    for (let reps = 0; at < groups.length && reps < WINDOW; at++) {
+      const files = groups[at] as FileId[]
       if (this.report.cannot.has(this.t.dev(files[0] as FileId))) continue
       if (!this.found.extents) await this.cloneIds(files)
       const classes = this.byExtents(files)
       if (classes.length === 1) this.shared(classes[0] as FileId[])
-      else todo.push(classes)
+      else {
+        todo.push(classes)
+        reps += classes.length
+      }
     }
+    end(at)
     const reps = todo.flatMap((classes) => classes.map((c) => c[0] as FileId))
     if (reps.length === 0) return []
     this.report.tick('hash', 0, 0)

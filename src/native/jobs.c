@@ -850,10 +850,10 @@ static uint64_t sample_hash(const uint8_t *p, uint64_t n, uint64_t seed) {
   return h;
 }
 
-/* In batches of 64 files, cancelled between them: 64 * 3 blocks of memory at most. */
+/* In batches of 256 files, cancelled between them: 256 * 3 blocks of memory at most. */
 static void sample_run(job_t *job) {
   sample_job *j = (sample_job *)job;
-  enum { BATCH = 64 };
+  enum { BATCH = 256 };
   uint8_t *buf = malloc(BATCH * 3 * j->block);
   int64_t got[BATCH];
   for (uint32_t first = 0; first < j->files.n; first += BATCH) {
