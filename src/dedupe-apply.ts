@@ -104,15 +104,16 @@ export class Apply {
       }
     }
     end(at)
-    const reps = todo.flatMap((classes) => classes.map((c) => c[0] as FileId))
+    // Read in the order of their data on the device: the disk is asked for ascending addresses.
+    const reps = todo.flatMap((classes) => classes.map((c) => c[0] as FileId)).sort((f, g) => this.t.place(f) - this.t.place(g))
     if (reps.length === 0) return []
     this.report.tick('hash', 0, 0)
     const sample = await this.found.use(reps, (dirs, names) => this.found.binding.sampleFiles(dirs, names, RAW, SAMPLE, SAMPLE_AHEAD, true))
-    let k = 0
+    const index = new Map(reps.map((f, k) => [f, k]))
     return todo.flatMap((classes) => {
       const buckets = new Map<string, FileId[][]>()
       for (const c of classes) {
-        const key = this.sampled(c, sample, k++)
+        const key = this.sampled(c, sample, index.get(c[0] as FileId) as number)
         if (key === undefined) continue
         const b = buckets.get(key)
         if (b === undefined) buckets.set(key, [c])
