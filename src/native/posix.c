@@ -192,7 +192,7 @@ static int sample_open(cf_at at, uint64_t block, uint64_t ahead, cf_stat *out, i
   if ((uint64_t)st.st_size <= 8 * wide) parts = 1, offs[0] = 0, lens[0] = (uint64_t)st.st_size;
   for (int k = 0; k < parts; k++) posix_fadvise(fd, (off_t)offs[k], (off_t)lens[k], POSIX_FADV_WILLNEED);
 #else
-  (void)ahead;
+  (void)block, (void)ahead;
 #endif
   return fd;
 }
