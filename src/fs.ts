@@ -8,12 +8,13 @@ import * as fs from 'node:fs'
 import { constants } from 'node:fs'
 import { dirname, join, resolve, sep } from 'node:path'
 import { cloneTreeWith, cloneTreeWithSync } from './tree.js'
-import { makeAfter, nothingAfter, type After } from './fs-after.js'
+import { madeAfterIn, makeAfter, newPlan, type Plan } from './fs-after.js'
 import { invalidArgType } from './errors.js'
 import {
   checkLinkOver, checkPair, checkParents, checkRootNative, checkType, codedTypeError, cpError, invalidReturn, isDevice, linkTarget,
   stat, validated, validPath, type CpOptions, type CpSyncOptions, type Path, type Resolved,
 } from './fs-checks.js'
+import { checkCycle, decideNative, madeDirMode, overrideFile, underNonDir, type EntryContext } from './fs-node22.js'
 import type { CloneTreeOptions, TreeEntry } from './types.js'
 
 export type { CpOptions, CpSyncOptions } from './fs-checks.js'
@@ -22,17 +23,23 @@ export type { CpOptions, CpSyncOptions } from './fs-checks.js'
 
 /**
  * node:fs's cp is the running Node's, and Node 22 changed parts of it. cpSync's root is checked
- * in C++ there (cpSyncCheckPaths, checkRootNative below): plain Errors with a code and messages
- * of their own, src stat-ed the other way round from `dereference`, Buffers taken. cp and
- * promises.cp refuse an existing directory under errorOnExist without force
- * (ERR_FS_CP_EEXIST), where Node 20 merges into it. What Node 22's cpSync then does with a
- * directory (C++'s cpSyncCopyDir) is not imitated: clonefile/fs copies it as Node 20 does.
+ * in C++ there (cpSyncCheckPaths, checkRootNative): plain Errors with a code and messages of
+ * their own, src stat-ed the other way round from `dereference`, Buffers taken. cp and
+ * promises.cp refuse an existing directory under errorOnExist without force (ERR_FS_CP_EEXIST),
+ * where Node 20 merges into it. cpSync copies a directory in C++ without a filter
+ * (decideNative), and with one by a walk without Node 20's checks of each entry (walk22): both
+ * in fs-node22.ts.
  */
 const major = Number(process.versions.node.split('.')[0])
 const rules = {
   nativeRootChecks: major >= 22,
   existingDirIsEexist: major >= 22,
+  /** how cpSync copies a directory: Node 20's walk, or Node 22's (C++ without a filter) */
+  cpSyncDir: major >= 22 ? ('node22' as const) : ('node20' as const),
 }
+
+/** How one run decides its entries: Node 20's walk, Node 22's cpSync in C++, or its JS walk. */
+type Walk = 'node20' | 'native' | 'walk22'
 
 /** A directory over an existing one: merged, or (Node 22's cp and promises.cp) ERR_FS_CP_EEXIST. */
 function existingDir(o: Resolved, dest: string, sync: boolean): void {
@@ -44,45 +51,21 @@ function existingDir(o: Resolved, dest: string, sync: boolean): void {
  * cloneTree's options that give fs.cp's results: mode kept (setuid/setgid too, by the hooks),
  * nothing else; fs.cp's times are set after (fs-after.ts), for files only.
  */
-function treeOptions(o: Resolved, overwrite: 'error' | 'replace', filter: CloneTreeOptions['filter']): CloneTreeOptions {
+function treeOptions(o: Resolved, overwrite: 'error' | 'replace', filter: CloneTreeOptions['filter'], walk: Walk = 'node20'): CloneTreeOptions {
+  // Node 22's C++ copies files with copy_file (COPYFILE_* ignored) and lists entries by lstat.
+  const native = walk === 'native'
   return {
     overwrite,
-    mode: (o.mode & constants.COPYFILE_FICLONE_FORCE) === constants.COPYFILE_FICLONE_FORCE ? 'always' : 'auto',
+    mode: !native && (o.mode & constants.COPYFILE_FICLONE_FORCE) === constants.COPYFILE_FICLONE_FORCE ? 'always' : 'auto',
     preserve: { mode: true, timestamps: false, ownership: false, xattr: false, links: false, specials: false },
-    dereference: o.dereference,
+    dereference: o.dereference && !native,
     filter,
   }
 }
 
-/** One run of fs.cp: the plan for the root, shared by the sync and async drivers. */
-interface Plan {
-  /** nothing to do: the filter left the root out, or force: false kept an existing file */
-  done?: true
-  /** the root is a symlink: made here */
-  link?: { target: string; replace: boolean }
-  /** the root is a file or directory: cloneTree's arguments */
-  tree?: CloneTreeOptions
-  /** what is made after cloneTree */
-  after: After
-  /** directories that were there before (relative to dest): fs.cp leaves their mode and times */
-  kept: Set<string>
-  /** the source directories' st_mode, relative to src: for those that get entries after cloneTree */
-  dirModes: Map<string, number>
-}
-
-const newPlan = (): Plan => ({ after: nothingAfter(), kept: new Set(), dirModes: new Map() })
-
 /** cloneTree's hooks: directories merged into keep their metadata, and so, until fs-after.ts
  * sets it, do those that get entries after cloneTree; setuid/setgid kept, as fs.cp's chmod does. */
 const hooks = (plan: Plan) => ({ keepsMetadata: (rel: string) => plan.kept.has(rel) || plan.after.modes.has(rel), keepsSetId: true })
-
-/** An entry made after cloneTree in the directory of `rel`: that directory's mode waits for it. */
-function madeAfterIn(plan: Plan, rel: string): void {
-  const slash = rel.lastIndexOf('/')
-  const dir = slash < 0 ? '' : rel.slice(0, slash)
-  const mode = plan.dirModes.get(dir)
-  if (rel !== '' && !plan.kept.has(dir) && mode !== undefined) plan.after.modes.set(dir, mode)
-}
 
 /**
  * A path given as a Buffer: fs.cp takes it as far as its filter and stats, then its path
@@ -110,10 +93,16 @@ function planRoot(o: Resolved, given: string | Buffer, givenDest: string | Buffe
   const plan = newPlan()
   if (s.isDirectory()) {
     if (!o.recursive) throw cpError('ERR_FS_EISDIR', `${src} is a directory (not copied)`, src)
+    const walk: Walk = !sync || rules.cpSyncDir === 'node20' ? 'node20' : o.filter === undefined ? 'native' : 'walk22'
     if (d !== undefined) existingDir(o, dest, sync)
     if (d !== undefined) plan.kept.add('')
-    plan.dirModes.set('', s.mode)
-    plan.tree = treeOptions(o, d === undefined ? 'error' : 'replace', entryFilter(o, src, dest, d !== undefined, plan, sync))
+    // Node 22's C++ makes the root as every directory, with the umask's mode; through a
+    // followed link it walks what the link names.
+    if (walk === 'native' && d === undefined) plan.after.modes.set('', madeDirMode())
+    if (walk === 'native' && fs.lstatSync(src).isSymbolicLink()) plan.walkFrom = fs.realpathSync(src)
+    if (walk !== 'native') plan.dirModes.set('', s.mode)
+    const filter = entryFilter({ o, plan, merging: d !== undefined, destRoot: dest }, src, sync, walk, plan.walkFrom)
+    plan.tree = treeOptions(o, d === undefined ? 'error' : 'replace', filter, walk)
     return plan
   }
   if (s.isSymbolicLink()) {
@@ -145,11 +134,18 @@ const tooLong = (path: string): boolean => path.length * 3 >= PATH_MAX && Buffer
  * cloneTree's filter for fs.cp: the user's filter with (src, dest), then Node's checks of each
  * entry against what is at its destination (only when merging into an existing tree). What
  * fs.cp makes otherwise than cloneTree (relative symlinks, devices) is left out and listed for
- * fs-after.ts, with the files whose times it sets.
+ * fs-after.ts, with the files whose times it sets. `walk` says whose rules: Node 20's, or Node
+ * 22's cpSync (C++ without a filter: fs-node22.ts; with one, Node 20's less its checks of each
+ * entry, walk22). `walkRoot`: where cloneTree walks, where that is not srcRoot.
  */
-function entryFilter(o: Resolved, srcRoot: string, destRoot: string, merging: boolean, plan: Plan, sync: boolean): CloneTreeOptions['filter'] {
+function entryFilter(c: EntryContext, srcRoot: string, sync: boolean, walk: Walk, walkRoot = srcRoot): CloneTreeOptions['filter'] {
+  const { o, plan, merging } = c
   const after = plan.after
+  const walk22 = walk === 'walk22'
   const decide = (rel: string, src: string, dest: string, entry: TreeEntry): boolean => {
+    // Node 22's C++ names entries by their bytes: a name that is not UTF-8 is copied (a file,
+    // where nothing is there; the rest as Node 20, below).
+    if (walk === 'native' && entry.rawPath !== undefined && entry.type === 'file' && !merging && !o.preserveTimestamps) return true
     // A name that is not UTF-8: Node reads it as a string (U+FFFD for the bytes that are not)
     // and stats that path, which is not there: its error. Where it happens to be there, Node
     // copies that entry, which it copies under its own name anyway. A path past PATH_MAX: the
@@ -159,13 +155,17 @@ function entryFilter(o: Resolved, srcRoot: string, destRoot: string, merging: bo
       return false
     }
     if (tooLong(dest)) stat(o, dest)
+    if (walk === 'native') return decideNative(c, rel, src, dest, entry)
     // Following links, a symlink the walk still lists as one dangles (or loops): stat(2)'s error, as Node's.
     if (o.dereference && entry.type === 'symlink') fs.statSync(src)
+    if (walk22 && o.dereference && entry.type === 'directory') checkCycle(src)
     const d = merging ? stat(o, dest) : undefined
-    // Node checks the pair before the source's type.
-    if (d !== undefined) checkPair(src, dest, o.dereference ? fs.statSync(src) : fs.lstatSync(src), d)
+    // Node checks the pair before the source's type (Node 22's walk does neither: a FIFO or a
+    // socket fails an internal assertion there, its error here).
+    if (d !== undefined && !walk22) checkPair(src, dest, o.dereference ? fs.statSync(src) : fs.lstatSync(src), d)
     checkType(entry.mode, dest)
     if (entry.type === 'directory') {
+      if (d !== undefined && walk22 && !d.isDirectory()) return underNonDir(o, src, dest, d)
       if (d !== undefined) existingDir(o, dest, sync)
       plan.dirModes.set(rel, entry.mode)
       if (d !== undefined) plan.kept.add(rel)
@@ -184,6 +184,7 @@ function entryFilter(o: Resolved, srcRoot: string, destRoot: string, merging: bo
       if (o.errorOnExist) throw cpError('ERR_FS_CP_EEXIST', `${dest} already exists`, dest)
       return false
     }
+    if (d !== undefined && walk22) return overrideFile(c, rel, dest, entry)
     if (o.preserveTimestamps) after.times.push(rel)
     if (!isDevice(entry.mode)) return true
     after.devices.push([rel, d !== undefined])
@@ -192,9 +193,9 @@ function entryFilter(o: Resolved, srcRoot: string, destRoot: string, merging: bo
   }
   // cloneTree names entries below src made absolute; Node joins each name to src as given,
   // which for names (no '.', '..' or empty ones) is the root joined once, then the rest.
-  const base = resolve(srcRoot)
+  const base = resolve(walkRoot)
   const skip = base === sep ? 1 : base.length + 1
-  const [srcBase, destBase] = [join(srcRoot, 'x').slice(0, -1), join(destRoot, 'x').slice(0, -1)]
+  const [srcBase, destBase] = [join(srcRoot, 'x').slice(0, -1), join(c.destRoot, 'x').slice(0, -1)]
   return (path, entry) => {
     const rel = path.slice(skip)
     const [src, dest] = [srcBase + rel, destBase + rel]
@@ -241,7 +242,7 @@ export function cpSync(src: Path, dest: Path, options?: CpSyncOptions): void {
   if (plan.done) return
   if (plan.link !== undefined) return makeLink(plan.link.target, to, plan.link.replace)
   try {
-    if (plan.tree !== undefined) cloneTreeWithSync(from, to, plan.tree, hooks(plan))
+    if (plan.tree !== undefined) cloneTreeWithSync(plan.walkFrom ?? from, to, plan.tree, hooks(plan))
   } catch (e) {
     asNode(e)
   }
