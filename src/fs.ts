@@ -9,7 +9,7 @@ import { constants } from 'node:fs'
 import { dirname, join, resolve, sep } from 'node:path'
 import { cloneTreeWith, cloneTreeWithSync } from './tree.js'
 import { madeAfterIn, makeAfter, newPlan, type Plan } from './fs-after.js'
-import { invalidArgType } from './errors.js'
+import { invalidArgType, stdError } from './errors.js'
 import {
   checkLinkOver, checkPair, checkParents, checkRootNative, checkType, codedTypeError, cpError, invalidReturn, isDevice, linkTarget,
   stat, validated, validPath, type CpOptions, type CpSyncOptions, type Path, type Resolved,
@@ -101,6 +101,10 @@ function planRoot(o: Resolved, given: string | Buffer, givenDest: string | Buffe
     if (walk === 'native' && d === undefined) plan.after.modes.set('', madeDirMode())
     if (walk === 'native' && fs.lstatSync(src).isSymbolicLink()) plan.walkFrom = fs.realpathSync(src)
     if (walk !== 'native') plan.dirModes.set('', s.mode)
+    // Node 22's walk joins each name to src and dest: path.join refuses a Buffer, once there is a name.
+    if (walk === 'walk22' && (Buffer.isBuffer(given) || Buffer.isBuffer(givenDest)) && fs.readdirSync(src).length > 0) {
+      throw codedTypeError('ERR_INVALID_ARG_TYPE', 'The "path" argument must be of type string. Received an instance of Buffer')
+    }
     const filter = entryFilter({ o, plan, merging: d !== undefined, destRoot: dest }, src, sync, walk, plan.walkFrom)
     plan.tree = treeOptions(o, d === undefined ? 'error' : 'replace', filter, walk)
     return plan
@@ -117,10 +121,20 @@ function planRoot(o: Resolved, given: string | Buffer, givenDest: string | Buffe
       if (o.errorOnExist) throw cpError('ERR_FS_CP_EEXIST', `${dest} already exists`, dest)
       return { ...plan, done: true }
     }
-    if (isDevice(s.mode)) plan.after.devices.push(['', true])
-    else fs.unlinkSync(dest)
+    // Node 22's cpSync replaces it in C++ (cpSyncOverrideFile): copy_file without a mode (a
+    // device is ENOTSUP), times to the µs.
+    // It removes what is there first: an empty directory too (its checks let a followed link
+    // over a directory through), rmdir's ENOTEMPTY named 'unlink' where it is not empty.
+    const override = sync && rules.cpSyncDir === 'node22'
+    if (override && isDevice(s.mode) && o.mode === 0) throw stdError('ENOTSUP', 'cp', dest)
+    const dir = override && fs.lstatSync(dest).isDirectory()
+    if (dir && fs.readdirSync(dest).length > 0) throw stdError('ENOTEMPTY', 'unlink', dest)
+    if (dir) fs.rmdirSync(dest)
+    if (isDevice(s.mode)) plan.after.devices.push(['', !dir])
+    else if (!dir) fs.unlinkSync(dest)
+    if (override && o.preserveTimestamps) plan.after.exactTimes.push('')
   } else if (isDevice(s.mode)) plan.after.devices.push(['', false])
-  if (o.preserveTimestamps) plan.after.times.push('')
+  if (o.preserveTimestamps && !plan.after.exactTimes.includes('')) plan.after.times.push('')
   if (!isDevice(s.mode)) plan.tree = treeOptions(o, 'error', undefined)
   return plan
 }
