@@ -26,8 +26,18 @@ export interface EntryContext {
   destRoot: string
 }
 
-/** The mode std::filesystem::create_directory gives a directory: 0777 less the umask. */
-export const madeDirMode = (): number => 0o777 & ~process.umask()
+const S_ISGID = 0o2000
+
+/**
+ * The mode std::filesystem::create_directory (mkdir(2)) gives a directory: 0777 less the umask,
+ * and setgid where its parent has it (the kernel passes it on). `parent`: the parent's mode.
+ */
+export const madeDirMode = (parent: number): number => (0o777 & ~process.umask()) | (parent & S_ISGID)
+
+/** The mode of the directory `rel` of dest as Node 22 leaves it: made here, or there before. */
+function destDirMode(c: EntryContext, rel: string, dest: string): number {
+  return c.plan.after.modes.get(rel) ?? fs.statSync(dest).mode
+}
 
 const eexist = (dest: string): Error =>
   plainError('ERR_FS_CP_EEXIST', `[ERR_FS_CP_EEXIST]: Target already exists: cp returned EEXIST (${dest} already exists)`)
@@ -79,7 +89,8 @@ export function decideNative(c: EntryContext, rel: string, src: string, dest: st
   const there = c.merging ? fs.lstatSync(dest, { throwIfNoEntry: false }) : undefined
   const parent = dirname(dest)
   if (entry.type === 'directory') {
-    if (there === undefined) plan.after.modes.set(rel, madeDirMode())
+    const up = rel.includes('/') ? rel.slice(0, rel.lastIndexOf('/')) : ''
+    if (there === undefined) plan.after.modes.set(rel, madeDirMode(destDirMode(c, up, dirname(dest))))
     else if (there.isDirectory()) plan.kept.add(rel)
     // create_directory: a directory followed through a symlink is merged into (written through
     // the link), anything else aborts the process. Neither is followed here: Node 20's error.
@@ -195,12 +206,26 @@ export function underNonDir(o: Resolved, src: string, dest: string, there: fs.St
 }
 
 /**
- * Node 22's walk with a filter follows links (dereference) without Node 20's check that a
- * directory is not inside itself: a link to an enclosing directory is walked into again and
- * again until a stat is ELOOP. cloneTree leaves such a link out; here it is that error.
+ * Node's JS walks follow links (dereference) without noticing a directory met again: a link to
+ * an enclosing directory is walked into again and again, each time one link and one segment
+ * longer, until a path is too long (ENAMETOOLONG) or has more than 40 links (ELOOP). cloneTree
+ * leaves such a link out; here it is the error Node meets first. (Node 20's walks and Node 22's
+ * cp and promises.cp too: fs.ts asks for every walk but Node 22's C++.)
  */
-export function checkCycle(src: string): void {
+export function checkCycle(src: string, dest: string): void {
   if (!fs.lstatSync(src).isSymbolicLink()) return
-  const [real, from] = [fs.realpathSync(src), fs.realpathSync(dirname(src))]
-  if (from === real || from.startsWith(real === sep ? sep : real + sep)) throw fsError('ELOOP', 'stat', { path: src })
+  const real = fs.realpathSync(src)
+  let enclosing = dirname(src)
+  for (; ; enclosing = dirname(enclosing)) {
+    if (fs.realpathSync(enclosing) === real) break
+    if (dirname(enclosing) === enclosing) return // not an enclosing directory: no cycle
+  }
+  let links = 0
+  for (let p = src; p !== dirname(p); p = dirname(p)) if (fs.lstatSync(p).isSymbolicLink()) links++
+  const rounds = Math.max(41 - links, 0)
+  const segment = src.length - enclosing.length
+  const tooLong = Math.max(src.length, dest.length) + rounds * segment >= PATH_MAX
+  throw fsError(tooLong ? 'ENAMETOOLONG' : 'ELOOP', 'stat', { path: src })
 }
+
+const PATH_MAX = process.platform === 'darwin' ? 1024 : 4096

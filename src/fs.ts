@@ -98,7 +98,7 @@ function planRoot(o: Resolved, given: string | Buffer, givenDest: string | Buffe
     if (d !== undefined) plan.kept.add('')
     // Node 22's C++ makes the root as every directory, with the umask's mode; through a
     // followed link it walks what the link names.
-    if (walk === 'native' && d === undefined) plan.after.modes.set('', madeDirMode())
+    if (walk === 'native' && d === undefined) plan.after.modes.set('', madeDirMode(fs.statSync(dirname(dest)).mode))
     if (walk === 'native' && fs.lstatSync(src).isSymbolicLink()) plan.walkFrom = fs.realpathSync(src)
     if (walk !== 'native') plan.dirModes.set('', s.mode)
     // Node 22's walk joins each name to src and dest: path.join refuses a Buffer, once there is a name.
@@ -172,7 +172,7 @@ function entryFilter(c: EntryContext, srcRoot: string, sync: boolean, walk: Walk
     if (walk === 'native') return decideNative(c, rel, src, dest, entry)
     // Following links, a symlink the walk still lists as one dangles (or loops): stat(2)'s error, as Node's.
     if (o.dereference && entry.type === 'symlink') fs.statSync(src)
-    if (walk22 && o.dereference && entry.type === 'directory') checkCycle(src)
+    if (o.dereference && entry.type === 'directory') checkCycle(src, dest)
     const d = merging ? stat(o, dest) : undefined
     // Node checks the pair before the source's type (Node 22's walk does neither: a FIFO or a
     // socket fails an internal assertion there, its error here).
