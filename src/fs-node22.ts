@@ -196,11 +196,19 @@ export function underNonDir(o: Resolved, src: string, dest: string, there: fs.St
       if (!keep) continue
     }
     const st = stat(o, from, true) as fs.Stats
+    // lstat's ENOTDIR below a file is thrown; stat's (dereference) is "nothing there", and so is
+    // what is below a dangling link: then making it fails, ENOTDIR or ENOENT.
     stat(o, to)
-    if (st.isDirectory()) throw fsError('ENOENT', 'mkdir', { path: to })
-    if (st.isSymbolicLink()) throw fsError('ENOENT', 'symlink', { path: linkTarget(o, from), dest: to })
+    let code = 'ENOENT'
+    try {
+      if (status(dest) !== undefined) code = 'ENOTDIR'
+    } catch (e) {
+      code = (e as NodeJS.ErrnoException).code ?? code
+    }
+    if (st.isDirectory()) throw fsError(code, 'mkdir', { path: to })
+    if (st.isSymbolicLink()) throw fsError(code, 'symlink', { path: linkTarget(o, from), dest: to })
     checkType(st.mode, to)
-    throw fsError('ENOENT', 'copyfile', { path: from, dest: to })
+    throw fsError(code, 'copyfile', { path: from, dest: to })
   }
   return false
 }
