@@ -8,6 +8,7 @@
 // /proc/self/fd/N (proc(5)); elsewhere the path is used as it is.
 import * as fs from 'node:fs'
 import { constants } from 'node:fs'
+import type { CloneTreeOptions } from './types.js'
 
 /** Entries relative to the roots (src and dest), '/'-separated; '' is the root itself. */
 export interface After {
@@ -32,7 +33,7 @@ export interface Plan {
   /** the root is a symlink: made here */
   link?: { target: string; replace: boolean }
   /** the root is a file or directory: cloneTree's arguments */
-  tree?: import('./types.js').CloneTreeOptions
+  tree?: CloneTreeOptions
   /** the directory cloneTree walks, where it is not src itself (a followed root of Node 22's C++ walk) */
   walkFrom?: string
   /** what is made after cloneTree */
