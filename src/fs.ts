@@ -157,9 +157,13 @@ function entryFilter(c: EntryContext, srcRoot: string, sync: boolean, walk: Walk
   const after = plan.after
   const walk22 = walk === 'walk22'
   const decide = (rel: string, src: string, dest: string, entry: TreeEntry): boolean => {
-    // Node 22's C++ names entries by their bytes: a name that is not UTF-8 is copied (a file,
-    // where nothing is there; the rest as Node 20, below).
-    if (walk === 'native' && entry.rawPath !== undefined && entry.type === 'file' && !merging && !o.preserveTimestamps) return true
+    // Node 22's C++ names entries by their bytes: a path that is not UTF-8 is copied, where
+    // nothing is there: files (without their times), directories (with their source's mode),
+    // links kept verbatim; specials left out. The rest fails as Node 20's, below (README).
+    if (walk === 'native' && entry.rawPath !== undefined && !merging) {
+      if (entry.type === 'directory' || (entry.type === 'file' && !o.preserveTimestamps) || (entry.type === 'symlink' && o.verbatimSymlinks)) return true
+      if (entry.type !== 'file' && entry.type !== 'symlink') return false
+    }
     // A name that is not UTF-8: Node reads it as a string (U+FFFD for the bytes that are not)
     // and stats that path, which is not there: its error. Where it happens to be there, Node
     // copies that entry, which it copies under its own name anyway. A path past PATH_MAX: the
