@@ -193,7 +193,9 @@ function resolves(link: string): boolean {
  * and with an existing destination any entry.
  */
 function faults(root: string, existing: boolean, dereference: boolean, cannotClone: boolean, forced: boolean, native22 = false): number {
-  if (!nodeFs.lstatSync(root, { throwIfNoEntry: false })?.isDirectory()) return 0
+  // A root link followed (dereference) is the directory it names.
+  const top = dereference && resolves(root) ? nodeFs.statSync(root) : nodeFs.lstatSync(root, { throwIfNoEntry: false })
+  if (top?.isDirectory() !== true) return 0
   let n = 0
   for (const name of nodeFs.readdirSync(root, { recursive: true }) as string[]) {
     const p = path.join(root, name)
