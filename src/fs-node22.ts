@@ -9,7 +9,8 @@
 //    destination, a file over an existing entry replaced in C++ (cpSyncOverrideFile); fs.ts'
 //    decide with the walk22 rules, and overrideFile / underNonDir here.
 // Where Node 22 follows a symlink at the destination (writes through it) or aborts the process,
-// clonefile/fs keeps an error of its own and never follows it (see README).
+// clonefile/fs keeps an error of its own (or, a file over a link, replaces the link) and never
+// follows it (see README; test/fs.test.ts leaves those runs out, each with its reason).
 import * as fs from 'node:fs'
 import { dirname, isAbsolute, join, normalize, sep } from 'node:path'
 import { fsError, stdError } from './errors.js'
