@@ -171,3 +171,31 @@ export function abortError(signal: AbortSignal): Error {
   err.code = 'ABORT_ERR'
   return err
 }
+
+// glibc's strerror for the errnos std::filesystem reports in Node 22's cpSync (its
+// ErrnoException says them, where libuv's errors say uv's lowercase descriptions).
+const strerror: Record<string, string> = {
+  EEXIST: 'File exists',
+  ENOENT: 'No such file or directory',
+  ENOTDIR: 'Not a directory',
+  EISDIR: 'Is a directory',
+  ENOTEMPTY: 'Directory not empty',
+  ENOTSUP: 'Operation not supported',
+  ELOOP: 'Too many levels of symbolic links',
+  ENAMETOOLONG: 'File name too long',
+  EACCES: 'Permission denied',
+  EPERM: 'Operation not permitted',
+  EINVAL: 'Invalid argument',
+  EXDEV: 'Invalid cross-device link',
+}
+
+/**
+ * What Node's C++ throws for a std::filesystem error (ErrnoException): `CODE, strerror 'path'`,
+ * a positive errno, the syscall it names (Node 22's cpSync: 'cp', or 'unlink').
+ */
+export function stdError(code: string, syscall: string, path: string): NodeJS.ErrnoException {
+  const err = new Error(`${code}, ${strerror[code] ?? code} '${path}'`) as NodeJS.ErrnoException
+  Object.assign(err, { errno: errnoOf(code === 'ENOTSUP' ? 'EOPNOTSUPP' : code) ?? 0, code, path, syscall })
+  Error.captureStackTrace(err, stdError)
+  return err
+}

@@ -8,6 +8,7 @@
 // /proc/self/fd/N (proc(5)); elsewhere the path is used as it is.
 import * as fs from 'node:fs'
 import { constants } from 'node:fs'
+import type { CloneTreeOptions } from './types.js'
 
 /** Entries relative to the roots (src and dest), '/'-separated; '' is the root itself. */
 export interface After {
@@ -17,11 +18,41 @@ export interface After {
   devices: Array<[string, boolean]>
   /** files to give their source's times as fs.cp does (utimes with Dates) */
   times: string[]
+  /** files to give their source's times as Node 22's C++ does (seconds as a double: to the µs) */
+  exactTimes: string[]
   /** directories that got entries here, whose mode is set after them: rel -> the source's st_mode */
   modes: Map<string, number>
 }
 
-export const nothingAfter = (): After => ({ links: [], devices: [], times: [], modes: new Map() })
+export const nothingAfter = (): After => ({ links: [], devices: [], times: [], exactTimes: [], modes: new Map() })
+
+/** One run of fs.cp: what is made around cloneTree, shared by the sync and async drivers. */
+export interface Plan {
+  /** nothing to do: the filter left the root out, or force: false kept an existing file */
+  done?: true
+  /** the root is a symlink: made here */
+  link?: { target: string; replace: boolean }
+  /** the root is a file or directory: cloneTree's arguments */
+  tree?: CloneTreeOptions
+  /** the directory cloneTree walks, where it is not src itself (a followed root of Node 22's C++ walk) */
+  walkFrom?: string
+  /** what is made after cloneTree */
+  after: After
+  /** directories that were there before (relative to dest): fs.cp leaves their mode and times */
+  kept: Set<string>
+  /** the source directories' st_mode, relative to src: for those that get entries after cloneTree */
+  dirModes: Map<string, number>
+}
+
+export const newPlan = (): Plan => ({ after: nothingAfter(), kept: new Set(), dirModes: new Map() })
+
+/** An entry made after cloneTree in the directory of `rel`: that directory's mode waits for it. */
+export function madeAfterIn(plan: Plan, rel: string): void {
+  const slash = rel.lastIndexOf('/')
+  const dir = slash < 0 ? '' : rel.slice(0, slash)
+  const mode = plan.dirModes.get(dir)
+  if (rel !== '' && !plan.kept.has(dir) && mode !== undefined) plan.after.modes.set(dir, mode)
+}
 
 // open(2): O_PATH holds the inode itself (no permission needed, no device opened); 010000000
 // on every Linux architecture Node runs on, and not in fs.constants.
@@ -40,6 +71,7 @@ export function makeAfter(after: After, src: string, dest: string, mode: number,
     ...after.links.map(([target, rel, replace]): [string, Act] => [rel, (at) => makeLink(target, at.dest, replace)]),
     ...after.devices.map(([rel, replace]): [string, Act] => [rel, (at) => copyDevice(at, replace, mode, follow)]),
     ...after.times.map((rel): [string, Act] => [rel, (at) => copyTimes(at, follow)]),
+    ...after.exactTimes.map((rel): [string, Act] => [rel, (at) => copyExactTimes(at)]),
   ].sort((a, b) => compare(a[0], b[0]))
   const chains = new Chains(src, dest, follow)
   try {
@@ -189,4 +221,31 @@ function copyDevice(at: Places, replace: boolean, mode: number, follow: boolean)
 function copyTimes(at: Places, follow: boolean): void {
   const st = follow ? fs.statSync(at.src()) : fs.lstatSync(at.src())
   fs.lutimesSync(at.dest, st.atime, st.mtime)
+}
+
+/**
+ * Node 22's C++ (CopyUtimes): the source's times from stat(2) as tv_sec + tv_nsec / 1e9, a double
+ * libuv turns back into a timespec to the microsecond; the same double here, by the same sums.
+ */
+function copyExactTimes(at: Places): void {
+  const st = fs.statSync(at.src(), { bigint: true })
+  const seconds = (ns: bigint): number => {
+    const sec = (ns >= 0n ? ns : ns - 999_999_999n) / 1_000_000_000n // tv_sec: rounded down
+    return Number(sec) + Number(ns - sec * 1_000_000_000n) / 1e9
+  }
+  fs.lutimesSync(at.dest, seconds(st.atimeNs), seconds(st.mtimeNs))
+}
+
+/**
+ * Removes the empty directory `rel` of `dest`, reached as everything here is (O_NOFOLLOW, one
+ * component at a time): where Node 22's cpSync replaces a directory with a file (rmdir's error,
+ * ENOTEMPTY, where it is not empty).
+ */
+export function removeDir(dest: string, rel: string): void {
+  const chains = new Chains(dest, dest, false)
+  try {
+    chains.at(rel, (at) => fs.rmdirSync(at.dest))
+  } finally {
+    chains.close()
+  }
 }
