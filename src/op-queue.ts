@@ -44,6 +44,9 @@ export interface Batch {
   groups: Array<LinkGroup | undefined>
   /** per operation: a directory whose metadata it sets, to close once it is done */
   closes: Array<TreeDir | undefined>
+  /** per operation: an ancestor whose descriptor its addresses start from, held until it is
+   * done (where the directory itself was closed) */
+  holds: Array<TreeDir | undefined>
   /** copies made because these files' clones failed (their fallbacks are counted already) */
   retry: boolean
 }
@@ -59,11 +62,14 @@ export class OpQueue {
   private devs: number[] = []
   private groups: Array<LinkGroup | undefined> = []
   private closes: Array<TreeDir | undefined> = []
+  private holds: Array<TreeDir | undefined> = []
 
   /** `temps`: each operation gets a temporary name (replacing, or not made in place) */
   constructor(readonly flags: number, private readonly temps: boolean) {}
 
-  add(kind: number, src: At, dst: At, owner: TreeDir | undefined, label: string, dstRel: string, dev = 0, group?: LinkGroup, closes?: TreeDir): void {
+  add(kind: number, src: At, dst: At, owner: TreeDir | undefined, label: string, dstRel: string, dev = 0, group?: LinkGroup, closes?: TreeDir, holds?: TreeDir): void {
+    if (holds !== undefined) holds.busy++
+    this.holds.push(holds)
     if (owner !== undefined) {
       owner.busy++
       owner.pending++
@@ -97,7 +103,7 @@ export class OpQueue {
       while (start > 0 && owners[start - 1] === owners[n]) start--
       if (start > 0) n = start
     }
-    const cut = <T>(key: 'kinds' | 'src' | 'dst' | 'owners' | 'labels' | 'dsts' | 'devs' | 'groups' | 'closes'): T[] => {
+    const cut = <T>(key: 'kinds' | 'src' | 'dst' | 'owners' | 'labels' | 'dsts' | 'devs' | 'groups' | 'closes' | 'holds'): T[] => {
       const all = this[key] as unknown as T[]
       if (n === all.length) {
         ;(this[key] as unknown as T[]) = []
@@ -124,6 +130,7 @@ export class OpQueue {
       devs: cut('devs'),
       groups: cut('groups'),
       closes: cut('closes'),
+      holds: cut('holds'),
       retry,
     }
   }

@@ -127,11 +127,18 @@ export class TreeRun {
    * directories to list. A promise where an async filter must be waited for.
    */
   absorbScan(scanned: Array<Scanned<TreeDir>>): void | Promise<void> {
-    for (let k = 0; k < scanned.length; k++) {
+    // Each directory is held open until its entries are planned: an async filter's answer may
+    // be waited for meanwhile, and the walk closes idle directories when too many are open.
+    for (const s of scanned) s.dir.busy++
+    return this.absorbFrom(scanned, 0)
+  }
+
+  private absorbFrom(scanned: Array<Scanned<TreeDir>>, from: number): void | Promise<void> {
+    for (let k = from; k < scanned.length; k++) {
       const s = scanned[k] as Scanned<TreeDir>
       const waiting = this.absorbDir(s)
       if (waiting !== undefined) {
-        return waiting.then(() => this.absorbScan(scanned.slice(k + 1)))
+        return waiting.then(() => this.absorbFrom(scanned, k + 1))
       }
     }
   }
@@ -146,17 +153,25 @@ export class TreeRun {
     if (parent !== undefined) this.release(parent)
     if (errno !== 0) {
       this.fail({ errno, syscall }, onDest ? undefined : dir.rel, dir.rel)
+      this.walker.unhold(dir)
       this.release(dir)
       return undefined
     }
     if (this.stopped) {
+      this.walker.unhold(dir)
       this.release(dir)
       return undefined
     }
     dir.stream = this.dirCount++ % this.streams.length
     const keep = this.filtered(dir, listing)
-    if (keep instanceof Promise) return keep.then((k) => this.plan(dir, listing, k))
-    this.plan(dir, listing, keep)
+    if (keep instanceof Promise) {
+      return keep.then((k) => this.plan(dir, listing, k)).finally(() => this.walker.unhold(dir))
+    }
+    try {
+      this.plan(dir, listing, keep)
+    } finally {
+      this.walker.unhold(dir)
+    }
     return undefined
   }
 
@@ -256,8 +271,11 @@ export class TreeRun {
     }
     // Everything it will hold is made: setting its times now is final. In its own stream, as
     // one more operation; it is closed once that is done.
+    // Where dir was closed (idle while its subtree was walked), it is named from an open
+    // ancestor, held until the operation is done.
     const stream = this.streams[dir.stream] as OpQueue
-    stream.add(Op.DirMeta, this.walker.dirAt(dir), this.walker.dirAt(dir, true), undefined, dir.rel, dir.rel, 0, undefined, dir)
+    const base = this.walker.baseOf(dir) as TreeDir | undefined
+    stream.add(Op.DirMeta, this.walker.dirAt(dir), this.walker.dirAt(dir, true), undefined, dir.rel, dir.rel, 0, undefined, dir, base === dir ? undefined : base)
   }
 
   /**
@@ -343,14 +361,16 @@ export class TreeRun {
         this.count(kind, n, batch, i)
       }
       if (owner !== undefined) {
-        owner.busy--
+        this.walker.unhold(owner)
         this.release(owner)
       }
       const done = batch.closes[i]
       if (done !== undefined) {
-        done.busy--
+        this.walker.unhold(done)
         this.walker.close(done)
       }
+      const held = batch.holds[i]
+      if (held !== undefined) this.walker.unhold(held)
     }
     this.progress(false)
     return retry.length > 0 ? retry.take(Infinity, true) : undefined

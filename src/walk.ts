@@ -33,8 +33,10 @@ export interface WalkDir {
   dev: number
   ino: number
   /** operations queued or running that name entries through its descriptors: while any, it
-   * stays open */
+   * stays open (a close asked for meanwhile waits for the last: closeLater) */
   busy: number
+  /** closed once nothing holds it any more (busy back to 0; Walker.unhold) */
+  closeLater: boolean
   /** what remains before it is complete, counted by its consumer (its listing, its entries'
    * operations, its subdirectories) */
   pending: number
@@ -149,6 +151,22 @@ export class Walker<D extends WalkDir> {
     return { dir: dst ? a.dstFd : a.fd, name: dir.rel.slice(a.rel === '' ? 0 : a.rel.length + 1) }
   }
 
+  /** The directory whose descriptor dirAt(dir, dst) names it from: dir itself where it is
+   * open, else its nearest open ancestor; undefined where it is the root's own address. An
+   * operation that uses that address holds it (busy) until it is done: nothing may close it
+   * under the operation, nor give its number to another directory. */
+  baseOf(dir: WalkDir, dst = false): WalkDir | undefined {
+    let a: WalkDir | undefined = dir
+    while (a !== undefined && (dst ? a.dstFd : a.fd) < 0) a = a.parent
+    return a
+  }
+
+  /** One holder fewer; the directory is closed if a close waited for it. */
+  unhold(dir: WalkDir): void {
+    dir.busy--
+    if (dir.busy === 0 && dir.closeLater) this.close(dir as D)
+  }
+
   /** The open directory a name from dirAt(dir) is relative to, or undefined (CWD). */
   private base(dir: WalkDir): WalkDir | undefined {
     let a = dir.parent
@@ -199,7 +217,7 @@ export class Walker<D extends WalkDir> {
     for (let k = 0; k < req.dirs.length; k++) {
       const dir = req.dirs[k] as D
       const hold = req.holds[k]
-      if (hold !== undefined) hold.busy--
+      if (hold !== undefined) this.unhold(hold)
       const count = out.dirs[k] as number
       const listing = { out, first, count, firstExtent }
       first += count
@@ -252,8 +270,14 @@ export class Walker<D extends WalkDir> {
     this.open.add(parent)
   }
 
-  /** Closes the directory's descriptors (it is complete, or idle and one too many). */
+  /** Closes the directory's descriptors (it is complete, or idle and one too many); while an
+   * operation holds it, once the last is done. */
   close(dir: D): void {
+    if (dir.busy > 0) {
+      dir.closeLater = true
+      return
+    }
+    dir.closeLater = false
     if (dir.fd < 0 && dir.dstFd < 0) return
     const fds = [dir.fd, dir.dstFd].filter((fd) => fd >= 0)
     dir.fd = -1
@@ -271,15 +295,18 @@ export class Walker<D extends WalkDir> {
     }
   }
 
-  /** Closes everything still open: the walk is over (or failed). */
+  /** Closes everything still open: the walk is over (or failed), and no job runs any more. */
   end(): void {
-    for (const d of [...this.open]) this.close(d)
+    for (const d of [...this.open]) {
+      d.busy = 0
+      this.close(d)
+    }
   }
 }
 
 /** A consumer's directory: the walker's fields, set up. */
 export function newDir<T extends object>(parent: WalkDir | undefined, name: string, rel: string, extra: T): WalkDir & T {
-  return { parent, name, rel, depth: parent === undefined ? 0 : parent.depth + 1, fd: -1, dstFd: -1, dev: -1, ino: -1, busy: 0, pending: 1, ...extra }
+  return { parent, name, rel, depth: parent === undefined ? 0 : parent.depth + 1, fd: -1, dstFd: -1, dev: -1, ino: -1, busy: 0, closeLater: false, pending: 1, ...extra }
 }
 
 /** Names joined for the addon. */

@@ -421,3 +421,37 @@ describe('cloneTree faults: kill -9 mid-tree', () => {
     }
   })
 })
+
+describe('cloneTree faults: descriptors the walk closes', () => {
+  // The walk keeps at most 256 directories open and closes idle ones past that. A directory
+  // whose entries wait for an async filter's answers (and the others of its scan behind it)
+  // must stay open until they are planned; before, they could be closed meanwhile and their
+  // entries' operations named a closed descriptor (EBADF), or one since given to another
+  // directory. 2,000 directories; every answer after a timer, every 100th 5 ms late.
+  test('an async filter that answers late, over more directories than stay open: every entry made', async (t) => {
+    const m = await needMount(t, 'xfs')
+    if (!m) return
+    const dir = freshDir(m)
+    const src = path.join(dir, 'src')
+    for (let i = 0; i < 40; i++) {
+      for (let j = 0; j < 50; j++) {
+        fs.mkdirSync(path.join(src, `a${i}`, `b${j}`), { recursive: true })
+        fs.writeFileSync(path.join(src, `a${i}`, `b${j}`, 'f'), `${i}.${j}`)
+      }
+    }
+    for (let round = 0; round < 3; round++) {
+      const dst = path.join(dir, `dst${round}`)
+      let n = 0
+      const r = await cloneTree(src, dst, {
+        filter: async () => {
+          await new Promise((resolve) => setTimeout(resolve, n++ % 100 === 0 ? 5 : 0))
+          return true
+        },
+      })
+      assert.equal(r.files, 2000)
+      assert.deepEqual(r.errors ?? [], [])
+      assert.equal(fs.readFileSync(path.join(dst, 'a39', 'b49', 'f'), 'utf8'), '39.49')
+      fs.rmSync(dst, { recursive: true })
+    }
+  })
+})
