@@ -26,6 +26,12 @@ const SAMPLE_AHEAD = 128 * 1024
  * with enough queued, and the next one asked for while this one's buckets are shared. */
 const WINDOW = 512
 
+/** A window's buckets (classes whose samples agree), and the group the next window starts at. */
+interface Window {
+  buckets: Array<FileId[][]>
+  end: number
+}
+
 /** Shares the blocks of files[0] with every other file, comparing first (the OS's way). */
 export type Share = (files: FileId[], size: number) => Promise<DedupeBatch>
 
@@ -49,19 +55,18 @@ export class Apply {
     const { report, t } = this
     const groups = t.sizeGroups((f) => !report.cannot.has(t.dev(f)))
     report.totals(groups.reduce((n, g) => n + g.length, 0), groups.reduce((n, g) => n + g.length * t.size(g[0] as FileId), 0))
-    let at = 0
-    const window = (): Promise<Array<FileId[][]>> => {
-      const p = this.sampleWindow(groups, at, (end) => { at = end })
+    const window = (from: number): Promise<Window> => {
+      const p = this.sampleWindow(groups, from)
       p.catch(() => undefined) // awaited below; an abort may leave it behind
       return p
     }
-    let next = window()
+    let next = window(0)
     try {
       for (;;) {
-        const buckets = await next
+        const { buckets, end } = await next
         report.checkAbort()
-        const more = at < groups.length
-        if (more) next = window()
+        const more = end < groups.length
+        if (more) next = window(end)
         await this.dedupeAll(buckets)
         if (!more) break
       }
@@ -88,8 +93,8 @@ export class Apply {
 
   /** Files of one device and size, a window of groups from groups[from]: by extent map (a group
    * that shares every block already is counted, nothing read), then by the samples of one file
-   * of each class. `end` is told where the window ended, before anything is read. */
-  private async sampleWindow(groups: FileId[][], from: number, end: (at: number) => void): Promise<Array<FileId[][]>> {
+   * of each class. Its buckets, and where the next window starts. */
+  private async sampleWindow(groups: FileId[][], from: number): Promise<Window> {
     const todo: FileId[][][] = []
     let at = from
     for (let reps = 0; at < groups.length && reps < WINDOW; at++) {
@@ -103,24 +108,24 @@ export class Apply {
         reps += classes.length
       }
     }
-    end(at)
     // Read in the order of their data on the device: the disk is asked for ascending addresses.
     const reps = todo.flatMap((classes) => classes.map((c) => c[0] as FileId)).sort((f, g) => this.t.place(f) - this.t.place(g))
-    if (reps.length === 0) return []
+    if (reps.length === 0) return { buckets: [], end: at }
     this.report.tick('hash', 0, 0)
     const sample = await this.found.use(reps, (dirs, names) => this.found.binding.sampleFiles(dirs, names, RAW, SAMPLE, SAMPLE_AHEAD, true))
     const index = new Map(reps.map((f, k) => [f, k]))
-    return todo.flatMap((classes) => {
-      const buckets = new Map<string, FileId[][]>()
+    const buckets = todo.flatMap((classes) => {
+      const byKey = new Map<string, FileId[][]>()
       for (const c of classes) {
         const key = this.sampled(c, sample, index.get(c[0] as FileId) as number)
         if (key === undefined) continue
-        const b = buckets.get(key)
-        if (b === undefined) buckets.set(key, [c])
+        const b = byKey.get(key)
+        if (b === undefined) byKey.set(key, [c])
         else b.push(c)
       }
-      return [...buckets.values()]
+      return [...byKey.values()]
     })
+    return { buckets, end: at }
   }
 
   /** The sample of class c (its first file, sample k): its key, or undefined where it failed
