@@ -61,6 +61,14 @@ static void set_cancelled(cf_error *err) {
   *err = (cf_error){.errnum = ECANCELED, .syscall = "cancel"};
 }
 
+/* A whole-job call not started because the job was cancelled first: its result is ECANCELED. */
+static bool cancelled_before(job_t *job) {
+  if (!cancelled(job)) return false;
+  set_cancelled(&job->err);
+  job->result = -ECANCELED;
+  return true;
+}
+
 /* ---- cloneFile(src: path | Buffer | fd, dst, temp?, method, flags, async) ---- */
 
 typedef struct {
@@ -931,11 +939,7 @@ static bool dedupe_parse(napi_env env, napi_value *argv, job_t *job) {
 
 static void dedupe_run(job_t *job) {
   dedupe_job *j = (dedupe_job *)job;
-  if (cancelled(job)) {
-    set_cancelled(&job->err);
-    job->result = -ECANCELED;
-    return;
-  }
+  if (cancelled_before(job)) return;
   job->result = cf_dedupe_files(j->files.at, j->files.n, j->length, j->status, j->deduped, j->before, j->after,
                                 j->maps, j->map_counts, &job->err);
 }
@@ -1105,11 +1109,7 @@ static bool swap_parse(napi_env env, napi_value *argv, job_t *job) {
 
 static void swap_run(job_t *job) {
   swap_job *j = (swap_job *)job;
-  if (cancelled(job)) {
-    set_cancelled(&job->err);
-    job->result = -ECANCELED;
-    return;
-  }
+  if (cancelled_before(job)) return;
   job->result = cf_swap_files(j->d.files.at, j->temps, j->d.files.n, j->d.status, j->d.deduped, j->d.before,
                               j->d.after, &job->err);
 }
