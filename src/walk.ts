@@ -140,8 +140,7 @@ export class Walker<D extends WalkDir> {
 
   /** Where the directory itself is: its own descriptor with the name '' when it is open. */
   dirAt(dir: WalkDir, dst = false): At {
-    let a: WalkDir | undefined = dir
-    while (a !== undefined && (dst ? a.dstFd : a.fd) < 0) a = a.parent
+    const a = this.baseOf(dir, dst)
     if (a === undefined) {
       // Nothing open on the way up: from the root's own address (only before the root is open).
       const root = dst ? this.rootDst : this.rootSrc
@@ -167,13 +166,6 @@ export class Walker<D extends WalkDir> {
     if (dir.busy === 0 && dir.closeLater) this.close(dir as D)
   }
 
-  /** The open directory a name from dirAt(dir) is relative to, or undefined (CWD). */
-  private base(dir: WalkDir): WalkDir | undefined {
-    let a = dir.parent
-    while (a !== undefined && a.fd < 0) a = a.parent
-    return a
-  }
-
   /** The next directories to list, at most `max`; undefined when none are waiting. */
   nextScan(max: number): ScanRequest<D> | undefined {
     if (this.pending.length === 0) return undefined
@@ -188,7 +180,8 @@ export class Walker<D extends WalkDir> {
       const src = d.parent === undefined ? this.rootSrc : this.entryAt(d.parent, d.name)
       at[k] = src.dir
       names.push(src.name)
-      const hold = d.parent === undefined ? undefined : this.base(d)
+      // The open directory its name is relative to (entryAt's): held until the answer is absorbed.
+      const hold = d.parent === undefined ? undefined : this.baseOf(d.parent)
       if (hold !== undefined) hold.busy++
       holds.push(hold)
       if (makes === undefined) return
