@@ -175,6 +175,14 @@ export function abortSignal(): Spec<AbortSignal | undefined> {
   }
 }
 
+/** A path (PathLike) as a byte string, or undefined. */
+export function optionalPath(): Spec<string | undefined> {
+  return {
+    default: undefined,
+    check: (name, value) => toRaw(toPath(name, value)),
+  }
+}
+
 /** A nested option object with a table of its own (cloneTree's `preserve`): resolved whole. */
 export function nested<R extends object>(table: OptionTable<R>): Spec<Readonly<R>> {
   return {

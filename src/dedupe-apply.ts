@@ -10,6 +10,7 @@ import { constants } from 'node:os'
 import { RAW, Space, type DedupeBatch, type SampleBatch } from './binding.js'
 import { statAt } from './entries.js'
 import { EXTENT_STRIDE, NOT_DATA, Ranges, extentsOf } from './extents.js'
+import type { DedupeCache } from './dedupe-cache.js'
 import type { FileId, FileTable } from './dedupe-files.js'
 import { CANNOT, EBADE, type Report } from './dedupe-report.js'
 import type { Found } from './dedupe-scan.js'
@@ -39,7 +40,7 @@ export class Apply {
   private readonly t: FileTable
   private readonly report: Report
 
-  constructor(private readonly found: Found, private readonly share: Share) {
+  constructor(private readonly found: Found, private readonly share: Share, private readonly cache?: DedupeCache) {
     this.t = found.table
     this.report = found.report
   }
@@ -103,7 +104,10 @@ export class Apply {
       if (!this.found.extents) await this.cloneIds(files)
       const classes = this.byExtents(files)
       if (classes.length === 1) this.shared(classes[0] as FileId[])
-      else {
+      else if (this.cache?.knownApart(this.t, classes) === true) {
+        // A run before proved them different, and none has changed since: nothing to read.
+        for (const c of classes) this.shared(c, false)
+      } else {
         todo.push(classes)
         reps += classes.length
       }
@@ -157,8 +161,10 @@ export class Apply {
     })
   }
 
-  /** Members of one extent class: they share every block already. */
-  private shared(c: FileId[]): void {
+  /** Members of one extent class: they share every block already (one content: the cache's
+   * class, unless the cache already has them). */
+  private shared(c: FileId[], prove = true): void {
+    if (prove) this.cache?.proven(c)
     if (c.length < 2) return
     this.report.result.groups++
     this.report.group(this.found.pathOf(c[0] as FileId), this.t.size(c[0] as FileId), [], c.slice(1).map((f) => this.found.pathOf(f)))
@@ -224,8 +230,10 @@ export class Apply {
       report.failed(found.pathOf(keeper), out.errno ?? EIO, out.syscall ?? 'open')
       return undefined
     }
-    if (!t.unchanged(keeper, statAt(out.after, 0))) report.changed(found.pathOf(keeper))
+    const kept = t.unchanged(keeper, statAt(out.after, 0))
+    if (!kept) report.changed(found.pathOf(keeper))
     const { now, rest } = this.outcome(dests, out, size)
+    if (kept) this.cache?.proven([...keepers, ...now])
     if (report.cannot.has(t.dev(keeper))) return []
     if (now.length > 0 || keepers.length > 1) {
       report.result.groups++

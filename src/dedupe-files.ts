@@ -63,6 +63,7 @@ export class FileTable {
   }
 
   dev = (f: FileId): number => this.cols[f * Col.Stride + Col.Dev] as number
+  ino = (f: FileId): number => this.cols[f * Col.Stride + Col.Ino] as number
   size = (f: FileId): number => this.cols[f * Col.Stride + Col.Size] as number
   /** bytes of data (FIEMAP) at the walk */
   data = (f: FileId): number => this.cols[f * Col.Stride + Col.Data] as number
@@ -89,6 +90,12 @@ export class FileTable {
     const dir = this.dirs[this.dirOf[f] as number] as string
     const name = this.names[f] as string
     return dir === '' ? name : `${dir}/${name}`
+  }
+
+  /** What any write to it moves, as the walk found it: size, mtime and ctime (s, ns each). */
+  stamp(f: FileId): number[] {
+    const b = f * Col.Stride
+    return [Col.Size, Col.MtimeSec, Col.MtimeNsec, Col.CtimeSec, Col.CtimeNsec].map((k) => this.cols[b + k] as number)
   }
 
   /** Whether f is older (mtime) than g. */

@@ -15,6 +15,8 @@ export interface Resolved {
   onProgress: ((p: DedupeProgress) => void) | undefined
   concurrency: number
   onGroup: DedupeOptions['onGroup']
+  /** the cache file (a byte string), where one is kept */
+  cache: string | undefined
 }
 
 const E = constants.errno

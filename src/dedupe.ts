@@ -10,8 +10,9 @@
 import * as fs from 'node:fs'
 import { RAW, requireNative, type Binding } from './binding.js'
 import { abortError, fsError } from './errors.js'
-import { abortSignal, boolean, callback, number, resolveOptions, toRawPaths, type OptionTable } from './args.js'
+import { abortSignal, boolean, callback, number, optionalPath, resolveOptions, toRawPaths, type OptionTable } from './args.js'
 import { Apply, type Share } from './dedupe-apply.js'
+import { DedupeCache } from './dedupe-cache.js'
 import { Report, type Resolved } from './dedupe-report.js'
 import { Found } from './dedupe-scan.js'
 import { bytes, shown } from './raw.js'
@@ -26,6 +27,7 @@ const optionTable: OptionTable<Resolved> = {
   onProgress: callback(),
   concurrency: number(4, 1),
   onGroup: callback(),
+  cache: optionalPath(),
 }
 
 /** How this OS shares a keeper's blocks with its duplicates, comparing first. */
@@ -56,11 +58,13 @@ export async function dedupe(paths: PathLike | PathLike[], options?: DedupeOptio
   if (o.signal?.aborted) throw abortError(o.signal)
   // Every path must exist before anything is done.
   for (const p of list) await fs.promises.lstat(bytes(p)).catch((e: unknown) => { throw Object.assign(e as Error, { path: shown(p) }) })
+  const cache = o.cache === undefined ? undefined : await DedupeCache.open(o.cache)
   const report = new Report(o)
   const found = new Found(binding, report, list.length > 1, process.platform === 'linux')
   try {
     for (const p of list) await found.path(p)
-    await new Apply(found, sharer(binding, found)).run()
+    await new Apply(found, sharer(binding, found), cache).run()
+    if (cache !== undefined && !o.dryRun) await cache.save(found.table)
   } catch (e) {
     // The walk rejects with the signal's reason: one error for an abort, wherever it came.
     if (o.signal?.aborted) throw abortError(o.signal)

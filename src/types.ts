@@ -264,6 +264,13 @@ export interface DedupeOptions {
   concurrency?: number
   /** Called for each set of identical files once it is done (dryRun: found). */
   onGroup?: (group: DedupeGroup) => void
+  /**
+   * A file where runs keep what they proved about files' contents (by device, inode, size,
+   * mtime and ctime), like duperemove's --hashfile: a later run reads none of the files a run
+   * before found different from the rest of their size, unless they changed. Created where
+   * missing; anything else there is an error (EINVAL) and left alone. Not written by a dryRun.
+   */
+  cache?: PathLike
 }
 
 /** A set of identical files: the keeper, the files now sharing its blocks, those that already did. */

@@ -206,6 +206,68 @@ for (const kind of ['xfs', 'btrfs'] as FsKind[]) {
       assert.deepEqual(snapshot(root), before)
     })
 
+    test('an opt-in cache: a second run reads none of the near-duplicates and says the same; a file changed since is read again', async (t) => {
+      const m = await needMount(t, kind)
+      if (m === undefined) return
+      const root = freshDir(m, 'cached')
+      const cacheDir = freshDir(m, 'cache')
+      const cache = `${cacheDir}/runs`
+      const near: Array<[string, Buffer]> = []
+      for (let i = 0; i < 3; i++) {
+        const data = randomBytes(4 * MiB)
+        put(`${root}/near/a${i}`, data)
+        put(`${root}/near/b${i}`, flip(data, 3 * MiB + i)) // past every sample: only a full compare tells
+        near.push([`${root}/near/a${i}`, data])
+      }
+      const dup = randomBytes(MiB)
+      for (const f of ['x/1', 'y/2', 'z/3']) put(`${root}/${f}`, dup)
+      const before = snapshot(root)
+
+      const dry = await dedupe(root, { cache, dryRun: true })
+      assert.equal(dry.deduped.files, 2 + 3, 'a dry run counts the pairs whose samples agree (only the kernel tells them apart)')
+      assert.equal(fs.existsSync(cache), false, 'a dry run does not write the cache')
+      const first = await dedupe(root, { cache })
+      assert.equal(first.deduped.files, 2)
+      assert.ok(fs.statSync(cache).size > 0)
+
+      const run = async (o: { cache?: string }): Promise<{ r: DedupeResult; read: number }> => {
+        dropCaches()
+        const read0 = readBytes()
+        const r = await dedupe(root, o)
+        return { r, read: readBytes() - read0 }
+      }
+      const without = await run({})
+      const cached = await run({ cache })
+      const counts = (r: DedupeResult): unknown => [r.files, r.groups, r.deduped, r.alreadyShared, r.saved, r.skipped, r.errors]
+      assert.deepEqual(counts(cached.r), counts(without.r), 'the cache changes what is read, not what is said')
+      assert.equal(cached.r.alreadyShared.files, 2)
+      // without the cache, the three pairs are read again up to their difference (3 MiB each) to
+      // tell them apart; with it,
+      // only metadata (and whatever the process pages in after the caches were dropped)
+      assert.ok(cached.read < 4 * MiB, `with the cache the second run read ${cached.read} bytes`)
+      assert.ok(without.read - cached.read >= 15 * MiB, `without the cache the second run read ${without.read} bytes, with it ${cached.read}`)
+      assert.deepEqual(snapshot(root), before)
+
+      // b0 rewritten to a0's bytes: its mtime and ctime move, so its record no longer holds
+      put(`${root}/near/b0`, (near[0] as [string, Buffer])[1])
+      const changed = await dedupe(root, { cache })
+      assert.equal(changed.deduped.files, 1)
+      assert.equal(await sharedBytes(`${root}/near/b0`, `${root}/near/a0`), 4 * MiB)
+      assert.deepEqual(fs.readdirSync(cacheDir), ['runs'], 'no temporary file is left beside the cache')
+
+      // anything at the cache's path that is not a cache is an error, and left as it is
+      const other = `${cacheDir}/notes.txt`
+      fs.writeFileSync(other, 'not a cache')
+      fs.symlinkSync(cache, `${cacheDir}/link`)
+      for (const bad of [other, cacheDir, `${cacheDir}/link`]) {
+        const b0 = fs.readFileSync(cache)
+        await assert.rejects(dedupe(root, { cache: bad }), (e: NodeJS.ErrnoException) => e.code === 'EINVAL' && /dedupe cache/.test(e.message))
+        assert.deepEqual(fs.readFileSync(cache), b0)
+      }
+      assert.equal(fs.readFileSync(other, 'utf8'), 'not a cache')
+      await assert.rejects(dedupe(root, { cache: `${cacheDir}/no/such/dir/c` }), { code: 'ENOENT' })
+    })
+
     test('saved adds up over many groups shared at once (concurrency 4): what df frees', async (t) => {
       const m = await needMount(t, kind)
       if (m === undefined) return
@@ -422,6 +484,17 @@ describe('clonefile dedupe', () => {
     assert.equal(r.deduped.files, 1, 'the one-byte files')
     assert.deepEqual(snapshot(root), before)
     assert.equal(runCli(['dedupe', '--min-size', 'lots', root]).status, 2)
+    const cacheDir = freshDir(m, 'cli-cache')
+    for (let i = 0; i < 2; i++) {
+      const cached = runCli(['dedupe', `--cache=${cacheDir}/c`, root])
+      assert.equal(cached.status, 0, cached.stderr)
+      assert.match(cached.stdout, /^6 files · 2 groups · 0 deduped · 4 already shared/)
+    }
+    assert.ok(fs.statSync(`${cacheDir}/c`).size > 0)
+    const notCache = runCli(['dedupe', '--cache', `${root}/a`, root])
+    assert.equal(notCache.status, 1)
+    assert.match(notCache.stderr, /EINVAL: it is not a clonefile dedupe cache/)
+    assert.deepEqual(snapshot(root), before)
     const missing = runCli(['dedupe', `${root}/nope`])
     assert.equal(missing.status, 1)
     assert.match(missing.stderr, /ENOENT/)

@@ -13,6 +13,9 @@ so a file changed during the run is left as it is, never overwritten).
 
   -n, --dry-run         find and report what would be shared and freed; change nothing
       --min-size=SIZE   leave out files smaller than SIZE (bytes, or 4K, 1M, 2G; default 1)
+      --cache=FILE      keep in FILE what this run proved (by inode, size, mtime, ctime), so a
+                        later run with the same FILE reads none of the files it found different
+                        and unchanged since (like duperemove's --hashfile); created if missing
   -v, --verbose         list each group of identical files, and each file skipped
       --progress        show a progress bar (the default on a terminal)
       --json            print the result as JSON
@@ -24,6 +27,7 @@ Exit status: 0 success, 1 if any file failed (see the errors), 2 bad usage.
 const options = {
   'dry-run': { type: 'boolean', short: 'n', default: false },
   'min-size': { type: 'string' },
+  cache: { type: 'string' },
   verbose: { type: 'boolean', short: 'v', default: false },
   progress: { type: 'boolean' },
   'no-progress': { type: 'boolean', default: false },
@@ -85,6 +89,7 @@ export async function dedupeCommand(args: string[]): Promise<number> {
   try {
     result = await dedupe(positionals, {
       dryRun, minSize, signal: interrupt.signal,
+      ...(v.cache === undefined ? {} : { cache: v.cache }),
       ...(onGroup === undefined ? {} : { onGroup }),
       ...(bar === undefined ? {} : { onProgress: (p) => bar.update({ files: p.files, bytes: p.bytes }) }),
     })
