@@ -39,9 +39,17 @@ export class DedupeCache {
   static async open(path: string): Promise<DedupeCache> {
     let data: Buffer
     try {
-      const st = await fs.promises.lstat(bytes(path))
-      if (!st.isFile()) throw notCache(path, 'it is not a regular file')
-      data = await fs.promises.readFile(bytes(path), { flag: fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW })
+      // Not following a link, and not waiting on a FIFO put there: opened, then checked.
+      const { O_RDONLY, O_NOFOLLOW, O_NONBLOCK } = fs.constants
+      const fh = await fs.promises.open(bytes(path), O_RDONLY | O_NOFOLLOW | O_NONBLOCK).catch((e: NodeJS.ErrnoException) => {
+        throw e.code === 'ELOOP' ? notCache(path, 'it is a symbolic link') : e
+      })
+      try {
+        if (!(await fh.stat()).isFile()) throw notCache(path, 'it is not a regular file')
+        data = await fh.readFile()
+      } finally {
+        await fh.close()
+      }
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e
       // A new cache: its directory must be there now, not be found missing after the run.

@@ -259,7 +259,8 @@ for (const kind of ['xfs', 'btrfs'] as FsKind[]) {
       const other = `${cacheDir}/notes.txt`
       fs.writeFileSync(other, 'not a cache')
       fs.symlinkSync(cache, `${cacheDir}/link`)
-      for (const bad of [other, cacheDir, `${cacheDir}/link`]) {
+      execFileSync('mkfifo', [`${cacheDir}/fifo`])
+      for (const bad of [other, cacheDir, `${cacheDir}/link`, `${cacheDir}/fifo`]) {
         const b0 = fs.readFileSync(cache)
         await assert.rejects(dedupe(root, { cache: bad }), (e: NodeJS.ErrnoException) => e.code === 'EINVAL' && /dedupe cache/.test(e.message))
         assert.deepEqual(fs.readFileSync(cache), b0)
