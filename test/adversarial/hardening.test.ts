@@ -6,7 +6,7 @@ import assert from 'node:assert/strict'
 import { execFileSync, spawn } from 'node:child_process'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
-import { describe, test } from 'node:test'
+import { after, describe, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { tmpdir } from 'node:os'
 import { isUtf8 } from 'node:buffer'
@@ -51,7 +51,13 @@ const operations: Operation[] = [
   // read-only as far as this table goes: it changes no name, and only shares blocks of files
   // whose bytes the kernel found equal; its `files` stands where usage has set.files
   { name: 'dedupe', writes: false, run: async (s) => ({ set: { files: (await dedupe(s)).files } }) },
+  // the same with the opt-in cache (kept off the trees, shared by every case and run): later
+  // runs take groups a run before proved apart as such, reading nothing of them
+  { name: 'dedupe --cache', writes: false, run: async (s) => ({ set: { files: (await dedupe(s, { cache: DEDUPE_CACHE })).files } }) },
 ]
+
+const DEDUPE_CACHE = path.join(tmpdir(), `clonefile-adversarial-${process.pid}.cache`)
+after(() => fs.rmSync(DEDUPE_CACHE, { force: true }))
 
 const INDEX_JS = fileURLToPath(new URL('../../src/index.js', import.meta.url))
 const FS_JS = fileURLToPath(new URL('../../src/fs.js', import.meta.url))
@@ -635,14 +641,19 @@ describe('adversarial: dedupe', () => {
     const script = `
       import { dedupe } from ${JSON.stringify(INDEX_JS)}
       const sleep = new Int32Array(new SharedArrayBuffer(4))
-      await dedupe(process.argv[1], { concurrency: 1, onGroup: () => Atomics.wait(sleep, 0, 0, 20), filter: () => (Atomics.wait(sleep, 0, 0, 1), true) })`
-    const child = spawn(process.execPath, ['--input-type=module', '-e', script, base], { stdio: 'ignore' })
+      await dedupe(process.argv[1], { cache: process.argv[2], concurrency: 1, onGroup: () => Atomics.wait(sleep, 0, 0, 20), filter: () => (Atomics.wait(sleep, 0, 0, 1), true) })`
+    // with a cache: one from an earlier run over a part of the tree, that the killed run was to replace
+    const cache = path.join(freshDir(m), 'cache')
+    await dedupe(path.join(base, 'd0'), { cache })
+    const cached = fs.readFileSync(cache)
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script, base, cache], { stdio: 'ignore' })
     const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()))
     await new Promise((r) => setTimeout(r, 400))
     child.kill('SIGKILL')
     await exited
     assert.deepEqual(files.map((f) => fs.readFileSync(f).toString('base64')), before)
-    const r = await dedupe(base)
+    assert.deepEqual(fs.readFileSync(cache), cached, 'the cache is as the earlier run left it: it is written whole, at the end')
+    const r = await dedupe(base, { cache })
     assert.equal(r.errors.length, 0)
     assert.equal(r.deduped.files + r.alreadyShared.files, 99)
     assert.deepEqual(files.map((f) => fs.readFileSync(f).toString('base64')), before)
