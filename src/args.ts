@@ -175,11 +175,11 @@ export function abortSignal(): Spec<AbortSignal | undefined> {
   }
 }
 
-/** A path (PathLike) as a byte string, or undefined. */
-export function optionalPath(): Spec<string | undefined> {
+/** A path (string, Buffer or file URL), or undefined: snapshots' `store`, dedupe's `cache`. */
+export function optionalPath(): Spec<NativePath | undefined> {
   return {
     default: undefined,
-    check: (name, value) => toRaw(toPath(name, value)),
+    check: (name, value) => toPath(name, value),
   }
 }
 

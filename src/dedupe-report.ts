@@ -3,6 +3,7 @@
 // after it (dedupe-apply.ts).
 import { constants } from 'node:os'
 import { abortError, errnoName, errnoOf } from './errors.js'
+import type { NativePath } from './binding.js'
 import { named, shown } from './raw.js'
 import type { DedupeGroup, DedupeIssue, DedupeOptions, DedupeProgress, DedupeResult, TreeEntry } from './types.js'
 
@@ -15,8 +16,8 @@ export interface Resolved {
   onProgress: ((p: DedupeProgress) => void) | undefined
   concurrency: number
   onGroup: DedupeOptions['onGroup']
-  /** the cache file (a byte string), where one is kept */
-  cache: string | undefined
+  /** the cache file, where one is kept */
+  cache: NativePath | undefined
 }
 
 const E = constants.errno

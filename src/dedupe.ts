@@ -15,7 +15,7 @@ import { Apply, type Share } from './dedupe-apply.js'
 import { DedupeCache } from './dedupe-cache.js'
 import { Report, type Resolved } from './dedupe-report.js'
 import { Found } from './dedupe-scan.js'
-import { bytes, shown } from './raw.js'
+import { bytes, shown, toRaw } from './raw.js'
 import { tempNameRaw } from './temp.js'
 import type { DedupeOptions, DedupeResult, PathLike } from './types.js'
 
@@ -58,7 +58,7 @@ export async function dedupe(paths: PathLike | PathLike[], options?: DedupeOptio
   if (o.signal?.aborted) throw abortError(o.signal)
   // Every path must exist before anything is done.
   for (const p of list) await fs.promises.lstat(bytes(p)).catch((e: unknown) => { throw Object.assign(e as Error, { path: shown(p) }) })
-  const cache = o.cache === undefined ? undefined : await DedupeCache.open(o.cache)
+  const cache = o.cache === undefined ? undefined : await DedupeCache.open(toRaw(o.cache))
   const report = new Report(o)
   const found = new Found(binding, report, list.length > 1, process.platform === 'linux')
   try {

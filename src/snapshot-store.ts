@@ -12,7 +12,7 @@ import { constants } from 'node:os'
 import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path'
 import { CWD, type Binding } from './binding.js'
 import { fromNative, fsError, invalidArgType, invalidArgValue } from './errors.js'
-import { toPath, type OptionTable, type Spec } from './args.js'
+import { optionalPath, toPath, type OptionTable, type Spec } from './args.js'
 import { filesystemName } from './fallback.js'
 import { removeTreeAt } from './remove.js'
 import { TEMP_PREFIX } from './temp.js'
@@ -23,7 +23,7 @@ const { EAGAIN, EWOULDBLOCK, ENOENT, EEXIST } = constants.errno
 export const SUBVOLUME_INO = 256
 
 /** The `store` option every snapshot call takes. */
-export const storeSpec: Spec<PathLike | undefined> = { default: undefined, check: (name, v) => toPath(name, v) }
+export const storeSpec: Spec<PathLike | undefined> = optionalPath()
 /** The options of the calls that take nothing else (list, diff, delete). */
 export const storeTable: OptionTable<{ store: PathLike | undefined }> = { store: storeSpec }
 
